@@ -1,0 +1,95 @@
+"""Data specs: the bundled digits, torchvision datasets from local files, image folders, fake data, errors."""
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.core.data import TensorBatches, load_data
+from workbench.core.errors import SpecError
+
+
+def test_sample_digits_split_is_fixed_and_stratified(digits):
+    assert digits.input_shape == (1, 8, 8) and digits.num_classes == 10
+    assert digits.train.num_samples == 1438 and digits.test.num_samples == 359
+    ys = torch.cat([y for _, y in digits.test])
+    counts = torch.bincount(ys, minlength=10)
+    assert counts.min() >= 34 and counts.max() <= 38          # ~20% of each class's ~180
+    x, _ = next(iter(digits.test))
+    assert abs(float(x.mean())) < 0.2 and 0.8 < float(x.std()) < 1.2   # normalised
+    again = load_data("sample:digits")
+    assert torch.equal(next(iter(again.test))[1], next(iter(digits.test))[1])
+    assert sum(len(y) for _, y in digits.calib) == 256
+
+
+def test_tensor_batches_shuffle_per_pass_and_cover_everything():
+    b = TensorBatches(torch.arange(10).float(), torch.arange(10), batch_size=4, shuffle=True, seed=1)
+    first = torch.cat([y for _, y in b])
+    second = torch.cat([y for _, y in b])
+    assert len(b) == 3
+    assert sorted(first.tolist()) == list(range(10)) and not torch.equal(first, second)
+
+
+def _write_idx(path, array, magic):
+    with open(path, "wb") as fh:
+        fh.write(struct.pack(">I", magic))
+        for d in array.shape:
+            fh.write(struct.pack(">I", d))
+        fh.write(array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("prefix,folder", [("mnist", "MNIST"), ("fashionmnist", "FashionMNIST")])
+def test_mnist_like_from_local_files(tmp_path, prefix, folder):
+    raw = tmp_path / folder / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 30), ("t10k", 10)):
+        _write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28)), 0x803)
+        _write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, (n,)), 0x801)
+    d = load_data(f"{prefix}:{tmp_path}")
+    assert d.input_shape == (1, 28, 28) and d.num_classes == 10
+    assert d.train.num_samples == 30 and d.test.num_samples == 10
+    x, y = next(iter(d.train))
+    assert x.dtype == torch.float32 and x.shape[1:] == (1, 28, 28)
+
+
+@pytest.mark.parametrize("prefix", ["mnist", "fashionmnist", "cifar10", "cifar100", "svhn"])
+def test_dataset_root_without_files_is_a_clear_error(tmp_path, prefix):
+    with pytest.raises(SpecError) as exc:
+        load_data(f"{prefix}:{tmp_path}")
+    assert str(tmp_path) in str(exc.value)
+    with pytest.raises(SpecError, match="no such folder"):
+        load_data(f"{prefix}:{tmp_path}/missing")
+
+
+def test_imagefolder(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("cat", "dog"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+    d = load_data(f"imagefolder:{tmp_path}:16")
+    assert d.input_shape == (3, 16, 16) and d.num_classes == 2 and d.class_names == ["cat", "dog"]
+    x, y = next(iter(d.test))
+    assert x.shape == (6, 3, 16, 16)
+
+
+def test_fake_data():
+    d = load_data("fake:3x32x32:5:40")
+    assert d.input_shape == (3, 32, 32) and d.num_classes == 5
+    assert d.train.num_samples == 32 and d.test.num_samples == 8
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("digits", "PREFIX:VALUE"),
+    ("sample:digitz", "did you mean digits"),
+    ("minst:/tmp", "did you mean mnist"),
+    ("fake:3x32:10", "fake:CxHxW:CLASSES"),
+    ("mnist:", "needs a folder"),
+])
+def test_bad_data_specs(spec, needle):
+    with pytest.raises(SpecError) as exc:
+        load_data(spec)
+    assert needle in str(exc.value)

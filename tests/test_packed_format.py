@@ -1,0 +1,178 @@
+"""The packed (Deep Compression) format: bit-exact round trips, gap overflow, breakdown, bad files, CLI."""
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench.core.errors import CheckpointError
+from workbench.core.export import ExportSource, export_model
+from workbench.core.models import load_model
+from workbench.core.packed.container import PREFIX, read_container, write_container
+from workbench.core.packed.sparse_index import from_gaps, to_gaps
+from workbench.core.packed.tensor_codec import decode_tensor, encode_tensor, patterns
+
+from cli_helpers import run_cli
+from quant_helpers import make_session, run_stage
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def round_trip(t: torch.Tensor, huffman_coding: bool = True) -> tuple[torch.Tensor, dict]:
+    enc = encode_tensor("t", t, huffman_coding)
+    views = [memoryview(s) for s in enc.streams]
+    return decode_tensor(enc.meta, views, t.dtype, t.numel()), enc.report
+
+
+def bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Identical bit patterns, except that -0.0 may come back as +0.0 (a zero is a zero)."""
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(patterns(a.where(a != 0, 0)), patterns(b.where(b != 0, 0)))
+
+
+@settings(max_examples=120, deadline=None)
+@given(shape=st.lists(st.integers(0, 40), min_size=1, max_size=3), density=st.floats(0.0, 1.0),
+       distinct=st.sampled_from([1, 2, 7, 32, 255, 256, 300, 0]), dtype=st.sampled_from(DTYPES),
+       huffman_coding=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_sparse_tensors_round_trip_bit_exactly(shape, density, distinct, dtype, huffman_coding, seed):
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randn(shape, generator=g)
+    if distinct:                                       # clustered: a few shared values
+        book = torch.randn(distinct, generator=g)
+        values = book[torch.randint(0, distinct, shape, generator=g)]
+    t = (values * (torch.rand(shape, generator=g) < density)).to(dtype)   # masking leaves -0.0 too
+    back, report = round_trip(t, huffman_coding)
+    assert bits_equal(back, t)
+    assert report["nonzero"] == int((t != 0).sum())
+
+
+@pytest.mark.parametrize("t", [torch.zeros(0, 5), torch.zeros(300, 7), torch.zeros(1), torch.tensor([1.0, 0.0, float("nan"), float("-inf")]),
+                               torch.arange(12, dtype=torch.int64).reshape(3, 4), torch.tensor([True, False, True])])
+def test_edge_tensors(t):
+    back, _ = round_trip(t)
+    assert back.dtype == t.dtype and back.shape == t.shape
+    assert bytes(back.numpy().tobytes()) == bytes(t.numpy().tobytes())
+
+
+def test_negative_zeros_count_as_pruned():
+    t = torch.randn(1000) * (torch.rand(1000) < 0.05)          # about half the zeros are -0.0
+    assert (patterns(t) == 0x80000000).sum() > 100
+    back, report = round_trip(t)
+    assert torch.equal(back, t) and report["nonzero"] == int((t != 0).sum())
+
+
+def test_gap_overflow_inserts_filler_entries():
+    positions = np.array([0, 3, 3 + 16, 3 + 16 + 17, 1000])
+    gaps, real = to_gaps(positions, 4)
+    assert gaps.max() <= 15
+    skipped = np.diff(positions, prepend=-1) - 1                  # zeros before each entry: 0 2 15 16 963
+    assert (~real).sum() == (skipped // 16).sum() == 61
+    assert np.array_equal(from_gaps(gaps)[real], positions)
+    t = torch.zeros(20000)
+    t[[5, 19999]] = torch.tensor([1.5, -2.0])
+    back, report = round_trip(t)
+    assert torch.equal(back, t) and report["fillers"] > 0 and report["layout"].startswith("sparse")
+    for bits in range(4, 9):                                       # gap width fixed by the caller
+        enc = encode_tensor("t", t, gap_bits=bits)
+        assert enc.meta["p"] == bits and enc.report["fillers"] == (19999 - 5 - 1) // 2 ** bits + 5 // 2 ** bits
+        assert torch.equal(decode_tensor(enc.meta, [memoryview(x) for x in enc.streams], t.dtype, t.numel()), t)
+    with pytest.raises(ValueError):
+        encode_tensor("t", t, gap_bits=9)
+
+
+@pytest.fixture(scope="module")
+def clustered(digits, tmp_path_factory):
+    """digits_mlp with 90% of each weight matrix pruned and k-means at 5 bits, as a snapshot."""
+    from workbench.core.snapshots import save_snapshot
+    session = make_session(digits, "sample:digits_mlp", tmp_path_factory.mktemp("run"))
+    for name, p in session.model.named_parameters():
+        if name.endswith("weight"):
+            session.masks[name] = p.detach().abs() > p.detach().abs().quantile(0.9)
+    session.apply_masks()
+    run_stage(session, "quantize", 1, method="kmeans", bits=5)
+    return session, save_snapshot(session, 1, "quantize", None)
+
+
+def test_model_round_trip_is_exact_and_breakdown_adds_up(clustered, tmp_path):
+    session, _ = clustered
+    source = ExportSource.from_session(session, batch=32)
+    result = export_model(source, "packed", tmp_path / "m.packed")
+    assert result.verified and result.max_abs_diff == 0.0
+    details = result.details
+    assert details["total"] == result.bytes == (tmp_path / "m.packed").stat().st_size
+    layer = details["layers"]["fc2.weight"]
+    assert layer["layout"] == "sparse+codebook" and layer["codebook_size"] <= 32 and layer["nonzero"] == 3000
+    for stream in ("indices", "gaps"):
+        bound = details["entropy_bound"][stream]
+        assert bound <= details["streams"][stream] <= bound * 1.1 + 64   # Huffman: within a bit per symbol
+    assert sum(row["total"] for row in details["layers"].values()) + details["header"] == result.bytes
+    loaded = load_model(str(tmp_path / "m.packed"))
+    x = session.example_input(32)
+    assert torch.equal(loaded.module(x), session.model.eval()(x))
+    assert torch.equal(loaded.state["masks"]["fc1.weight"], session.masks["fc1.weight"])
+    assert torch.equal(loaded.state["codebooks"]["fc3.weight"], session.codebooks["fc3.weight"].unique())
+    dense = sum(p.numel() for p in session.model.parameters()) * 4
+    assert dense / result.bytes > 15
+
+
+def _rewrite(path, out, edit):
+    header, streams = read_container(path)
+    header = json.loads(json.dumps(header))
+    payload = [bytes(s) for parts in streams for s in parts]
+    edit(header, payload)
+    write_container(out, header, payload)
+
+
+def test_corrupt_and_truncated_files_raise_checkpoint_error(clustered, tmp_path):
+    session, _ = clustered
+    good = tmp_path / "good.packed"
+    assert export_model(ExportSource.from_session(session), "packed", good).verified
+    data = good.read_bytes()
+    cases = {"empty": b"", "prefix only": data[:PREFIX.size], "half": data[: len(data) // 2],
+             "last byte gone": data[:-1], "wrong magic": b"XXXX" + data[4:],
+             "flipped payload byte": data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:],
+             "huge header length": data[:5] + struct.pack("<I", 2**31) + data[9:]}
+    for label, blob in cases.items():
+        bad = tmp_path / f"{label.replace(' ', '_')}.packed"
+        bad.write_bytes(blob)
+        with pytest.raises(CheckpointError, match="packed"):
+            load_model(str(bad))
+
+    def huge_entries(header, payload):      # valid checksum, absurd counts: refused before allocating
+        header["tensors"][0]["e"] = 10**12
+
+    def wrong_shape(header, payload):
+        header["tensors"][2]["s"] = [5, 5]
+
+    def sizes_do_not_add_up(header, payload):
+        header["tensors"][0]["z"][2] += 1
+
+    def garbage_indices(header, payload):
+        payload[2] = bytes(len(payload[2]))     # fc1.weight's index stream zeroed (checksum recomputed)
+
+    for edit in (huge_entries, wrong_shape, sizes_do_not_add_up, garbage_indices):
+        bad = tmp_path / f"{edit.__name__}.packed"
+        _rewrite(good, bad, edit)
+        try:
+            loaded = load_model(str(bad))
+        except CheckpointError:
+            continue
+        x = session.example_input(4)   # decoding garbage may succeed; it must then still be a well-formed model
+        assert loaded.module(x).shape == (4, 10), edit.__name__
+
+
+def test_workbench_export_cli_round_trip(clustered, tmp_path):
+    _, snapshot = clustered
+    out = tmp_path / "cli.packed"
+    done = run_cli("export", str(snapshot), "--format", "packed", "--out", str(out), "--data", "sample:digits")
+    assert done.returncode == 0 and "verified (max |diff| 0)" in done.stdout, done.stderr
+    again = run_cli("export", str(out), "--format", "safetensors", "--out", str(tmp_path / "m.safetensors"),
+                    "--data", "sample:digits")
+    assert again.returncode == 0 and "verified" in again.stdout, again.stderr
+    a, b = load_model(str(out)).module, load_model(str(tmp_path / "m.safetensors")).module
+    x = torch.randn(8, 1, 8, 8)
+    assert torch.equal(a(x), b(x))
+    assert zlib.crc32(out.read_bytes()) == zlib.crc32(out.read_bytes())

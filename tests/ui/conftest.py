@@ -1,0 +1,63 @@
+"""Fixtures for driving the real window offscreen: isolated settings, recorded message boxes, tiny recipes."""
+import os
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path):
+    """QSettings (INI, user scope) written under the test's folder, never the user's."""
+    folder = tmp_path / "settings"
+    folder.mkdir()
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    yield folder
+
+
+class Messages(list):
+    """Every message box shown: (title, text, details). `answer` is what a question box returns."""
+    answer = QMessageBox.StandardButton.No
+
+    def texts(self) -> str:
+        return "\n".join(f"{t}: {m}" for t, m, _ in self)
+
+
+@pytest.fixture(autouse=True)
+def messages(monkeypatch):
+    shown = Messages()
+
+    def fake_exec(box):
+        shown.append((box.windowTitle(), box.text(), box.detailedText()))
+        if box.standardButtons() & QMessageBox.StandardButton.Yes:
+            return shown.answer
+        return QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QMessageBox, "exec", fake_exec)
+    return shown
+
+
+TINY = [{"kind": "train", "epochs": 1}, {"kind": "export", "formats": ["safetensors"]}]
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    from workbench.ui.app import make_app
+    from workbench.ui.main_window import MainWindow
+    make_app()
+    from .helpers import write_recipe
+    windows = []
+
+    def make(stages=TINY, model="sample:digits_mlp", recipe=None):
+        recipe = recipe or write_recipe(tmp_path / "recipe.yaml", stages)
+        w = MainWindow(model=model, data="sample:digits", recipe=recipe, runs_dir=str(tmp_path / "runs"))
+        qtbot.addWidget(w)
+        w.show()
+        windows.append(w)
+        qtbot.waitUntil(lambda: w.browser.info is not None and w.model_spec == model, timeout=60_000)
+        return w
+
+    yield make
+    for w in windows:
+        w.control.stop_and_wait(30)

@@ -1,0 +1,179 @@
+"""Background runs from the real window: snapshots, plots, stop, failures, export, compare, closing."""
+import json
+import time
+from pathlib import Path
+
+from workbench.core.events import Progress, StageFailed
+from workbench.core.stages import train as train_stage
+
+from .helpers import wait_run
+
+LONG = [{"kind": "train", "epochs": 500}, {"kind": "export", "formats": ["safetensors"]}]
+
+
+def test_short_run_fills_snapshots_plots_and_runs_view(make_window, qtbot, messages):
+    w = make_window(stages=[{"kind": "train", "epochs": 1}, {"kind": "prune", "sparsity": 0.5, "finetune_epochs": 0},
+                            {"kind": "export", "formats": ["safetensors"]}])
+    assert w.start_run()
+    assert not w.acts["run"].isEnabled() and w.acts["stop"].isEnabled()
+    wait_run(qtbot, w)
+    assert not messages, messages.texts()
+    report = json.loads((Path(w.control.out_dir) / "report.json").read_text())
+    assert report["status"] == "ok" and len(report["snapshots"]) == 3
+    assert report["exports"][0]["verified"]
+    # runs view: one run, three snapshots with their numbers
+    assert len(w.runs.snapshots) == 3
+    pruned = [r for r in w.runs.snapshots.values() if r["stage"] == "prune"][0]
+    assert pruned["nonzero_params"] < pruned["params"]
+    # plots received data (and redraw at most every 50 ms)
+    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
+    assert "train/loss" in w.plots.metrics and "train/accuracy" in w.plots.metrics
+    assert set(w.plots.sparsity) == {"fc1", "fc2", "fc3"} and max(w.plots.sparsity.values()) > 0.3
+    assert len(w.plots.points) == 3 and w.plots.scatter.points().size == 3
+    assert w.run_panel.overall_bar.value() == w.run_panel.overall_bar.maximum()
+    assert w.acts["run"].isEnabled() and not w.acts["stop"].isEnabled()
+    # the inspector follows the selected snapshot: the pruned layer shows its zero spike
+    w.runs.select(pruned["path"])
+    w.browser.select_layer("fc1")
+    qtbot.waitUntil(lambda: w.inspector.arrays is not None and "prune" in w.inspector.title.text()
+                    and w.inspector.arrays.name == "fc1", timeout=20_000)
+    # ... and so does the model browser: the tree shows the snapshot's non-zeros
+    qtbot.waitUntil(lambda: w.browser.info["total"]["nonzero_params"] == pruned["nonzero_params"], timeout=20_000)
+    assert "prune" in w.browser.totals.text()
+    arrays = w.inspector.arrays
+    assert arrays.mask_kept is not None and arrays.heat_pruned.any()
+    assert arrays.zeros / (arrays.zeros + arrays.hist_counts.sum()) > 0.3
+    # a click on a scatter point selects that snapshot
+    baseline = [p for p, r in w.runs.snapshots.items() if r["stage"] == "baseline"][0]
+    w.plots.snapshotClicked.emit(baseline)
+    assert w.runs.selected_paths() == [baseline]
+    # compare two snapshots side by side
+    dialog = w.compare(baseline, pruned["path"])
+    assert dialog.layers_table.rowCount() == 3
+    # export plots
+    paths = w.plots.export_all(str(Path(w.control.out_dir) / "plots"))
+    assert all(Path(p).stat().st_size > 1000 for p in paths)
+
+
+def test_export_dialog_verifies(make_window, qtbot, tmp_path):
+    w = make_window()
+    w.start_run()
+    wait_run(qtbot, w)
+    snap = sorted(w.runs.snapshots)[-1]
+    w.runs.select(snap)
+    dialog = w.export_dialog()
+    assert dialog.list.count() >= 3
+    dialog.select_format("state_dict")
+    dialog.path.setText(str(tmp_path / "out.pt"))
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.result is not None or dialog.error is not None, timeout=30_000)
+    assert dialog.result.verified and "verified" in dialog.status.text()
+    assert (tmp_path / "out.pt").stat().st_size == dialog.result.bytes
+    dialog.close()
+
+
+def test_stop_keeps_the_previous_snapshot(make_window, qtbot, messages):
+    w = make_window(stages=LONG)
+    ended = []
+    w.control.listeners.append(lambda ev: isinstance(ev, StageFailed) and ended.append(time.monotonic()))
+    w.start_run()
+    qtbot.waitUntil(lambda: w.run_panel.stage_bar.value() > 0 and w.run_panel.started == 1, timeout=60_000)
+    t0 = time.monotonic()
+    w.stop_run()
+    wait_run(qtbot, w, timeout=10_000)
+    assert ended and ended[0] - t0 < 1.0, "the stage should end within a second of Stop"
+    report = json.loads((Path(w.control.out_dir) / "report.json").read_text())
+    assert report["status"] == "cancelled" and len(report["snapshots"]) == 1
+    assert [r["stage"] for r in w.runs.snapshots.values()] == ["baseline"]
+    assert w.control.last_failure.cancelled and not messages   # stopping is not an error
+    assert "stopped" in w.runs.runs[str(Path(w.control.out_dir).resolve())].text(0)
+    assert w.acts["run"].isEnabled()
+
+
+def test_failing_stage_shows_readable_error(make_window, qtbot, messages, monkeypatch):
+    def boom(session, params):
+        yield Progress(1, 10, "training")
+        raise RuntimeError("simulated failure in the stage")
+    monkeypatch.setattr(train_stage, "run", boom)
+    w = make_window()
+    w.control.in_process = True   # the patch lives in this process: run the stages on a thread here
+    w.start_run()
+    wait_run(qtbot, w)
+    title, text, details = messages[-1]
+    assert title == "Stage failed" and "simulated failure" in text and "Traceback" in details
+    assert w.acts["run"].isEnabled()
+    # the window stays usable: another run starts
+    monkeypatch.undo()
+    assert w.start_run()
+    wait_run(qtbot, w)
+
+
+def test_failing_stage_in_the_child_process(make_window, qtbot, messages):
+    w = make_window(stages=[{"kind": "export", "formats": ["safetensors"], "dir": "/proc/not-writable"}])
+    w.start_run()
+    wait_run(qtbot, w)
+    title, text, details = messages[-1]
+    assert title == "Stage failed" and "export failed" in text
+    assert w.control.last_failure is not None and not w.control.last_failure.cancelled
+
+
+def test_bad_input_before_the_run_is_a_message(make_window, qtbot, messages):
+    w = make_window()
+    w.data_spec = "sample:nope"
+    w.start_run()
+    wait_run(qtbot, w)
+    assert "Cannot run" in messages.texts() and "unknown sample data" in messages.texts()
+
+
+def test_closing_during_a_run_asks_and_stops_cleanly(make_window, qtbot, messages):
+    w = make_window(stages=LONG)
+    w.start_run()
+    qtbot.waitUntil(lambda: w.run_panel.started == 1, timeout=60_000)
+    messages.answer = messages.answer.No
+    w.close()
+    assert w.isVisible() and w.control.running()   # "No": keep running
+    messages.answer = messages.answer.Yes
+    w.close()
+    assert not w.isVisible() and not w.control.running()
+    out = Path(w.control.out_dir)
+    assert json.loads((out / "report.json").read_text())["status"] == "cancelled"
+    leftovers = [p.name for p in out.rglob(".*")]
+    assert not leftovers, leftovers   # no half-written temporary files or folders
+
+
+def test_layout_and_recent_files_are_remembered(make_window, qtbot, tmp_path):
+    from workbench.ui import settings
+    w = make_window()
+    w.docks["runs"].hide()
+    w.close()
+    assert "sample:digits_mlp" in settings.recent("models")
+    w2 = make_window()
+    assert not w2.docks["runs"].isVisible()
+    assert w2.menus["recent_models"].actions()[0].text() == "sample:digits_mlp"
+
+
+def test_sensitivity_curves_reach_the_analysis_plot(make_window, qtbot, messages):
+    w = make_window(stages=[{"kind": "sensitivity", "sparsities": [0.5, 0.9]}])
+    w.start_run()
+    wait_run(qtbot, w)
+    assert not messages, messages.texts()
+    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
+    curves = w.plots.series[("sparsity", "accuracy")]
+    assert set(curves) == {"sensitivity/fc1", "sensitivity/fc2", "sensitivity/fc3"}
+    assert len(w.plots.series_plots) == 1 and not w.plots.series_empty.isVisible()
+    # fork: the last snapshot becomes the current model
+    snapshot = sorted(w.runs.snapshots)[-1]
+    w.runs.select(snapshot)
+    w.runs.buttons["Fork"].click()
+    qtbot.waitUntil(lambda: w.model_spec == snapshot, timeout=20_000)
+
+
+def test_unexpected_errors_become_a_dialog(make_window, messages):
+    from workbench.ui import errors
+    make_window()
+    try:
+        raise ValueError("something odd")
+    except ValueError as exc:
+        errors._excepthook(type(exc), exc, exc.__traceback__)
+    title, text, details = messages[-1]
+    assert title == "Unexpected error" and "something odd" in text and "Traceback" in details

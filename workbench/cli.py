@@ -1,0 +1,96 @@
+"""`workbench` command line: the GUI by default; `inspect`, `run`, `export` headless.
+
+Exit status: 0 success, 2 bad input (one line, no traceback), 1 failure inside a stage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .core.errors import BadInput, WorkbenchError
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_RECIPE = ROOT / "resources" / "recipes" / "deep_compression.yaml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="Make neural networks smaller and faster.")
+    sub = p.add_subparsers(dest="command")
+    g = sub.add_parser("gui", help="open the desktop application (default)")
+    g.add_argument("--model"), g.add_argument("--data"), g.add_argument("--recipe")
+
+    i = sub.add_parser("inspect", help="per-layer table: shape, params, non-zeros, sparsity, FLOPs")
+    i.add_argument("spec")
+    i.add_argument("--arch", help="architecture of a bare state dict (e.g. arch:lenet5)")
+    i.add_argument("--trust", action="store_true", help="allow loading a pickled full model")
+    i.add_argument("--data", help="data spec: adds test accuracy and sizes the model")
+    i.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    r = sub.add_parser("run", help="run a recipe headless")
+    r.add_argument("recipe")
+    r.add_argument("--model"), r.add_argument("--data"), r.add_argument("--out")
+    r.add_argument("--arch"), r.add_argument("--trust", action="store_true")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--quiet", action="store_true", help="only the final summary")
+
+    e = sub.add_parser("export", help="export a snapshot or model to a file, verified by reading it back")
+    e.add_argument("spec")
+    e.add_argument("--format", required=True, dest="fmt")
+    e.add_argument("--out", required=True)
+    e.add_argument("--arch"), e.add_argument("--data"), e.add_argument("--trust", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "gui"
+    try:
+        if command == "inspect":
+            from .commands.inspect import inspect_command
+            return inspect_command(args)
+        if command == "run":
+            from .commands.run import run_command
+            return run_command(args)
+        if command == "export":
+            from .commands.export import export_command
+            return export_command(args)
+        return gui_command(getattr(args, "model", None), getattr(args, "data", None), getattr(args, "recipe", None))
+    except BadInput as exc:
+        print(f"workbench: error: {exc.message}", file=sys.stderr)
+        return 2
+    except WorkbenchError as exc:
+        print(f"workbench: failed: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        return 130
+
+
+def has_display() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal", "vnc"):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def gui_command(model: str | None, data: str | None, recipe: str | None) -> int:
+    if not has_display():
+        recipe = recipe or str(SAMPLE_RECIPE)
+        print("workbench: no display found (DISPLAY is not set); running the recipe headless instead:\n"
+              f"  workbench run {recipe} --model {model or 'sample:digits_mlp'} --data {data or 'sample:digits'}",
+              file=sys.stderr)
+        from .commands.run import run_command
+        ns = argparse.Namespace(recipe=recipe, model=model or "sample:digits_mlp", data=data or "sample:digits",
+                                out=None, arch=None, trust=False, device="cpu", seed=None, quiet=False)
+        return run_command(ns)
+    from .ui.app import main as gui_main
+    return gui_main(model=model, data=data, recipe=recipe)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Implementations of the headless commands (`inspect`, `run`, `export`)."""

@@ -1,0 +1,38 @@
+"""`workbench inspect SPEC`: the per-layer table."""
+from __future__ import annotations
+
+import json
+
+
+def human(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def format_table(info: dict) -> str:
+    rows = [("layer", "type", "shape", "params", "non-zero", "sparsity", "FLOPs")]
+    for r in info["layers"]:
+        rows.append((r["name"], r["type"], "x".join(map(str, r["shape"])), f"{r['params']:,}",
+                     f"{r['nonzero_params']:,}", f"{r['sparsity']:.1%}", human(r["flops"])))
+    t = info["total"]
+    rows.append(("TOTAL", "", "", f"{t['params']:,}", f"{t['nonzero_params']:,}", f"{t['sparsity']:.1%}", human(t["flops"])))
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    lines = []
+    for k, row in enumerate(rows):
+        if k == len(rows) - 1:
+            lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
+        lines.append("  ".join(cell.ljust(w) if c < 3 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths))))
+    lines.append(f"model {info['model']}, input {'x'.join(map(str, info['input_shape']))}, "
+                 f"dense fp32 {t['dense_bytes'] / 1e6:.2f} MB")
+    if info.get("accuracy") is not None:
+        lines.append(f"test accuracy on {info['data']}: {info['accuracy']:.4f}")
+    return "\n".join(lines)
+
+
+def inspect_command(args) -> int:
+    from ..core.inspection import inspect
+    info = inspect(args.spec, args.data, args.arch, args.trust)
+    print(json.dumps(info, indent=1) if args.json else format_table(info))
+    return 0

@@ -1,0 +1,115 @@
+"""Run a recipe in a child process and stream its events back: the same `events()` / `cancel()` as `Run`.
+
+A GUI that iterates `Run.events()` on a thread shares the interpreter lock with the training loop;
+between torch kernels the loop's Python holds it, and the GUI thread waits. A child process has
+its own interpreter, so the GUI's event loop is never held up by model code. Events are plain frozen
+dataclasses, so they cross the process boundary by pickling unchanged. Children fork from a
+forkserver that has imported torch, the runner, every stage and every export format once, so a run
+starts in milliseconds; they run at a lower priority (nice) and leave one core to the GUI.
+
+    run = ChildRun(recipe, model="sample:digits_mlp", data="sample:digits", out_dir="runs/x")
+    for event in run.events():   # raises BadInput before the first event, like Run
+        ...
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import threading
+import traceback
+from typing import Any, Iterator
+
+from .errors import BadInput, WorkbenchError
+from .recipe import Recipe
+
+CHILD_NICE = 10         # the child yields the CPU to the GUI process on a busy machine
+POLL_SECONDS = 0.2
+
+
+def _child_main(recipe: dict, options: dict, events: Any, cancel: Any) -> None:
+    try:
+        os.nice(CHILD_NICE)
+    except (AttributeError, OSError):
+        pass
+    import torch
+
+    from .runner import Run
+
+    cores = os.cpu_count() or 1
+    if cores > 1 and torch.get_num_threads() > cores - 1:
+        torch.set_num_threads(cores - 1)     # leave a core to the GUI
+    try:
+        run = Run(Recipe.from_dict(recipe), **options)
+        threading.Thread(target=lambda: cancel.wait() and run.cancel(), daemon=True).start()
+        for event in run.events():
+            events.put(("event", event))
+    except BadInput as exc:
+        events.put(("bad_input", (exc.message, exc.details)))
+    except WorkbenchError as exc:
+        events.put(("error", (exc.message, exc.details or traceback.format_exc())))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which shows it
+        events.put(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
+    finally:
+        events.put(("end", None))
+        events.close()
+        events.join_thread()
+
+
+def _context():
+    """forkserver where there is one (Linux, macOS): the server imports torch and the runner once, so
+    each run starts in milliseconds instead of seconds; spawn elsewhere. Never plain fork: the GUI
+    process has threads."""
+    if "forkserver" in mp.get_all_start_methods():
+        from . import export, stages
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["workbench.core.runner", *(f"{export.__name__}.{n}" for n in export.available()),
+                                    *(f"{stages.__name__}.{k}" for k in stages.available())])
+        return ctx
+    return mp.get_context("spawn")
+
+
+class ChildRun:
+    """One execution of a recipe in a fresh child process."""
+
+    def __init__(self, recipe: Recipe, **options: Any) -> None:
+        ctx = _context()
+        self._events = ctx.Queue()
+        self._cancel = ctx.Event()
+        self._process = ctx.Process(target=_child_main, args=(recipe.to_dict(), options, self._events, self._cancel),
+                                    name="workbench-run", daemon=True)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def kill(self) -> None:
+        """Last resort (the run ignores cancel): files are written atomically, so nothing is left half-written."""
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+
+    def events(self) -> Iterator:
+        self._process.start()
+        ended = False
+        try:
+            while True:
+                try:
+                    kind, payload = self._events.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    if not self._process.is_alive():
+                        raise WorkbenchError(f"the run's process ended unexpectedly (exit code {self._process.exitcode})")
+                    continue
+                if kind == "event":
+                    yield payload
+                elif kind == "bad_input":
+                    raise BadInput(*payload)
+                elif kind == "error":
+                    raise WorkbenchError(*payload)
+                else:
+                    ended = True
+                    return
+        finally:
+            if ended:   # the child is exiting on its own; reap it without waiting here
+                threading.Thread(target=self._process.join, daemon=True).start()
+            else:       # stopped early (the caller closed the generator, or the child died)
+                self.kill()

@@ -1,0 +1,87 @@
+"""Events that the runner (and each stage generator) yields. Plain frozen data: no tensors, no modules."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: float
+    total: float
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A scalar as it evolves, e.g. name="train/loss", step = global step or epoch."""
+    name: str
+    value: float
+    step: float
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Per-layer numbers, e.g. {"fc1": {"sparsity": 0.9, "params": 19200}}."""
+    layers: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Series:
+    """A whole curve, e.g. sensitivity of one layer: x = sparsities, y = accuracies."""
+    name: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    x_label: str = ""
+    y_label: str = ""
+
+
+@dataclass(frozen=True)
+class Log:
+    level: str  # "info" | "warning" | "error"
+    text: str
+
+
+@dataclass(frozen=True)
+class StageStarted:
+    index: int          # position in the recipe (0-based)
+    kind: str
+    total_stages: int
+
+
+@dataclass(frozen=True)
+class SnapshotSaved:
+    index: int          # snapshot number (0 = baseline)
+    stage: str
+    path: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageFailed:
+    index: int
+    kind: str
+    message: str
+    details: str = ""
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class ExportWritten:
+    format: str
+    path: str
+    bytes: int
+    verified: bool
+    max_abs_diff: float | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    out_dir: str
+    report_path: str
+    ok: bool
+    message: str = ""
+
+
+Event = Progress | Metric | LayerStats | Series | Log | StageStarted | SnapshotSaved | StageFailed | ExportWritten | RunFinished

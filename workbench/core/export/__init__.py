@@ -1,0 +1,124 @@
+"""Export formats: write a model to a file atomically, read it back with a fresh loader, verify outputs.
+
+Each format is a module in this package exposing `FORMAT = Format(...)`. `export_model` is the only
+way files are written, so every export is atomic and verified the same way.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import BadInput
+from ..io import atomic_path
+
+
+@dataclass
+class ExportSource:
+    """What a format needs: the model, how to rebuild it, its compression state, and example inputs."""
+    model: nn.Module
+    record: dict
+    state: dict[str, Any]
+    example: torch.Tensor
+    history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_session(cls, session, batch: int = 8) -> "ExportSource":
+        return cls(session.model, session.record, session.state(), session.example_input(batch).cpu(), session.history)
+
+
+@dataclass
+class Format:
+    name: str
+    suffix: str
+    description: str
+    write: Callable[[ExportSource, Path], dict | None]   # returns details (e.g. size breakdown)
+    read: Callable[[Path, dict], Callable[[torch.Tensor], torch.Tensor]]  # (path, record) -> callable model
+    tolerance: float = 1e-5
+    candidate: bool = False           # may serve as a snapshot's compressed file
+    applies: Callable[[ExportSource], str | None] | None = None  # reason it cannot export this model
+
+
+@dataclass
+class ExportResult:
+    format: str
+    path: str
+    bytes: int
+    verified: bool
+    max_abs_diff: float | None
+    error: str | None = None
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def available() -> list[str]:
+    return [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+
+
+def _module_name(fmt: str) -> str:
+    return {"safetensors": "safetensors_format"}.get(fmt, fmt)
+
+
+def formats() -> dict[str, Format]:
+    out = {}
+    for name in available():
+        mod = importlib.import_module(f"{__name__}.{name}")
+        f: Format | None = getattr(mod, "FORMAT", None)
+        if f is not None:
+            out[f.name] = f
+    return out
+
+
+def get_format(name: str) -> Format:
+    fmts = formats()
+    if name not in fmts:
+        raise BadInput(f"unknown export format {name!r} (known: {', '.join(sorted(fmts))})")
+    return fmts[name]
+
+
+def reference_output(model: nn.Module, example: torch.Tensor) -> torch.Tensor:
+    model = model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    with torch.inference_mode():
+        return model(example.to(device)).float().cpu()
+
+
+def export_model(source: ExportSource, fmt: str, path: str | Path) -> ExportResult:
+    """Write, read back, compare. Never raises for a failing model: the result says what went wrong."""
+    f = get_format(fmt)
+    path = Path(path)
+    reason = f.applies(source) if f.applies else None
+    if reason:
+        return ExportResult(fmt, str(path), 0, False, None, error=reason)
+    try:
+        with atomic_path(path) as tmp:
+            details = f.write(source, tmp) or {}
+    except Exception as exc:  # noqa: BLE001 - any failure is reported with the format's name
+        return ExportResult(fmt, str(path), 0, False, None, error=f"writing {fmt} failed: {type(exc).__name__}: {exc}",
+                            details={"traceback": traceback.format_exc()})
+    size = path.stat().st_size
+    try:
+        loaded = f.read(path, source.record)
+        expected = reference_output(source.model, source.example)
+        with torch.inference_mode():
+            got = loaded(source.example)
+        got = (got[0] if isinstance(got, (tuple, list)) else got).float().cpu()
+        if got.shape != expected.shape:
+            return ExportResult(fmt, str(path), size, False, None, f"read-back output shape {list(got.shape)} "
+                                f"differs from the model's {list(expected.shape)}", details)
+        diff = float((got - expected).abs().max()) if got.numel() else 0.0
+    except Exception as exc:  # noqa: BLE001
+        return ExportResult(fmt, str(path), size, False, None,
+                            f"reading back {fmt} failed: {type(exc).__name__}: {str(exc)[:200]}", details)
+    ok = math.isfinite(diff) and diff <= f.tolerance * max(1.0, float(expected.abs().max()))
+    return ExportResult(fmt, str(path), size, ok, diff,
+                        None if ok else f"outputs differ by {diff:.3g} (tolerance {f.tolerance:g})", details)

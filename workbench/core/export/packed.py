@@ -1,0 +1,112 @@
+"""`packed`: the Deep Compression format: sparse relative indices, shared-value codebooks, Huffman coding.
+
+Every tensor of the state dict is encoded by `core/packed/tensor_codec.py` in its cheapest layout;
+the header holds the model record, so the file reloads without --arch (`workbench export x.packed`,
+or `--model x.packed`). The loader rebuilds the architecture, checks every tensor's name, shape and
+dtype against it before decoding anything, and decodes bit-exactly.
+`write` returns the size breakdown per layer and per stream with the entropy bound of the index
+and gap streams; it lands in report.json `exports[].breakdown`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from ..models import LoadedModel, load_state_into, rebuild
+from ..packed.container import PREFIX, read_container, write_container
+from ..packed.huffman import HuffmanError
+from ..packed.tensor_codec import CodecError, decode_tensor, encode_tensor
+from . import ExportSource, Format
+
+STREAM_KEYS = ["codebook", "indices", "gaps", "tables", "values"]
+
+
+def write(source: ExportSource, path: Path, huffman_coding: bool = True, gap_bits: int | None = None) -> dict:
+    """Write the packed file; huffman_coding=False stores fixed-width streams (the paper's "+clustering" step);
+    gap_bits (4-8) fixes the relative-index width, None picks the cheapest per tensor."""
+    masks, books = source.state.get("masks", {}), source.state.get("codebooks", {})
+    encoded, payload = [], []
+    for name, t in source.model.state_dict().items():
+        enc = encode_tensor(name, t.detach().cpu(), huffman_coding, gap_bits)
+        enc.meta.update({"mk": int(name in masks), "cb": int(name in books)})
+        encoded.append(enc)
+        payload.extend(enc.streams)
+    header = {"record": source.record, "tensors": [e.meta for e in encoded]}
+    head_bytes = write_container(path, header, payload)
+    return breakdown(encoded, PREFIX.size + head_bytes)
+
+
+def breakdown(encoded: list, header_bytes: int) -> dict:
+    """Bytes per layer and per stream, with the entropy bound of the Huffman-coded streams."""
+    layers, streams = {}, dict.fromkeys(STREAM_KEYS, 0)
+    bound = {"indices": 0.0, "gaps": 0.0}
+    for e in encoded:
+        r = e.report
+        row = {k: r.get(k, 0) for k in STREAM_KEYS}
+        row["total"] = sum(row.values())
+        row.update({k: r[k] for k in ("layout", "gap_bits", "storage", "codebook_size", "nonzero", "fillers") if k in r})
+        row["entropy_bytes"] = {k: round(v, 1) for k, v in r.get("entropy_bytes", {}).items()}
+        layers[e.meta["n"]] = row
+        for k in STREAM_KEYS:
+            streams[k] += row[k]
+        for k, v in r.get("entropy_bytes", {}).items():
+            bound[k] += v
+    return {"header": header_bytes, "streams": streams, "entropy_bound": {k: round(v, 1) for k, v in bound.items()},
+            "total": header_bytes + sum(streams.values()), "layers": layers}
+
+
+def load(path: str | Path) -> LoadedModel:
+    """Read a packed file into a model (and the masks/codebooks it was written with)."""
+    path = Path(path)
+    header, streams = read_container(path)
+    record = header.get("record")
+    if not isinstance(record, dict) or "base" not in record:
+        raise CheckpointError(f"{path}: packed header has no model record")
+    try:
+        model = rebuild(record)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a record naming something that cannot be built
+        raise CheckpointError(f"{path}: cannot rebuild the model it describes ({str(exc)[:120]})") from None
+    expected = model.state_dict()
+    metas = header["tensors"]
+    names = [m.get("n") if isinstance(m, dict) else None for m in metas]
+    if names != list(expected):
+        raise CheckpointError(f"{path}: tensors in the file do not match the architecture {record['base']}")
+    sd, state = {}, {"masks": {}, "codebooks": {}}
+    for meta, parts in zip(metas, streams):
+        ref = expected[meta["n"]]
+        if list(meta.get("s", [])) != list(ref.shape) or meta.get("d") != str(ref.dtype).removeprefix("torch."):
+            raise CheckpointError(f"{path}: {meta['n']} is {meta.get('d')} {meta.get('s')} in the file, "
+                                  f"{ref.dtype} {list(ref.shape)} in the architecture")
+        try:
+            t = decode_tensor(meta, parts, ref.dtype, ref.numel())
+        except (CodecError, HuffmanError, KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: corrupt data for {meta['n']} ({exc})") from None
+        sd[meta["n"]] = t
+        if meta.get("mk"):
+            state["masks"][meta["n"]] = t != 0
+        if meta.get("cb"):
+            state["codebooks"][meta["n"]] = t[t != 0].float().unique()
+    load_state_into(model, sd, record["base"])
+    return LoadedModel(model.eval(), str(path), tuple(record["input_shape"]), record["num_classes"], record,
+                       state=state, meta={"format": "packed"})
+
+
+def read(path: Path, record: dict):
+    return load(path).module
+
+
+def _applies(source: ExportSource) -> str | None:
+    if source.record.get("frozen") or "base" not in source.record:
+        return "packed needs a model that can be rebuilt from its record (not a frozen .pt2/TorchScript/pickle)"
+    for k, v in source.model.state_dict().items():
+        if not isinstance(v, torch.Tensor) or v.is_quantized:
+            return f"packed holds float models; {k} is quantized (use state_dict)"
+    return None
+
+
+FORMAT = Format("packed", ".packed", "Deep Compression: sparse relative indices + codebooks + Huffman coding",
+                write, read, tolerance=0.0, candidate=True, applies=_applies)

@@ -1,0 +1,38 @@
+"""The model browser's data: one row per module that owns parameters, totals, accuracy."""
+from __future__ import annotations
+
+import torch
+
+from . import metrics
+from .data import load_data
+from .models import LoadedModel, load_model
+
+
+def example_for(loaded: LoadedModel) -> torch.Tensor:
+    if not loaded.input_shape:
+        raise ValueError(f"{loaded.spec}: unknown input shape; give --data")
+    return torch.randn(1, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
+
+
+def inspect_loaded(loaded: LoadedModel, data=None) -> dict:
+    example = data.example_input(1) if data is not None else example_for(loaded)
+    rows = metrics.layer_table(loaded.module, example)
+    total_flops, _ = metrics.flops_per_module(loaded.module, example)
+    total = metrics.summarize(rows, total_flops)
+    return {
+        "model": loaded.spec,
+        "data": data.spec if data is not None else None,
+        "input_shape": list(example.shape[1:]),
+        "layers": [r.to_dict() for r in rows],
+        "total": total,
+        "accuracy": metrics.accuracy(loaded.module, data.test) if data is not None else None,
+    }
+
+
+def inspect(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False) -> dict:
+    data = load_data(data_spec) if data_spec else None
+    loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust)
+    if data is not None:
+        from .runner import check_fits
+        check_fits(loaded.module, data, spec)
+    return inspect_loaded(loaded, data)

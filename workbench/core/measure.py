@@ -1,0 +1,44 @@
+"""The numbers recorded for every snapshot (the rows of report.json)."""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import torch
+
+from . import metrics
+from .snapshots import smallest_file
+
+
+def cpu_copy(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    return model if device.type == "cpu" else copy.deepcopy(model).cpu()
+
+
+def measure(session, folder: Path, baseline_dense_bytes: int | None) -> dict:
+    """Accuracy, sizes, FLOPs and latency of the session's model; writes the compressed file into `folder`."""
+    model = session.model
+    example = session.example_input(1)
+    rows = metrics.layer_table(model, example)
+    flops_total, _ = metrics.flops_per_module(model, example)
+    summary = metrics.summarize(rows, flops_total)
+    dense = baseline_dense_bytes if baseline_dense_bytes is not None else summary["dense_bytes"]
+    fmt, nbytes = smallest_file(session, folder)
+    acc = metrics.accuracy(model, session.data.test, session.device)
+    cpu_model = cpu_copy(model, session.device)
+    lat = metrics.latency_ms(cpu_model, example.cpu())
+    return {
+        "accuracy": acc,
+        "params": summary["params"],
+        "nonzero_params": summary["nonzero_params"],
+        "sparsity": summary["sparsity"],
+        "flops": summary["flops"],
+        "dense_bytes": dense,
+        "compressed_bytes": nbytes,
+        "compressed_format": fmt,
+        "compression_ratio": dense / nbytes if nbytes else None,
+        "latency_ms": lat,
+        "layers": {r.name: {"params": r.params, "nonzero_params": r.nonzero_params, "sparsity": r.sparsity,
+                            "flops": r.flops, "shape": r.shape} for r in rows},
+        "measured_at": time.time(),
+    }

@@ -1,0 +1,140 @@
+"""Measurements of a model: parameters, non-zeros, per-layer sparsity, FLOPs, bytes, latency, accuracy.
+
+Everything here is measured: FLOPs by `torch.utils.flop_counter.FlopCounterMode` on one sample,
+latency by timing real forward passes, sizes from files on disk.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    type: str
+    shape: list[int]
+    params: int
+    nonzero_params: int
+    sparsity: float
+    flops: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def layer_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors a module owns directly: its parameters, or the unpacked weights of a quantized module."""
+    tensors = {n: p.detach() for n, p in module.named_parameters(recurse=False)}
+    if not tensors and callable(getattr(module, "weight", None)):  # torch.ao quantized Linear / Conv
+        try:
+            w = module.weight()
+            tensors["weight"] = w.dequantize() if w.is_quantized else w
+            b = module.bias() if callable(getattr(module, "bias", None)) else None
+            if b is not None:
+                tensors["bias"] = b.detach()
+        except Exception:  # noqa: BLE001 - a module whose packed weights cannot be read has none to show
+            pass
+    return tensors
+
+
+def layer_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Modules that own parameters, by qualified name, in definition order."""
+    return [(name, m) for name, m in model.named_modules() if layer_tensors(m)]
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(total, non-zero) over every parameter of the model, quantized weights included."""
+    total = nonzero = 0
+    for _, m in layer_modules(model):
+        for t in layer_tensors(m).values():
+            total += t.numel()
+            nonzero += int(torch.count_nonzero(t))
+    return total, nonzero
+
+
+def flops_per_module(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, int]]:
+    """FLOPs of one forward pass on `example`, in total and per qualified module name."""
+    counter = FlopCounterMode(display=False)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), counter:
+            model(example)
+    finally:
+        model.train(was_training)
+    counts = counter.get_flop_counts()
+    total = int(sum(counts.get("Global", {}).values()))
+    root = type(model).__name__
+    per_module: dict[str, int] = {}
+    for key, ops in counts.items():
+        if key.startswith(root + "."):
+            per_module[key[len(root) + 1:]] = int(sum(ops.values()))
+    return total, per_module
+
+
+def layer_table(model: nn.Module, example: torch.Tensor | None = None) -> list[LayerInfo]:
+    flops = flops_per_module(model, example)[1] if example is not None else {}
+    rows = []
+    for name, m in layer_modules(model):
+        tensors = layer_tensors(m)
+        weight = tensors.get("weight", next(iter(tensors.values())))
+        params = sum(t.numel() for t in tensors.values())
+        nonzero = sum(int(torch.count_nonzero(t)) for t in tensors.values())
+        rows.append(LayerInfo(name, type(m).__name__, list(weight.shape), params, nonzero,
+                              1.0 - nonzero / params if params else 0.0, flops.get(name, 0)))
+    return rows
+
+
+def summarize(rows: Iterable[LayerInfo], flops_total: int | None = None) -> dict:
+    rows = list(rows)
+    params = sum(r.params for r in rows)
+    nonzero = sum(r.nonzero_params for r in rows)
+    return {
+        "params": params,
+        "nonzero_params": nonzero,
+        "sparsity": 1.0 - nonzero / params if params else 0.0,
+        "flops": flops_total if flops_total is not None else sum(r.flops for r in rows),
+        "dense_bytes": params * 4,
+    }
+
+
+def file_bytes(path: str | os.PathLike) -> int:
+    return os.path.getsize(path)
+
+
+def latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 5, repeats: int = 30,
+               max_seconds: float = 5.0) -> float:
+    """Median wall time of one forward pass on `example` (batch 1), after warm-up runs."""
+    model.eval()
+    times: list[float] = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(example)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(example)
+            times.append(time.perf_counter() - t0)
+            if time.perf_counter() - start > max_seconds and len(times) >= 5:
+                break
+    return statistics.median(times) * 1000.0
+
+
+def accuracy(model: nn.Module, batches: Iterable, device: str | torch.device = "cpu") -> float:
+    """Top-1 accuracy in [0, 1]."""
+    model.eval()
+    correct = total = 0
+    with torch.inference_mode():
+        for x, y in batches:
+            out = model(x.to(device))
+            correct += int((out.argmax(1).cpu() == y).sum())
+            total += len(y)
+    return correct / total if total else 0.0

@@ -1,0 +1,84 @@
+"""The packed file: a fixed prefix, a zlib-compressed JSON header, then the payload of streams.
+
+    offset 0   b"WBPK"            magic
+           4   version            1 byte
+           5   header length      uint32, little-endian (compressed bytes)
+           9   CRC-32             uint32 of header + payload
+          13   header             zlib(JSON): {"record": ..., "tensors": [{..., "z": [stream sizes]}]}
+               payload            every tensor's streams, in header order
+
+`read_container` checks the magic, the lengths against the file size and the checksum, and that the
+stream sizes in the header add up to exactly the payload, before anything is decoded or allocated.
+"""
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+from ..errors import CheckpointError
+
+MAGIC = b"WBPK"
+VERSION = 1
+PREFIX = struct.Struct("<4sBII")
+MAX_HEADER = 64 << 20     # decompressed header bytes at most
+
+
+def write_container(path: Path, header: dict, payload: list[bytes]) -> int:
+    """Write the file; returns the size of the compressed header."""
+    head = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
+    body = b"".join(payload)
+    crc = zlib.crc32(body, zlib.crc32(head))
+    with open(path, "wb") as fh:
+        fh.write(PREFIX.pack(MAGIC, VERSION, len(head), crc))
+        fh.write(head)
+        fh.write(body)
+    return len(head)
+
+
+def _fail(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"{path}: not a valid packed file ({why})")
+
+
+def read_container(path: Path) -> tuple[dict, list[list[memoryview]]]:
+    """(header, streams per tensor); raises CheckpointError on anything malformed."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(data) < PREFIX.size:
+        raise _fail(path, f"truncated: {len(data)} bytes")
+    magic, version, head_len, crc = PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise _fail(path, "wrong magic bytes")
+    if version != VERSION:
+        raise _fail(path, f"format version {version}, this workbench reads {VERSION}")
+    if head_len > len(data) - PREFIX.size:
+        raise _fail(path, f"truncated: header of {head_len} bytes in a {len(data)}-byte file")
+    view = memoryview(data)
+    head = view[PREFIX.size:PREFIX.size + head_len]
+    body = view[PREFIX.size + head_len:]
+    if zlib.crc32(body, zlib.crc32(head)) != crc:
+        raise _fail(path, "checksum mismatch: the file is corrupt or truncated")
+    try:
+        inflater = zlib.decompressobj()
+        text = inflater.decompress(head, MAX_HEADER)
+        if inflater.unconsumed_tail:
+            raise ValueError("header too large")
+        header = json.loads(text)
+        tensors = header["tensors"]
+        sizes = [[int(z) for z in t["z"]] for t in tensors]
+    except (zlib.error, ValueError, KeyError, TypeError) as exc:
+        raise _fail(path, f"unreadable header: {str(exc)[:100]}") from None
+    if any(len(z) != 6 or min(z) < 0 for z in sizes) or sum(map(sum, sizes)) != len(body):
+        raise _fail(path, f"stream sizes in the header do not add up to the {len(body)}-byte payload")
+    streams, offset = [], 0
+    for z in sizes:
+        parts = []
+        for n in z:
+            parts.append(body[offset:offset + n])
+            offset += n
+        streams.append(parts)
+    return header, streams

@@ -1,0 +1,183 @@
+"""Stage settings: typed dataclass fields with metadata, and one validator for recipes and forms.
+
+Each stage kind declares `Params` as a dataclass whose fields are made with `param(...)`. The
+metadata (help text, range, choices, whether the value names layers) drives both the recipe
+validator and the GUI's generated form, so the two can never disagree.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import MISSING, field, fields
+from typing import Any, Callable
+
+from .errors import RecipeError
+
+
+def param(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
+          min_exclusive: bool = False, max_exclusive: bool = False, choices: list | None = None,
+          layers: bool = False, check: Callable[[Any], str | None] | None = None,
+          step: float | None = None, advanced: bool = False) -> Any:
+    """A stage setting. Ranges apply to every number inside the value (dict values, list items)."""
+    meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive, "max_exclusive": max_exclusive,
+            "choices": choices, "layers": layers, "check": check, "step": step, "advanced": advanced}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def param_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    """(field, resolved type) for each field of a Params class."""
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in fields(cls)]
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return "list"
+    if origin is dict:
+        return "mapping"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+class _Mismatch(Exception):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path, self.message = path, message
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, path)
+            except _Mismatch as exc:
+                errors.append(exc)
+        deepest = max(errors, key=lambda e: len(e.path))
+        if deepest.path != path:
+            raise deepest
+        raise _Mismatch(path, f"expected {type_name(tp)}, got {type(value).__name__} {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Mismatch(path, "expected null")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch(path, f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch(path, f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch(path, f"expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch(path, f"expected text, got {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise _Mismatch(path, f"expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        key_tp, val_tp = typing.get_args(tp) or (Any, Any)
+        if not isinstance(value, dict):
+            raise _Mismatch(path, f"expected a mapping, got {value!r}")
+        return {_coerce(k, key_tp, f"{path}"): _coerce(v, val_tp, f"{path}.{k}") for k, v in value.items()}
+    raise _Mismatch(path, f"unsupported type {tp}")
+
+
+def _check_numbers(value: Any, meta: dict, path: str) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_numbers(v, meta, f"{path}.{k}")
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_numbers(v, meta, f"{path}[{i}]")
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    lo, hi = meta.get("min"), meta.get("max")
+    bad_lo = lo is not None and (value <= lo if meta.get("min_exclusive") else value < lo)
+    bad_hi = hi is not None and (value >= hi if meta.get("max_exclusive") else value > hi)
+    if bad_lo or bad_hi:
+        if lo is not None and hi is not None:
+            lb = "(" if meta.get("min_exclusive") else "["
+            rb = ")" if meta.get("max_exclusive") else "]"
+            raise _Mismatch(path, f"must be in {lb}{lo}, {hi}{rb}, got {value}")
+        if lo is not None:
+            raise _Mismatch(path, f"must be {'>' if meta.get('min_exclusive') else '>='} {lo}, got {value}")
+        raise _Mismatch(path, f"must be {'<' if meta.get('max_exclusive') else '<='} {hi}, got {value}")
+
+
+def check_value(f: dataclasses.Field, tp: Any, value: Any, path: str) -> Any:
+    """Coerce and check one field's value; raises RecipeError('path: message')."""
+    meta = f.metadata
+    try:
+        value = _coerce(value, tp, path)
+        choices = meta.get("choices")
+        if choices is not None:
+            for item in (value if isinstance(value, list) else [value]):
+                if isinstance(item, str) and item not in choices:
+                    raise _Mismatch(path, f"must be one of {', '.join(map(str, choices))}, got {item!r}")
+        _check_numbers(value, meta, path)
+        if meta.get("check"):
+            problem = meta["check"](value)
+            if problem:
+                raise _Mismatch(path, problem)
+    except _Mismatch as exc:
+        raise RecipeError(f"{exc.path}: {exc.message}") from None
+    return value
+
+
+def build(cls: type, raw: dict[str, Any], path: str, kind: str = "") -> Any:
+    """Validate a mapping of settings into a Params instance."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: expected a mapping of settings")
+    known = param_fields(cls)
+    names = {f.name for f, _ in known}
+    for key in raw:
+        if key not in names:
+            import difflib
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(sorted(names))})"
+            raise RecipeError(f"{path}.{key}: unknown field for {kind or cls.__qualname__}{hint}")
+    values = {}
+    for f, tp in known:
+        values[f.name] = check_value(f, tp, raw[f.name], f"{path}.{f.name}") if f.name in raw else default_of(f)
+    instance = cls(**values)
+    validate = getattr(instance, "validate", None)
+    if callable(validate):
+        problem = validate()
+        if problem:
+            field_name, _, message = problem.partition(": ")
+            raise RecipeError(f"{path}.{field_name}: {message}")
+    return instance
+
+
+def to_dict(params: Any) -> dict[str, Any]:
+    return {f.name: getattr(params, f.name) for f in fields(params)}

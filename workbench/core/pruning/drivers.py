@@ -1,0 +1,90 @@
+"""One object per kind of pruning, with the same small interface the `prune` stage drives:
+
+    driver.prune_step(k)   -> Iterator[Event]   prune to the schedule's k-th target
+    driver.rewind(rewinder)                      lottery ticket: surviving weights to earlier values
+    driver.finish(session)                       record what was done (masks, model transform)
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+
+from ..events import Progress
+from . import importance as imp
+from . import structured, unstructured
+from .layers import prunable_layers
+from .lottery import Rewinder
+
+Target = Callable[[float, int], float]   # (final sparsity, step) -> cumulative target after that step
+
+
+class UnstructuredDriver:
+    def __init__(self, session, p, classifier: str | None, target: Target) -> None:
+        self.session, self.p, self.target = session, p, target
+        self.layers = prunable_layers(session.model)
+        self.plan = unstructured.make_plan(list(self.layers), p.sparsity, p.scope, p.overrides, p.exclude,
+                                           classifier, p.classifier_scale)
+        self.generator = torch.Generator().manual_seed(session.seed)
+
+    def prune_step(self, k: int) -> Iterator:
+        session, p = self.session, self.p
+        if p.method in imp.NEEDS_GRADIENTS:
+            yield from imp.accumulate_gradients(session.model, imp.calibration_batches(session, p.calib_batches))
+        scores = imp.weight_scores(p.method, {n: self.layers[n] for n in self.plan.layers}, self.generator)
+        session.model.zero_grad(set_to_none=True)
+        yield Progress(0, 1, f"step {k + 1}: choosing weights")
+        plan = self.plan.scaled(lambda final: self.target(final, k))
+        masks = unstructured.compute_masks(self.layers, scores, plan, session.masks)
+        session.masks.update(masks)
+        unstructured.apply(session.model, masks)
+        yield Progress(1, 1, f"step {k + 1}: pruned")
+
+    def rewind(self, rewinder: Rewinder) -> None:
+        rewinder.rewind(self.session.model)
+        self.session.apply_masks()
+
+    def finish(self, session) -> dict:
+        return {"layers": self.plan.layers}
+
+
+class StructuredDriver:
+    def __init__(self, session, p, classifier: str | None, scheduler) -> None:
+        self.session, self.p = session, p
+        model = session.model
+        modules = dict(model.named_modules())
+        ignored = [modules[n] for n in {*p.exclude, *([classifier] if classifier else [])}]
+        self.example = session.example_input(1)
+        self.importance = imp.structured_importance(p.method, p.activation_stat)
+        self.pruner = structured.make_pruner(
+            model, self.example, self.importance, p.sparsity, p.scope,
+            {modules[n]: s for n, s in p.overrides.items()}, ignored, scheduler, _step_count(p),
+            p.round_to, p.max_layer_sparsity)
+
+    def prune_step(self, k: int) -> Iterator:
+        session, p = self.session, self.p
+        model = session.model
+        if p.method in imp.NEEDS_GRADIENTS or p.method in imp.NEEDS_ACTIVATIONS:
+            yield from imp.prepare_importance(self.importance, p.method, model,
+                                              imp.calibration_batches(session, p.calib_batches))
+        model.eval()
+        with torch.no_grad():  # importance reads gradients already accumulated in .grad
+            yield from structured.step(self.pruner)
+        model.zero_grad(set_to_none=True)
+        session.drop_stale_state()
+
+    def history(self) -> list[list]:
+        return structured.history(self.pruner)
+
+    def rewind(self, rewinder: Rewinder) -> None:
+        rewinder.rewind(self.session.model, self.history(), self.example)
+
+    def finish(self, session) -> dict:
+        t = structured.transform(session.model, tuple(self.example.shape[1:]), self.history())
+        session.set_model(session.model, transform=t)
+        return {"groups_pruned": len(t["history"])}
+
+
+def _step_count(p) -> int:
+    return 1 if p.schedule == "oneshot" else p.steps
+

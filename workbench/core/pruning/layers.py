@@ -1,0 +1,88 @@
+"""Which layers pruning works on, the final classifier, and per-layer statistics.
+
+A *prunable layer* is a module that owns a `weight` Parameter and is a Linear or a convolution
+(`nn.modules.conv._ConvNd`); it is named by its qualified module name (`fc1`, `layer1.0.conv2`).
+Sparsity always counts these layers' weights only: biases and batch-norm parameters are neither
+pruned nor counted.
+"""
+from __future__ import annotations
+
+import difflib
+
+import torch
+from torch import nn
+
+from ..metrics import layer_table
+
+PRUNABLE_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Qualified name -> module, in definition order."""
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, PRUNABLE_TYPES) and isinstance(getattr(m, "weight", None), nn.Parameter)}
+
+
+def classifier_name(model: nn.Module, example: torch.Tensor) -> str | None:
+    """The last prunable layer run in a forward pass whose outputs are the class scores."""
+    layers = prunable_layers(model)
+    order: list[str] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, _o, n=name: order.append(n)) for name, m in layers.items()]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    classes = out.shape[1] if isinstance(out, torch.Tensor) and out.ndim >= 2 else None
+    for name in reversed(order):
+        m = layers[name]
+        produced = getattr(m, "out_features", None) or getattr(m, "out_channels", None)
+        if produced == classes:
+            return name
+    return order[-1] if order else None
+
+
+def unknown_layer(name: str, known: list[str]) -> str:
+    """Message for a layer name that is not prunable in this model."""
+    close = difflib.get_close_matches(name, known, n=2)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    listing = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+    return f"no such layer{hint}; prunable layers: {listing}"
+
+
+def weight_sparsity(model: nn.Module, names: list[str] | None = None) -> float:
+    """Fraction of zero weights over the given prunable layers (all of them by default)."""
+    layers = prunable_layers(model)
+    total = zeros = 0
+    for name in names if names is not None else list(layers):
+        w = layers[name].weight.detach()
+        total += w.numel()
+        zeros += w.numel() - int(torch.count_nonzero(w))
+    return zeros / total if total else 0.0
+
+
+def weight_count(model: nn.Module) -> int:
+    return sum(m.weight.numel() for m in prunable_layers(model).values())
+
+
+def layer_stats(model: nn.Module, original: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
+    """Per-layer numbers for `LayerStats`: sparsity, params, nonzero_params and kept.
+
+    With `original` (params per layer before pruning), `sparsity` is the fraction of the layer's
+    original parameters that are zero *or removed*, so per-layer bars move for structured pruning
+    too, and `kept` = params / original params. Without it, `sparsity` is the fraction of zeros.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for row in layer_table(model):
+        base = (original or {}).get(row.name) or row.params
+        out[row.name] = {"sparsity": 1.0 - row.nonzero_params / base if base else 0.0, "params": float(row.params),
+                         "nonzero_params": float(row.nonzero_params), "kept": row.params / base if base else 1.0}
+    return out
+
+
+def param_counts(model: nn.Module) -> dict[str, int]:
+    return {row.name: row.params for row in layer_table(model)}

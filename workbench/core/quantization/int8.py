@@ -1,0 +1,174 @@
+"""int8 that really runs int8 kernels on the CPU: torch.ao quantization (FX graph mode, x86 backend).
+
+dynamic: Linear/LSTM/GRU weights stored as int8; activations quantized on the fly per batch.
+static:  weights and activations int8, activation ranges calibrated on the data's calibration split;
+         conv+bn+relu are fused, residual adds become quantized::add_relu.
+qat:     fake-quantized training (prepare_qat_fx), then the same conversion as static.
+Why torch.ao FX rather than PT2E or onnxruntime: see docs/architecture.md, "Quantization".
+
+Each conversion registers a replayable transform, so a snapshot of an int8 model reloads: the
+conversion is redone on a freshly built float model (observers uncalibrated) and the int8 state
+dict (weights, scales, zero points) is loaded into it.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import re
+import warnings
+from typing import Iterable, Iterator
+
+import torch
+from torch import nn
+
+from .. import transforms
+from ..errors import StageFailed
+
+BACKEND = "x86"
+# torch.load(weights_only=True) of quantized tensors (snapshots, state_dict files) goes through torch's
+# own TypedStorage path, which warns on every load; nothing a user can act on.
+warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+DYNAMIC_TYPES = (nn.Linear, nn.LSTM, nn.GRU)
+
+
+@contextlib.contextmanager
+def ao_quiet(backend: str = BACKEND) -> Iterator[None]:
+    """torch.ao is deprecated in favour of torchao (not installed); silence its warnings, pin the backend."""
+    previous = torch.backends.quantized.engine
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.ao")
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        warnings.filterwarnings("ignore", message=".*_aminmax.*")
+        torch.backends.quantized.engine = backend
+        try:
+            yield
+        finally:
+            torch.backends.quantized.engine = previous
+
+
+def convert_dynamic(model: nn.Module) -> nn.Module:
+    found = [type(m).__name__ for m in model.modules() if isinstance(m, DYNAMIC_TYPES)]
+    if not found:
+        kinds = sorted({type(m).__name__ for m in model.modules() if any(True for _ in m.parameters(recurse=False))})
+        raise StageFailed(f"int8_dynamic quantizes Linear/LSTM/GRU layers only; this model has none "
+                          f"(its layers: {', '.join(kinds) or 'none'}); use int8_static")
+    from torch.ao.quantization import quantize_dynamic
+    with ao_quiet():
+        return quantize_dynamic(copy.deepcopy(model).eval(), set(DYNAMIC_TYPES), dtype=torch.qint8)
+
+
+def _traced(fn, model: nn.Module, *args):
+    try:
+        with ao_quiet():
+            return fn(model, *args)
+    except Exception as exc:  # noqa: BLE001 - FX tracing errors name the Python construct or op
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise StageFailed(f"int8: cannot trace the model into a graph for quantization ({type(exc).__name__}: {first})") from None
+
+
+def prepare_static(model: nn.Module, example: torch.Tensor, qat: bool = False) -> nn.Module:
+    """Insert observers (static) or fake-quantize modules (qat) into a copy of the float model."""
+    from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
+    model = copy.deepcopy(model).cpu()
+    if qat:
+        return _traced(prepare_qat_fx, model.train(), get_default_qat_qconfig_mapping(BACKEND), (example,))
+    return _traced(prepare_fx, model.eval(), get_default_qconfig_mapping(BACKEND), (example,))
+
+
+def calibrate(prepared: nn.Module, batches: Iterable, limit: int) -> Iterator[int]:
+    """Run calibration batches through the observers; yields the number done."""
+    prepared.eval()
+    with torch.inference_mode(), ao_quiet():
+        for i, (x, _) in enumerate(batches):
+            if i >= limit:
+                break
+            prepared(x.cpu())
+            yield i + 1
+
+
+def convert(prepared: nn.Module) -> nn.Module:
+    from torch.ao.quantization.quantize_fx import convert_fx
+    with ao_quiet():
+        return convert_fx(prepared.eval())
+
+
+_UNSUPPORTED = re.compile(r"Could not run '([^']+)' with arguments from the '(\w+)' backend")
+
+
+def check_runs(model: nn.Module, example: torch.Tensor) -> None:
+    """Run the int8 model once; an op without an int8 kernel becomes a StageFailed naming it."""
+    try:
+        with torch.inference_mode(), ao_quiet():
+            model(example.cpu())
+    except (NotImplementedError, RuntimeError) as exc:
+        m = _UNSUPPORTED.search(str(exc))
+        if m:
+            raise StageFailed(f"int8: operator {m.group(1)} has no kernel for {m.group(2)} tensors; "
+                              f"exclude the layer that uses it or use int8_dynamic") from None
+        raise StageFailed(f"int8 model does not run: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _quantized_output(node, named: dict, is_float: dict) -> bool:
+    """Whether an FX node of a converted graph yields a quantized tensor."""
+    target = node.target
+    if node.op == "call_method" and target == "dequantize":
+        return False
+    if node.op == "call_function" and getattr(target, "__name__", "").startswith("quantize_per"):
+        return True
+    if node.op == "call_module" and type(named[target]).__module__.startswith("torch.ao.nn.quantized"):
+        return True
+    if node.op == "call_function" and str(getattr(target, "__module__", "") or "").startswith("torch._ops.quantized"):
+        return True
+    inputs = [a for a in node.all_input_nodes if a in is_float]
+    return bool(inputs) and not all(is_float[a] for a in inputs)     # views, pooling: follow their input
+
+
+def float_islands(model: nn.Module) -> list[str]:
+    """Compute ops of a converted FX graph that take float inputs, i.e. have no int8 kernel here."""
+    graph = getattr(model, "graph", None)
+    if graph is None:
+        return []
+    named = dict(model.named_modules())
+    is_float: dict = {}
+    out = []
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            is_float[node] = True
+        elif node.op in ("call_module", "call_function", "call_method"):
+            quantized = _quantized_output(node, named, is_float)
+            is_float[node] = not quantized
+            plumbing = node.target == "dequantize" or getattr(node.target, "__name__", "").startswith("quantize_per")
+            inputs = [a for a in node.all_input_nodes if a in is_float]
+            if not plumbing and inputs and all(is_float[a] for a in inputs):
+                what = type(named[node.target]).__name__ if node.op == "call_module" else getattr(node.target, "__name__", str(node.target))
+                out.append(f"{node.name} ({what})")
+    return out
+
+
+def int8_weight_bytes(model: nn.Module) -> int:
+    """Bytes of int8 weights held by the model's quantized layers (a check that the weights really are int8)."""
+    total = 0
+    for v in model.state_dict().values():
+        tensors = v if isinstance(v, tuple) else (v,)
+        for t in tensors:
+            if isinstance(t, torch.Tensor) and t.dtype in (torch.qint8, torch.quint8):
+                total += t.numel()
+    return total
+
+
+def _replay_dynamic(model: nn.Module, t: dict) -> nn.Module:
+    return convert_dynamic(model)
+
+
+def _replay_static(model: nn.Module, t: dict) -> nn.Module:
+    example = torch.zeros(1, *t["input_shape"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return convert(prepare_static(model, example))
+
+
+transforms.register("int8_dynamic")(_replay_dynamic)
+transforms.register("int8_static")(_replay_static)
+transforms.register("qat")(_replay_static)

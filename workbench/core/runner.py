@@ -1,0 +1,206 @@
+"""Runs a recipe: a generator of events, one snapshot per model-changing stage, cancellable at every yield.
+
+    for event in run(recipe, model="sample:digits_mlp", data="sample:digits", out_dir="runs/x"):
+        ...
+
+The CLI draws a progress bar from these events; the GUI worker forwards them as Qt signals.
+"""
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from . import stages
+from .data import load_data
+from .errors import BadInput, Cancelled, WorkbenchError
+from .events import Log, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
+from .io import atomic_write_text
+from .measure import measure
+from .models import load_model
+from .recipe import Recipe
+from .session import Session
+from .snapshots import folder_name, load_snapshot, save_snapshot, update_metrics
+
+PROGRESS_INTERVAL = 0.05  # seconds between forwarded Progress events
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, device: str = "cpu",
+            seed: int | None = None, out_dir: str | Path | None = None, arch: str | None = None,
+            trust: bool = False, cancel: threading.Event | None = None) -> Session:
+    """Load model and data, check every stage against them; raises BadInput before anything runs."""
+    model_spec = model or recipe.model
+    if not model_spec:
+        raise BadInput("no model given: put `model:` in the recipe or pass --model")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise BadInput(f"--device must be cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput("--device cuda: no CUDA device is available here")
+    seed = recipe.seed if seed is None else seed
+    seed_everything(seed)  # untrained architectures are initialised from it
+    data_spec = data or recipe.data
+    if not data_spec and model_spec.startswith("sample:"):
+        data_spec = "sample:digits"
+    if not data_spec:
+        raise BadInput("no data given: put `data:` in the recipe or pass --data")
+    bundle = load_data(data_spec, seed)
+    loaded = load_model(model_spec, bundle.input_shape, bundle.num_classes, arch=arch, trust=trust)
+    check_fits(loaded.module, bundle, model_spec)
+    if out_dir is None:
+        out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}"
+    session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None))
+    session.model_spec, session.data_spec = model_spec, data_spec  # type: ignore[attr-defined]
+    for i, spec in enumerate(recipe.stages):
+        if spec.enabled:
+            check = getattr(stages.get(spec.kind), "preflight", None)
+            if check:
+                session.stage_index = i
+                check(session, spec.params)
+    session.stage_index = -1
+    return session
+
+
+def check_fits(module: torch.nn.Module, bundle, spec: str) -> None:
+    x = bundle.example_input(2)
+    try:
+        module.eval()
+        with torch.no_grad():
+            out = module(x)
+    except Exception as exc:  # noqa: BLE001 - any failure means model and data do not fit
+        raise BadInput(f"{spec} does not accept inputs of shape {list(x.shape[1:])} from {bundle.spec}: "
+                       f"{str(exc).splitlines()[0][:160]}") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise BadInput(f"{spec}: expected class scores of shape [batch, classes], got {getattr(out, 'shape', type(out))}")
+    if out.shape[1] != bundle.num_classes:
+        raise BadInput(f"{spec} predicts {out.shape[1]} classes but {bundle.spec} has {bundle.num_classes}")
+
+
+class Run:
+    """One execution of a recipe. Iterate `events()`; call `cancel()` from any thread."""
+
+    def __init__(self, recipe: Recipe, **options: Any) -> None:
+        self.recipe = recipe
+        self.options = options
+        self._cancel = threading.Event()
+        self.session: Session | None = None
+        self.report: dict = {}
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def out_dir(self) -> Path | None:
+        return self.session.out_dir if self.session else None
+
+    def events(self) -> Iterator:
+        session = self.session = prepare(self.recipe, cancel=self._cancel, **self.options)
+        assert session.out_dir is not None
+        session.out_dir.mkdir(parents=True, exist_ok=True)
+        self.report = {"model": session.model_spec, "data": session.data_spec,  # type: ignore[attr-defined]
+                       "recipe": self.recipe.to_dict(), "status": "running", "snapshots": [], "exports": [],
+                       "compressed_bytes_note": "size of the smallest file (among the formats listed per "
+                                                "snapshot in compressed_format) written, read back and verified"}
+        yield Log("info", f"writing to {session.out_dir}")
+        yield from self._snapshot(session, 0, "baseline", 0.0, [])
+        enabled = [(i, s) for i, s in enumerate(self.recipe.stages) if s.enabled]
+        done_specs: list = []
+        for n, (i, spec) in enumerate(enabled):
+            module = stages.get(spec.kind)
+            session.stage_index = i
+            seed_everything(session.seed + i + 1)
+            yield StageStarted(i, spec.kind, len(self.recipe.stages))
+            t0 = time.perf_counter()
+            try:
+                session.check_cancel()
+                yield from self._forward(session, module.run(session, spec.params))
+            except Exception as exc:  # noqa: BLE001 - every failure keeps the last snapshot
+                yield from self._fail(session, i, spec.kind, exc)
+                return
+            done_specs.append(spec)
+            if getattr(module, "CHANGES_MODEL", True):
+                yield from self._snapshot(session, len(session.snapshots), spec.kind, time.perf_counter() - t0, done_specs)
+            self._write_report()
+        self.report["status"] = "ok"
+        path = self._write_report()
+        yield RunFinished(str(session.out_dir), str(path), True, "finished")
+
+    # --- internals -----------------------------------------------------------------------------
+    def _forward(self, session: Session, gen: Iterator) -> Iterator:
+        last = 0.0
+        for event in gen:
+            session.check_cancel()
+            if isinstance(event, Progress):
+                now = time.monotonic()
+                if now - last < PROGRESS_INTERVAL and event.done < event.total:
+                    continue
+                last = now
+            if hasattr(event, "format") and hasattr(event, "verified"):
+                self.report["exports"] = session.exports
+            yield event
+        session.check_cancel()
+
+    def _snapshot(self, session: Session, index: int, stage: str, seconds: float, done_specs: list) -> Iterator:
+        recipe_so_far = Recipe(list(done_specs), self.recipe.model, self.recipe.data, self.recipe.seed).to_dict()
+        yield Progress(0, 1, f"measuring snapshot {index} ({stage})")
+        path = save_snapshot(session, index, stage, recipe_so_far)
+        baseline = session.snapshots[0]["dense_bytes"] if session.snapshots else None
+        metrics = measure(session, path, baseline)
+        metrics["seconds"] = seconds
+        update_metrics(path, metrics)
+        row = {"index": index, "stage": stage, **{k: v for k, v in metrics.items() if k not in ("layers", "measured_at")},
+               "path": str(path.relative_to(session.out_dir))}
+        session.snapshots.append(row)
+        session.snapshot_paths.append(path)
+        self.report["snapshots"] = session.snapshots
+        self._write_report()
+        yield SnapshotSaved(index, stage, str(path), {**row, "layers": metrics["layers"]})
+
+    def _fail(self, session: Session, index: int, kind: str, exc: BaseException) -> Iterator:
+        cancelled = isinstance(exc, Cancelled)
+        if isinstance(exc, WorkbenchError):
+            message, details = exc.message, exc.details or traceback.format_exc()
+        else:
+            message, details = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        restored = session.snapshot_paths[-1] if session.snapshot_paths else None
+        if restored is not None:
+            loaded = load_snapshot(restored)
+            session.model = loaded.module.to(session.device)
+            session.record = loaded.record
+            session.masks = loaded.state["masks"]
+            session.codebooks = loaded.state["codebooks"]
+            session.history = loaded.meta["history"]
+        self.report["status"] = "cancelled" if cancelled else "failed"
+        self.report["message"] = f"stage {index} ({kind}): {message}"
+        self.report["current_snapshot"] = folder_name(len(session.snapshots) - 1, session.snapshots[-1]["stage"]) if session.snapshots else None
+        path = self._write_report()
+        yield StageFailed(index, kind, message, details, cancelled)
+        yield Log("warning" if cancelled else "error",
+                  f"stage {index} ({kind}) {'cancelled' if cancelled else 'failed'}: {message}; "
+                  f"the current model is snapshot {len(session.snapshots) - 1}")
+        yield RunFinished(str(session.out_dir), str(path), False, message)
+
+    def _write_report(self) -> Path:
+        assert self.session and self.session.out_dir
+        path = self.session.out_dir / "report.json"
+        self.report["exports"] = self.session.exports
+        atomic_write_text(path, json.dumps(self.report, indent=2, default=str))
+        return path
+
+
+def run(recipe: Recipe, **options: Any) -> Iterator:
+    """Convenience: the events of a fresh Run."""
+    return Run(recipe, **options).events()

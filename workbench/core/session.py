@@ -1,0 +1,94 @@
+"""The state a run carries from stage to stage: the model and what has been done to it."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .data import DataBundle
+from .errors import Cancelled
+from .models import LoadedModel
+
+
+class Session:
+    """What stages read and mutate.
+
+    `masks` (parameter name -> bool tensor, True = kept) make unstructured pruning stick through
+    training; `codebooks` (parameter name -> 1-D centroids) record weight sharing; `record` says how
+    to rebuild the architecture; `history` lists what each stage did, for reports and exports.
+    """
+
+    def __init__(self, loaded: LoadedModel, data: DataBundle, device: str = "cpu", seed: int = 0,
+                 out_dir: str | Path | None = None, cancelled: Callable[[], bool] | None = None) -> None:
+        self.loaded = loaded
+        self.device = torch.device(device)
+        self.model: nn.Module = loaded.module.to(self.device)
+        self.record: dict = copy.deepcopy(loaded.record)
+        self.data = data
+        self.seed = seed
+        self.out_dir = Path(out_dir) if out_dir else None
+        self._cancelled = cancelled or (lambda: False)
+        self.masks: dict[str, torch.Tensor] = dict(loaded.state.get("masks", {}))
+        self.codebooks: dict[str, torch.Tensor] = dict(loaded.state.get("codebooks", {}))
+        self.extra: dict[str, Any] = dict(loaded.state.get("extra", {}))
+        self.init_state = loaded.init_state
+        self.history: list[dict] = list(loaded.meta.get("history", []))
+        self.snapshots: list[dict] = []       # report rows, index = snapshot number
+        self.snapshot_paths: list[Path] = []
+        self.exports: list[dict] = []
+        self.stage_index = -1
+
+    # --- cancellation -------------------------------------------------------------------------
+    def check_cancel(self) -> None:
+        if self._cancelled():
+            raise Cancelled("stopped by the user")
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled()
+
+    # --- model helpers ------------------------------------------------------------------------
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        return self.data.example_input(batch).to(self.device)
+
+    def apply_masks(self) -> None:
+        """Zero every masked-out weight (after an optimiser step, after loading)."""
+        if not self.masks:
+            return
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, mask in self.masks.items():
+                p = params.get(name)
+                if p is not None and p.shape == mask.shape:
+                    p.mul_(mask.to(p.device, p.dtype))
+
+    def mask_gradients(self) -> None:
+        if not self.masks:
+            return
+        for name, p in self.model.named_parameters():
+            mask = self.masks.get(name)
+            if mask is not None and p.grad is not None and p.shape == mask.shape:
+                p.grad.mul_(mask.to(p.device, p.grad.dtype))
+
+    def drop_stale_state(self) -> None:
+        """After a structural change: forget masks and codebooks whose tensors changed shape or vanished."""
+        params = dict(self.model.named_parameters())
+        self.masks = {k: m for k, m in self.masks.items() if k in params and params[k].shape == m.shape}
+        self.codebooks = {k: c for k, c in self.codebooks.items() if k in params}
+
+    def set_model(self, model: nn.Module, transform: dict | None = None) -> None:
+        """Replace the model after a structural change; `transform` is appended to the record so it replays."""
+        self.model = model.to(self.device)
+        if transform is not None:
+            self.record.setdefault("transforms", []).append(transform)
+        self.drop_stale_state()
+
+    def state(self) -> dict[str, Any]:
+        return {"masks": self.masks, "codebooks": self.codebooks, "extra": self.extra}
+
+    def note(self, **entry: Any) -> None:
+        """Record what a stage did to the model."""
+        self.history.append({"stage": self.stage_index, **entry})

@@ -1,0 +1,92 @@
+"""Runs and snapshots as the runs view shows them: list runs on disk, compare two snapshots, export one.
+
+Plain data in, plain data out (dicts of numbers and paths), so a GUI or a script can use them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .data import load_data
+from .errors import BadInput
+from .export import ExportResult, ExportSource, export_model, get_format
+from .models import load_model
+from .snapshots import read_meta
+
+SNAPSHOT_COLUMNS = ("accuracy", "params", "nonzero_params", "flops", "compressed_bytes", "compression_ratio", "latency_ms")
+
+
+def read_run(run_dir: str | Path) -> dict | None:
+    """A run's report.json with absolute snapshot paths; None when the folder holds no readable report."""
+    run_dir = Path(run_dir)
+    try:
+        report = json.loads((run_dir / "report.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(report, dict):
+        return None
+    snaps = []
+    for row in report.get("snapshots", []):
+        if isinstance(row, dict) and "path" in row:
+            snaps.append({**row, "path": str((run_dir / row["path"]).resolve())})
+    return {**report, "snapshots": snaps, "dir": str(run_dir.resolve()), "name": run_dir.name}
+
+
+def list_runs(runs_dir: str | Path) -> list[dict]:
+    """Every run under `runs_dir` (sub-folders with a report.json), oldest first."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    runs = [read_run(p) for p in sorted(root.iterdir()) if (p / "report.json").is_file()]
+    return [r for r in runs if r is not None]
+
+
+def snapshot_layers(path: str | Path) -> dict[str, dict]:
+    return read_meta(path).get("metrics", {}).get("layers", {}) or {}
+
+
+def compare_snapshots(a: str | Path, b: str | Path) -> dict:
+    """Per-layer differences between two snapshot folders (from their recorded metrics).
+
+    Returns {"a": meta summary, "b": ..., "layers": [{"name", "a": {...}|None, "b": {...}|None,
+    "delta_nonzero", "delta_sparsity", "shape_changed"}], "totals": {metric: (a, b)}}.
+    """
+    meta_a, meta_b = read_meta(a), read_meta(b)
+    la, lb = meta_a.get("metrics", {}).get("layers", {}) or {}, meta_b.get("metrics", {}).get("layers", {}) or {}
+    names = list(la) + [n for n in lb if n not in la]
+    rows = []
+    for name in names:
+        ra, rb = la.get(name), lb.get(name)
+        nz_a = ra["nonzero_params"] if ra else 0
+        nz_b = rb["nonzero_params"] if rb else 0
+        sp_a = ra["sparsity"] if ra else None
+        sp_b = rb["sparsity"] if rb else None
+        rows.append({"name": name, "a": ra, "b": rb, "delta_nonzero": nz_b - nz_a,
+                     "delta_sparsity": (sp_b - sp_a) if sp_a is not None and sp_b is not None else None,
+                     "shape_changed": bool(ra and rb and ra.get("shape") != rb.get("shape"))})
+    ma, mb = meta_a.get("metrics", {}), meta_b.get("metrics", {})
+    totals = {k: (ma.get(k), mb.get(k)) for k in SNAPSHOT_COLUMNS}
+    label = lambda m, p: f"{Path(p).parent.parent.name}/{Path(p).name}"  # noqa: E731
+    return {"a": {"path": str(a), "label": label(meta_a, a), "stage": meta_a.get("stage")},
+            "b": {"path": str(b), "label": label(meta_b, b), "stage": meta_b.get("stage")},
+            "layers": rows, "totals": totals}
+
+
+def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | None = None) -> ExportResult:
+    """Export a model spec or snapshot folder in one format, verified by reading it back (what `workbench export` does)."""
+    get_format(fmt)
+    data = None
+    if data_spec:
+        try:
+            data = load_data(data_spec)
+        except BadInput:
+            data = None
+    loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None)
+    if data is not None and tuple(data.input_shape) == tuple(loaded.input_shape):
+        example = data.example_input(8)
+    else:
+        example = torch.randn(8, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
+    source = ExportSource(loaded.module.eval(), loaded.record, loaded.state, example, loaded.meta.get("history", []))
+    return export_model(source, fmt, out)

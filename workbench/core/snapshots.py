@@ -1,0 +1,121 @@
+"""Snapshots on disk: a folder per stage with weights, compression state, metrics and the recipe so far.
+
+    NN-stage/
+      snapshot.json        index, stage, model record, metrics, history, recipe so far
+      model.safetensors    weights (model.pt, a weights_only state dict, for quantized modules)
+      state.safetensors    masks ("mask/<param>") and codebooks ("codebook/<param>"), when any
+      compressed.*         the smallest file the snapshot was written to and read back from
+
+A snapshot folder is itself a model spec: `workbench run r.yaml --model runs/x/snapshots/02-prune`
+forks from it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import CheckpointError
+from .export import ExportSource, export_model, formats
+from .export.state_dict import cpu_state_dict
+from .io import atomic_dir, atomic_write_text
+from .models import LoadedModel, load_state_into, rebuild
+
+META = "snapshot.json"
+
+
+def folder_name(index: int, stage: str) -> str:
+    return f"{index:02d}-{stage}"
+
+
+def save_snapshot(session, index: int, stage: str, recipe: dict | None, metrics: dict | None = None) -> Path:
+    """Write the session's model as snapshot `index` under out_dir/snapshots (atomically)."""
+    assert session.out_dir is not None
+    target = session.out_dir / "snapshots" / folder_name(index, stage)
+    with atomic_dir(target) as tmp:
+        sd = cpu_state_dict(session.model)
+        if all(getattr(v, "is_quantized", True) is False for v in sd.values()):
+            save_file({k: v.contiguous().clone() for k, v in sd.items()}, str(tmp / "model.safetensors"))
+        else:
+            torch.save(sd, tmp / "model.pt")
+        state = {f"mask/{k}": v.to(torch.uint8).cpu().contiguous() for k, v in session.masks.items()}
+        state.update({f"codebook/{k}": v.float().cpu().contiguous() for k, v in session.codebooks.items()})
+        if state:
+            save_file(state, str(tmp / "state.safetensors"))
+        meta = {"index": index, "stage": stage, "record": session.record, "history": session.history,
+                "recipe": recipe, "metrics": metrics or {}, "extra": _jsonable(session.extra)}
+        (tmp / META).write_text(json.dumps(meta, indent=2))
+    return target
+
+
+def _jsonable(obj: Any) -> Any:
+    try:
+        json.dumps(obj)
+        return obj
+    except TypeError:
+        return {}
+
+
+def update_metrics(path: Path, metrics: dict) -> None:
+    meta = read_meta(path)
+    meta["metrics"] = metrics
+    atomic_write_text(path / META, json.dumps(meta, indent=2))
+
+
+def read_meta(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        return json.loads((path / META).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: not a snapshot folder (no {META})") from None
+    except (json.JSONDecodeError, OSError) as exc:
+        raise CheckpointError(f"{path}: unreadable {META} ({exc})") from None
+
+
+def load_snapshot(path: str | Path) -> LoadedModel:
+    path = Path(path)
+    meta = read_meta(path)
+    record = meta["record"]
+    module = rebuild(record)
+    try:
+        if (path / "model.safetensors").exists():
+            sd = load_file(str(path / "model.safetensors"))
+        else:
+            sd = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt weights in a snapshot folder
+        raise CheckpointError(f"{path}: corrupt snapshot weights ({str(exc)[:120]})") from None
+    load_state_into(module, sd, record["base"])
+    state: dict[str, Any] = {"masks": {}, "codebooks": {}, "extra": meta.get("extra", {})}
+    if (path / "state.safetensors").exists():
+        for k, v in load_file(str(path / "state.safetensors")).items():
+            kind, _, name = k.partition("/")
+            if kind == "mask":
+                state["masks"][name] = v.bool()
+            elif kind == "codebook":
+                state["codebooks"][name] = v
+    return LoadedModel(module, str(path), tuple(record["input_shape"]), record["num_classes"], record,
+                       state=state, meta={"history": meta.get("history", []), "snapshot": meta})
+
+
+def smallest_file(session, folder: Path) -> tuple[str, int]:
+    """Write every candidate format, verify each, keep the smallest as folder/compressed.*; (format, bytes)."""
+    source = ExportSource.from_session(session)
+    best: tuple[int, str, Path] | None = None
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        for name, fmt in formats().items():
+            if not fmt.candidate:
+                continue
+            result = export_model(source, name, Path(tmp) / f"compressed{fmt.suffix}")
+            if result.verified and (best is None or result.bytes < best[0]):
+                best = (result.bytes, name, Path(result.path))
+        if best is None:
+            return "none", 0
+        for old in folder.glob("compressed.*"):
+            old.unlink()
+        shutil.move(str(best[2]), folder / best[2].name)
+    return best[1], best[0]

@@ -1,0 +1,40 @@
+"""`evaluate`: measure test accuracy (and loss) of the current model; changes nothing."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from ..events import Log, Metric, Progress
+from ..params import param
+
+KIND = "evaluate"
+TITLE = "Evaluate"
+DESCRIPTION = "Top-1 accuracy and loss on the test split."
+CHANGES_MODEL = False
+
+
+@dataclass
+class Params:
+    split: str = param("test", "Which split to evaluate.", choices=["test", "train", "calib"])
+
+
+def run(session, p: Params) -> Iterator:
+    model, device = session.model.eval(), session.device
+    batches = getattr(session.data, p.split)
+    total = len(batches) if hasattr(batches, "__len__") else 0
+    correct = seen = 0
+    loss_sum = 0.0
+    with torch.inference_mode():
+        for i, (x, y) in enumerate(batches):
+            out = model(x.to(device))
+            y = y.to(device)
+            loss_sum += float(torch.nn.functional.cross_entropy(out, y, reduction="sum"))
+            correct += int((out.argmax(1) == y).sum())
+            seen += len(y)
+            yield Progress(i + 1, total or i + 1, f"evaluating on {p.split}")
+    acc = correct / max(1, seen)
+    yield Metric(f"eval/{p.split}_accuracy", acc, session.stage_index)
+    yield Metric(f"eval/{p.split}_loss", loss_sum / max(1, seen), session.stage_index)
+    yield Log("info", f"{p.split} accuracy {acc:.4f} on {seen} samples")

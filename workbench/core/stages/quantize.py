@@ -1,0 +1,165 @@
+"""`quantize`: fewer bits per weight: k-means sharing, binary/ternary, int8 (dynamic, static, QAT), fp16/bf16.
+
+The algorithms live in `core/quantization/`; this module maps recipe settings onto them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from ..errors import BadInput
+from ..events import LayerStats, Log, Progress
+from ..params import param
+from ..quantization import binary, floats, int8
+from ..quantization.kmeans import INITS
+from ..quantization.layers import bits_for, bits_layer_names, check_layer_names, weight_layers
+from ..quantization.sharing import round_biases, round_codebooks, share_layer
+from ..quantization.tied import tied_fit, write_back
+from ..training import OPTIMIZERS, fit
+
+KIND = "quantize"
+TITLE = "Quantize"
+DESCRIPTION = ("Fewer bits per weight: k-means weight sharing (2^bits shared values per layer), binary or "
+               "ternary weights, int8 that runs int8 kernels on the CPU, or fp16/bf16 storage.")
+METHODS = ["kmeans", "binary", "ternary", "int8_dynamic", "int8_static", "qat", "fp16", "bf16"]
+INT8 = ("int8_dynamic", "int8_static", "qat")
+
+
+@dataclass
+class Params:
+    method: str = param("kmeans", "kmeans: weight sharing; binary/ternary: 1-2 bit weights with a per-channel scale; "
+                        "int8_*: int8 kernels on the CPU; qat: quantization-aware training; fp16/bf16: 16-bit floats.",
+                        choices=METHODS)
+    bits: int | dict[str, int] = param({"conv": 8, "linear": 5}, "k-means bits per weight (2^bits centroids): one "
+                                       "number, or per layer type (conv, linear) and per layer name.", min=1, max=8)
+    init: str = param("linear", "k-means initialisation: linear (between min and max), density (CDF quantiles), "
+                      "random (picked weights).", choices=INITS)
+    finetune_epochs: int = param(0, "Fine-tuning epochs: centroids (kmeans), latent weights (binary, ternary) "
+                                 "or fake-quantized training (qat, at least 1).", min=0, max=1000)
+    lr: float = param(1e-4, "Fine-tuning learning rate.", min=0.0, max=10.0, min_exclusive=True, step=1e-5)
+    optimizer: str = param("adam", "Fine-tuning optimiser.", choices=OPTIMIZERS)
+    batch_size: int = param(64, "Fine-tuning samples per step.", min=1, max=4096)
+    exclude: list[str] = param([], "Layers left in float (kmeans, binary, ternary).", layers=True)
+    codebook: str = param("float32", "Precision of the stored k-means centroids.", choices=["float32", "float16"],
+                          advanced=True)
+    biases: str = param("float32", "k-means: precision of the clustered layers' biases (float16 halves their size "
+                        "in the packed file).", choices=["float32", "float16"], advanced=True)
+    calib_batches: int = param(8, "Calibration batches for int8_static.", min=1, max=10000, advanced=True)
+    max_iter: int = param(100, "k-means Lloyd iterations at most.", min=1, max=10000, advanced=True)
+
+
+def preflight(session, p: Params) -> None:
+    path = f"stages[{session.stage_index}]"
+    check_layer_names(session.model, bits_layer_names(p.bits), f"{path}.bits")
+    for i, name in enumerate(p.exclude):
+        if name not in dict(session.model.named_modules()):
+            raise BadInput(f"{path}.exclude[{i}]: no layer named {name!r} in the model")
+    if p.method in INT8 and session.device.type != "cpu":
+        raise BadInput(f"{path}.method: {p.method} produces int8 kernels that run on the CPU only; run with --device cpu")
+
+
+def _keep_masks(session, layers: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, module in layers.items():
+        param_name = f"{name}.weight"
+        keep = module.weight.detach() != 0
+        mask = session.masks.get(param_name)
+        if mask is not None and mask.shape == keep.shape:
+            keep &= mask.to(keep.device, torch.bool)
+        out[param_name] = keep
+    return out
+
+
+def _kmeans(session, p: Params) -> Iterator:
+    layers = weight_layers(session.model, p.exclude)
+    keeps = _keep_masks(session, layers)
+    shared = {}
+    for i, (name, module) in enumerate(layers.items()):
+        yield Progress(i, len(layers), f"k-means {name}")
+        pname = f"{name}.weight"
+        layer = share_layer(pname, module.weight, keeps[pname], bits_for(name, module, p.bits), p.init,
+                            session.seed, p.max_iter)
+        with torch.no_grad():
+            module.weight.copy_(layer.weight())
+        shared[pname] = layer
+        yield LayerStats({name: {"bits": layer.bits, "clusters": int(layer.codebook.numel()), "kept": layer.kept,
+                                 "iterations": layer.iterations}})
+    if p.finetune_epochs:
+        books = {n: nn.Parameter(layer.codebook.clone()) for n, layer in shared.items()}
+        produce = {n: (lambda layer=layer, c=books[n]: layer.weight(c)) for n, layer in shared.items()}
+        yield from tied_fit(session, produce, books.values(), p.finetune_epochs, p.lr, p.optimizer, p.batch_size,
+                            label="quantize")
+        for n, layer in shared.items():
+            layer.codebook = books[n].detach().clone()
+    if p.codebook == "float16":
+        round_codebooks(session.model, shared, torch.float16)
+    if p.biases == "float16":
+        round_biases(layers, torch.float16)
+    session.codebooks.update({n: layer.codebook.detach().cpu() for n, layer in shared.items()})
+    session.note(kind=KIND, method="kmeans", bits=p.bits, init=p.init, finetune_epochs=p.finetune_epochs,
+                 layers={n: {"bits": layer.bits, "clusters": int(layer.codebook.numel())} for n, layer in shared.items()})
+    yield Log("info", "k-means: " + ", ".join(f"{n} {layer.codebook.numel()} centroids" for n, layer in shared.items()))
+
+
+def _binary(session, p: Params) -> Iterator:
+    quantizer = binary.QUANTIZERS[p.method]
+    layers = weight_layers(session.model, p.exclude)
+    keeps = _keep_masks(session, layers)
+    latents = {f"{n}.weight": nn.Parameter(m.weight.detach().clone()) for n, m in layers.items()}
+    produce = {n: (lambda lat=lat, keep=keeps[n]: binary.straight_through(lat, keep, quantizer)) for n, lat in latents.items()}
+    write_back(session.model, produce)
+    yield Progress(1, 1, f"{p.method} weights")
+    if p.finetune_epochs:
+        yield from tied_fit(session, produce, latents.values(), p.finetune_epochs, p.lr, p.optimizer, p.batch_size,
+                            label="quantize")
+    for n in produce:
+        session.codebooks.pop(n, None)
+    session.note(kind=KIND, method=p.method, finetune_epochs=p.finetune_epochs, layers=sorted(layers))
+
+
+def _int8(session, p: Params) -> Iterator:
+    example = session.example_input(1).cpu()
+    if p.method == "int8_dynamic":
+        yield Progress(0, 1, "int8 dynamic conversion")
+        model, transform = int8.convert_dynamic(session.model), {"op": "int8_dynamic"}
+    else:
+        prepared = int8.prepare_static(session.model, example, qat=p.method == "qat")
+        if p.method == "qat":
+            session.set_model(prepared)
+            yield from fit(session, max(1, p.finetune_epochs), p.lr, p.optimizer, batch_size=p.batch_size, label="qat")
+            prepared = session.model
+        for done in int8.calibrate(prepared, session.data.calib, p.calib_batches):
+            yield Progress(done, p.calib_batches, "calibrating activation ranges")
+        model = int8.convert(prepared)
+        transform = {"op": p.method, "backend": int8.BACKEND, "input_shape": list(session.record["input_shape"])}
+    int8.check_runs(model, example)
+    islands = int8.float_islands(model)
+    if islands:
+        yield Log("warning", f"{p.method}: these ops have no int8 kernel and run in float: {', '.join(islands[:8])}")
+    session.set_model(model, transform)
+    session.codebooks.clear()
+    session.note(kind=KIND, method=p.method, backend=int8.BACKEND, int8_weights=int8.int8_weight_bytes(model),
+                 float_ops=islands)
+    yield Progress(1, 1, f"{p.method}: {int8.int8_weight_bytes(model):,} int8 weights")
+
+
+def _float16(session, p: Params) -> Iterator:
+    dtype = floats.DTYPES[p.method]
+    session.set_model(floats.cast_model(session.model, dtype), {"op": "cast", "dtype": str(dtype).removeprefix("torch.")})
+    session.codebooks = {k: v.to(dtype).float() for k, v in session.codebooks.items()}
+    session.note(kind=KIND, method=p.method)
+    yield Progress(1, 1, f"cast to {p.method}")
+
+
+def run(session, p: Params) -> Iterator:
+    if p.method == "kmeans":
+        yield from _kmeans(session, p)
+    elif p.method in binary.QUANTIZERS:
+        yield from _binary(session, p)
+    elif p.method in INT8:
+        yield from _int8(session, p)
+    else:
+        yield from _float16(session, p)

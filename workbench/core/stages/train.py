@@ -1,0 +1,26 @@
+"""`train`: (re)train or fine-tune the current model; pruned weights stay at zero."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..params import param
+from ..training import OPTIMIZERS, SCHEDULES, fit
+
+KIND = "train"
+TITLE = "Train / fine-tune"
+DESCRIPTION = "Train the current model on the data's training split. Pruned weights stay zero."
+
+
+@dataclass
+class Params:
+    epochs: int = param(3, "Passes over the training data.", min=0, max=1000)
+    optimizer: str = param("adam", "Optimiser.", choices=OPTIMIZERS)
+    lr: float = param(1e-3, "Learning rate.", min=0.0, max=10.0, min_exclusive=True, step=1e-4)
+    weight_decay: float = param(0.0, "L2 weight decay.", min=0.0, max=1.0, step=1e-5)
+    batch_size: int = param(64, "Samples per step.", min=1, max=4096)
+    schedule: str = param("constant", "Learning-rate schedule.", choices=SCHEDULES)
+
+
+def run(session, p: Params) -> Iterator:
+    yield from fit(session, p.epochs, p.lr, p.optimizer, p.schedule, p.weight_decay, p.batch_size)

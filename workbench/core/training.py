@@ -1,0 +1,103 @@
+"""The one training loop every stage uses (train, fine-tuning after pruning or clustering, distillation)."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from .errors import StageFailed
+from .events import Metric, Progress
+from .metrics import accuracy
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+OPTIMIZERS = ["sgd", "adam", "adamw"]
+SCHEDULES = ["constant", "cosine", "step"]
+
+
+def make_optimizer(name: str, params: Iterable, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def make_scheduler(name: str, opt: torch.optim.Optimizer, total_steps: int):
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total_steps))
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, max(1, total_steps // 3), gamma=0.1)
+    return None
+
+
+def rebatch(loader: Iterable, batch_size: int | None) -> Iterable:
+    if not batch_size:
+        return loader
+    if hasattr(loader, "with_batch_size"):
+        return loader.with_batch_size(batch_size)  # type: ignore[attr-defined]
+    from torch.utils.data import DataLoader
+    if isinstance(loader, DataLoader):
+        return DataLoader(loader.dataset, batch_size, shuffle=True, num_workers=loader.num_workers)
+    return loader
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(x), y)
+
+
+def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str = "constant",
+        weight_decay: float = 0.0, batch_size: int | None = None, loss_fn: LossFn | None = None,
+        extra_params: Iterable[nn.Parameter] = (), after_step: Callable[[], None] | None = None,
+        label: str = "train", evaluate: bool = True, step_offset: float = 0.0) -> Iterator:
+    """Train `session.model` for `epochs`, keeping pruned weights at zero. Yields Progress and Metrics.
+
+    Metrics: `{label}/loss` (mean per epoch, step = epoch) and `{label}/accuracy` on the test split.
+    Raises StageFailed on a non-finite loss (the runner then restores the last snapshot).
+    """
+    if epochs <= 0:
+        return
+    model, device = session.model, session.device
+    loader = rebatch(session.data.train, batch_size)
+    loss_fn = loss_fn or cross_entropy
+    opt = make_optimizer(optimizer, [*model.parameters(), *extra_params], lr, weight_decay)
+    steps_per_epoch = max(1, len(loader)) if hasattr(loader, "__len__") else 1
+    sched = make_scheduler(schedule, opt, epochs * steps_per_epoch)
+    session.apply_masks()
+    last_metric = 0.0
+    for epoch in range(epochs):
+        model.train()
+        total_loss, seen = 0.0, 0
+        for step, (x, y) in enumerate(loader):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = loss_fn(model, x, y)
+            if not torch.isfinite(loss):
+                raise StageFailed(f"{label}: loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; "
+                                  f"try a lower learning rate (lr={lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            session.mask_gradients()
+            opt.step()
+            session.apply_masks()
+            if after_step:
+                after_step()
+            if sched:
+                sched.step()
+            total_loss += float(loss.detach()) * len(y)
+            seen += len(y)
+            now = time.monotonic()
+            if now - last_metric > 0.25:
+                last_metric = now
+                yield Metric(f"{label}/batch_loss", float(loss.detach()), step_offset + epoch + (step + 1) / steps_per_epoch)
+            yield Progress(epoch * steps_per_epoch + step + 1, epochs * steps_per_epoch,
+                           f"{label} epoch {epoch + 1}/{epochs}")
+        mean_loss = total_loss / max(1, seen)
+        yield Metric(f"{label}/loss", mean_loss if math.isfinite(mean_loss) else float("nan"), step_offset + epoch + 1)
+        if evaluate:
+            yield Metric(f"{label}/accuracy", accuracy(model, session.data.test, device), step_offset + epoch + 1)
+    model.eval()

@@ -1,0 +1,123 @@
+"""The window's actions (with shortcuts and standard icons), menus and toolbar."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QStyle, QToolBar
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "resources" / "recipes"
+SP = QStyle.StandardPixmap
+KS = QKeySequence.StandardKey
+
+# name: (text, icon, shortcut, tip, slot method on the window)
+ACTIONS = {
+    "open_model": ("Open model…", SP.SP_DirOpenIcon, KS.Open, "Open a sample, torchvision, architecture, file or snapshot",
+                   "open_model_dialog"),
+    "open_data": ("Open data…", SP.SP_DriveHDIcon, "Ctrl+Shift+O", "Choose the data set", "open_data_dialog"),
+    "run": ("Run", SP.SP_MediaPlay, "F5", "Run the recipe on the current model (F5)", "start_run"),
+    "stop": ("Stop", SP.SP_MediaStop, "Shift+F5", "Stop the running stage; the last snapshot is kept", "stop_run"),
+    "export": ("Export…", SP.SP_DialogSaveButton, "Ctrl+E", "Export the selected snapshot (or the current model)",
+               "export_dialog"),
+    "open_recipe": ("Open recipe…", SP.SP_FileIcon, "Ctrl+Shift+R", "Open a recipe (YAML or JSON)", "open_recipe_dialog"),
+    "save_recipe": ("Save recipe", SP.SP_DialogSaveButton, KS.Save, "Save the recipe", "save_recipe"),
+    "save_recipe_as": ("Save recipe as…", SP.SP_DialogSaveButton, KS.SaveAs, "Save the recipe under a new name",
+                       "save_recipe_as"),
+    "runs_dir": ("Runs folder…", SP.SP_DirIcon, None, "Where runs and snapshots are written", "choose_runs_dir"),
+    "export_plots": ("Export plots as PNG…", SP.SP_DesktopIcon, None, "Write every plot to a folder as PNG",
+                     "export_plots_dialog"),
+    "reset_layout": ("Reset layout", SP.SP_BrowserReload, None, "Put the panels back where they started", "reset_layout"),
+    "quit": ("Quit", SP.SP_DialogCloseButton, KS.Quit, "Quit", "close"),
+    "shortcuts": ("Keyboard shortcuts", SP.SP_DialogHelpButton, "F1", "List the keyboard shortcuts", "show_shortcuts"),
+}
+
+
+def build_actions(window) -> dict[str, QAction]:
+    out = {}
+    for name, (text, icon, key, tip, slot) in ACTIONS.items():
+        act = QAction(window.style().standardIcon(icon), text, window)
+        act.setObjectName(f"action_{name}")
+        if key is not None:
+            act.setShortcut(QKeySequence(key))
+        act.setToolTip(tip)
+        act.setStatusTip(tip)
+        act.triggered.connect(lambda _checked=False, s=slot: getattr(window, s)())
+        out[name] = act
+    undo = window.doc.undo_stack.createUndoAction(window, "Undo")
+    undo.setShortcut(QKeySequence(KS.Undo))
+    undo.setIcon(window.style().standardIcon(SP.SP_ArrowBack))
+    redo = window.doc.undo_stack.createRedoAction(window, "Redo")
+    redo.setShortcut(QKeySequence(KS.Redo))
+    redo.setIcon(window.style().standardIcon(SP.SP_ArrowForward))
+    out["undo"], out["redo"] = undo, redo
+    return out
+
+
+def build_menus(window, acts: dict[str, QAction]) -> dict[str, QMenu]:
+    bar = window.menuBar()
+    file_menu = bar.addMenu("&File")
+    recent_models = QMenu("Recent models", window)
+    recent_recipes = QMenu("Recent recipes", window)
+    ready = QMenu("Ready-made recipes", window)
+    for item in ("open_model", recent_models, "open_data", None, "open_recipe", recent_recipes, ready, "save_recipe",
+                 "save_recipe_as", None, "export", "export_plots", "runs_dir", None, "quit"):
+        if item is None:
+            file_menu.addSeparator()
+        elif isinstance(item, QMenu):
+            file_menu.addMenu(item)
+        else:
+            file_menu.addAction(acts[item])
+    edit = bar.addMenu("&Edit")
+    edit.addAction(acts["undo"])
+    edit.addAction(acts["redo"])
+    run = bar.addMenu("&Run")
+    run.addAction(acts["run"])
+    run.addAction(acts["stop"])
+    view = bar.addMenu("&View")
+    help_menu = bar.addMenu("&Help")
+    help_menu.addAction(acts["shortcuts"])
+    return {"file": file_menu, "recent_models": recent_models, "recent_recipes": recent_recipes, "ready": ready,
+            "view": view}
+
+
+def fill_recent(menu: QMenu, items: list[str], open_fn) -> None:
+    menu.clear()
+    for item in items:
+        act = menu.addAction(item)
+        act.triggered.connect(lambda _checked=False, v=item: open_fn(v))
+    menu.setEnabled(bool(items))
+
+
+def fill_ready_made(menu: QMenu, open_fn) -> None:
+    menu.clear()
+    files = sorted(RECIPES_DIR.glob("*.y*ml")) if RECIPES_DIR.is_dir() else []
+    for path in files:
+        act = menu.addAction(path.stem.replace("_", " "))
+        act.setToolTip(str(path))
+        act.triggered.connect(lambda _checked=False, p=str(path): open_fn(p))
+    menu.setEnabled(bool(files))
+
+
+def build_toolbar(window, acts: dict[str, QAction]) -> tuple[QToolBar, QComboBox]:
+    bar = QToolBar("Main")
+    bar.setObjectName("mainToolbar")
+    bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    for name in ("open_model", "open_data", None, "run", "stop", None, "export", None, "undo", "redo"):
+        if name is None:
+            bar.addSeparator()
+        else:
+            bar.addAction(acts[name])
+    bar.addSeparator()
+    bar.addWidget(QLabel(" Device "))
+    device = QComboBox()
+    device.setObjectName("deviceCombo")
+    device.addItem("cpu")
+    try:
+        import torch
+        if torch.cuda.is_available():
+            device.addItem("cuda")
+    except Exception:  # noqa: BLE001 - no torch CUDA support: cpu only
+        pass
+    bar.addWidget(device)
+    return bar, device

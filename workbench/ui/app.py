@@ -1,0 +1,41 @@
+"""`workbench gui`: the QApplication, the style sheet, the error hook and the main window."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+STYLE = Path(__file__).resolve().parents[2] / "resources" / "style.qss"
+# While a worker thread runs Python between torch kernels, the GUI thread waits for the GIL up to
+# the switch interval (5 ms by default) each time it needs it; 1 ms keeps the event loop responsive.
+GIL_SWITCH_INTERVAL = 0.001
+
+
+def make_app(argv: list[str] | None = None):
+    from PySide6.QtWidgets import QApplication
+
+    from . import pg_setup  # noqa: F401 - configures pyqtgraph (after PySide6)
+    from .settings import APP, ORG
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    app.setOrganizationName(ORG)
+    app.setApplicationName(APP)
+    app.setApplicationDisplayName("Workbench")
+    app.setStyle("Fusion")
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    if STYLE.exists():
+        app.setStyleSheet(STYLE.read_text())
+    return app
+
+
+def main(model: str | None = None, data: str | None = None, recipe: str | None = None) -> int:
+    """Open the main window; returns the application's exit code."""
+    app = make_app()
+    from .errors import install_excepthook
+    from .main_window import MainWindow
+    install_excepthook()
+    window = MainWindow(model=model, data=data, recipe=recipe)
+    window.show()
+    code = int(app.exec())
+    from .tasks import pool
+    pool().clear()             # queued work is dropped; running work (a model load) may finish
+    pool().waitForDone(10_000)
+    return code

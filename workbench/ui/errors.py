@@ -1,0 +1,65 @@
+"""Readable error messages: a dialog with the one-line message and the details on demand.
+
+`install_excepthook()` turns any unexpected exception on the GUI thread into such a dialog
+instead of killing the application.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+
+from PySide6.QtCore import QThread, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+
+def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> None:
+    box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
+    box.setObjectName("errorBox")
+    if details and details.strip() != message.strip():
+        box.setDetailedText(details)
+    box.exec()
+
+
+def show_info(parent: QWidget | None, title: str, message: str, details: str = "") -> None:
+    box = QMessageBox(QMessageBox.Icon.Information, title, message, QMessageBox.StandardButton.Ok, parent)
+    if details:
+        box.setDetailedText(details)
+    box.exec()
+
+
+def ask(parent: QWidget | None, title: str, question: str) -> bool:
+    box = QMessageBox(QMessageBox.Icon.Question, title, question,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    return box.exec() == QMessageBox.StandardButton.Yes
+
+
+_showing = False
+
+
+def _excepthook(kind, value, tb) -> None:
+    global _showing
+    text = "".join(traceback.format_exception(kind, value, tb))
+    sys.stderr.write(text)
+    app = QApplication.instance()
+    if app is None or _showing or issubclass(kind, KeyboardInterrupt):
+        return
+
+    def show() -> None:
+        global _showing
+        _showing = True
+        try:
+            show_error(app.activeWindow(), "Unexpected error",
+                       f"Something went wrong: {kind.__name__}: {value}\n\nThe window stays usable; "
+                       "details below can help a bug report.", text)
+        finally:
+            _showing = False
+
+    if QThread.currentThread() is app.thread():
+        show()
+    else:
+        QTimer.singleShot(0, app, show)
+
+
+def install_excepthook() -> None:
+    sys.excepthook = _excepthook

@@ -1,0 +1,254 @@
+"""Model browser: the module tree (lazy model/view) with shapes, parameters, non-zeros, sparsity and FLOPs."""
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRect, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import (QHeaderView, QLabel, QLineEdit, QStyledItemDelegate, QStyleOptionViewItem, QTreeView,
+                               QVBoxLayout, QWidget)
+
+from . import formatting as F
+
+COLUMNS = ("Module", "Type", "Shape", "Params", "Non-zeros", "Sparsity", "FLOPs")
+SORT_ROLE = Qt.ItemDataRole.UserRole
+NAME_ROLE = Qt.ItemDataRole.UserRole + 1
+SPARSITY_COL = 5
+DISPLAY = (str, str, F.shape, F.count, F.count, F.percent, F.human)
+
+
+class Node:
+    __slots__ = ("name", "short", "type", "row", "parent", "children", "layer", "_totals")
+
+    def __init__(self, name: str, short: str, parent: "Node | None") -> None:
+        self.name, self.short, self.parent = name, short, parent
+        self.children: list[Node] = []
+        self.type = ""
+        self.row: dict | None = None   # the inspect row when this module owns parameters
+        self.layer = False
+        self._totals: tuple[int, int, int] | None = None
+
+    def totals(self) -> tuple[int, int, int]:
+        """(params, non-zeros, FLOPs) of this module and everything below it, computed once."""
+        if self._totals is not None:
+            return self._totals
+        p = nz = fl = 0
+        if self.row:
+            p, nz, fl = self.row["params"], self.row["nonzero_params"], self.row["flops"]
+        for c in self.children:
+            cp, cnz, cfl = c.totals()
+            p, nz, fl = p + cp, nz + cnz, fl + cfl
+        self._totals = (p, nz, fl)
+        return self._totals
+
+
+def build_tree(info: dict) -> Node:
+    """Nodes for every module on the path to a layer that owns parameters."""
+    root = Node("", "", None)
+    nodes = {"": root}
+    types = info.get("module_types", {})
+    root.type = types.get("", "")
+    for row in info["layers"]:
+        parts = row["name"].split(".") if row["name"] else []
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            if name not in nodes:
+                parent = nodes[".".join(parts[:depth - 1])]
+                node = Node(name, parts[depth - 1], parent)
+                node.type = types.get(name, "")
+                parent.children.append(node)
+                nodes[name] = node
+        target = nodes[row["name"]]
+        target.row, target.layer = row, True
+        target.type = row["type"]
+    return root
+
+
+class LayerTreeModel(QAbstractItemModel):
+    """Serves rows from the node tree on demand; numbers are computed when a cell is asked for."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.root = Node("", "", None)
+
+    def set_info(self, info: dict | None) -> None:
+        self.beginResetModel()
+        self.root = build_tree(info) if info else Node("", "", None)
+        self.endResetModel()
+
+    def node(self, index: QModelIndex) -> Node:
+        return index.internalPointer() if index.isValid() else self.root
+
+    def index(self, row, column, parent=QModelIndex()):
+        node = self.node(parent)
+        if 0 <= row < len(node.children) and 0 <= column < len(COLUMNS):
+            return self.createIndex(row, column, node.children[row])
+        return QModelIndex()
+
+    def parent(self, index=QModelIndex()):  # type: ignore[override]
+        if not index.isValid():
+            return QModelIndex()
+        parent = index.internalPointer().parent
+        if parent is None or parent is self.root:
+            return QModelIndex()
+        return self.createIndex(parent.parent.children.index(parent), 0, parent)
+
+    def rowCount(self, parent=QModelIndex()):
+        return 0 if parent.column() > 0 else len(self.node(parent).children)
+
+    def hasChildren(self, parent=QModelIndex()):
+        return bool(self.node(parent).children)
+
+    def columnCount(self, parent=QModelIndex()):
+        return len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def raw(self, node: Node, column: int):
+        params, nonzero, flops = node.totals()
+        values = (node.short, node.type, node.row["shape"] if node.row else None, params, nonzero,
+                  1.0 - nonzero / params if params else 0.0, flops)
+        return values[column]
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        try:
+            return self._data(index, role)
+        except Exception:  # noqa: BLE001 - a failing cell must never take the view down
+            import traceback
+            traceback.print_exc()
+            return None
+
+    def _data(self, index, role):
+        node, col = index.internalPointer(), index.column()
+        if role == NAME_ROLE:
+            return node.name
+        if role == SORT_ROLE:
+            value = self.raw(node, col)
+            return F.shape(value) if col == 2 else value
+        if role == Qt.ItemDataRole.DisplayRole:
+            return DISPLAY[col](self.raw(node, col))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{node.name or '(model)'}: {self.raw(node, 3):,} parameters, {self.raw(node, 6):,} FLOPs"
+        if role == Qt.ItemDataRole.TextAlignmentRole and col >= 3:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and not node.layer and col >= 3:
+            return QColor("#6b7280")
+        return None
+
+
+class SparsityDelegate(QStyledItemDelegate):
+    """Draws sparsity as a horizontal bar with the percentage on top."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
+        value = index.data(SORT_ROLE)
+        if not isinstance(value, float):
+            return super().paint(painter, option, index)
+        self.initStyleOption(option, index)
+        painter.save()
+        if option.state & option.state.State_Selected:
+            painter.fillRect(option.rect, option.palette.highlight())
+        rect = option.rect.adjusted(3, 2, -3, -2)
+        bar = rect.adjusted(0, 0, -42, 0)
+        painter.fillRect(bar, QColor("#e5e7eb"))
+        painter.fillRect(QRect(bar.left(), bar.top(), int(bar.width() * min(1.0, max(0.0, value))), bar.height()),
+                         QColor("#f59e0b") if value < 0.5 else QColor("#dc2626"))
+        painter.setPen(QColor("#111827"))
+        painter.drawText(rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, F.percent(value))
+        painter.restore()
+
+
+class NameFilter(QSortFilterProxyModel):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setRecursiveFilteringEnabled(True)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setFilterRole(NAME_ROLE)
+        self.setSortRole(SORT_ROLE)
+
+
+class ModelBrowser(QWidget):
+    """Totals on top, a filter box, and the module tree. Emits `layerSelected(name)` for layers with weights."""
+
+    layerSelected = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.info: dict | None = None
+        self.model = LayerTreeModel(self)
+        self.proxy = NameFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.totals = QLabel("No model open. Use File ▸ Open model… or drop a file here.")
+        self.totals.setObjectName("totals")
+        self.totals.setWordWrap(True)
+        self.totals.setToolTip("Totals over every layer, as `workbench inspect` reports them")
+        self.filter = QLineEdit(placeholderText="Filter modules by name…", clearButtonEnabled=True)
+        self.filter.textChanged.connect(self._filter)
+        self.tree = QTreeView()
+        self.tree.setModel(self.proxy)
+        self.tree.setSortingEnabled(True)
+        self.tree.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setItemDelegateForColumn(SPARSITY_COL, SparsityDelegate(self.tree))
+        header = self.tree.header()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        for col, width in enumerate((100, 60, 66, 64, 70, 90, 58)):
+            self.tree.setColumnWidth(col, width)
+        self.tree.selectionModel().currentRowChanged.connect(self._current_changed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.totals)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.tree)
+
+    def set_loading(self, spec: str) -> None:
+        self.totals.setText(f"Loading and measuring <b>{spec}</b>…")
+
+    def set_failed(self, spec: str, message: str) -> None:
+        self.totals.setText(f"<span style='color:#b91c1c'>Could not open {spec}: {message}</span>")
+
+    def show_info(self, info: dict, label: str = "") -> None:
+        """Show a model's measurements; `label` names a snapshot shown instead of the current model."""
+        self.info = info
+        self.model.set_info(info)
+        self.totals.setToolTip(info.get("warning") or "Totals over every layer, as `workbench inspect` reports them")
+        t = info["total"]
+        acc = f" · accuracy <b>{F.percent(info['accuracy'], 2)}</b>" if info.get("accuracy") is not None else ""
+        warning = info.get("warning") or ""
+        warn = f"<br><span style='color:#b45309'>{warning[:140] + ('…' if len(warning) > 140 else '')}</span>" if warning else ""
+        self.totals.setText(
+            f"<b>{label or info['model']}</b> · input {F.shape(info['input_shape'])}<br>"
+            f"<b>{t['params']:,}</b> params · <b>{t['nonzero_params']:,}</b> non-zero · sparsity "
+            f"<b>{F.percent(t['sparsity'])}</b> · <b>{F.human(t['flops'])}</b> FLOPs · {F.size(t['dense_bytes'])} fp32"
+            f"{acc}{warn}")
+        self.tree.expandToDepth(1 if len(info["layers"]) < 60 else 0)
+
+    def layer_names(self) -> list[str]:
+        return [r["name"] for r in self.info["layers"]] if self.info else []
+
+    def select_layer(self, name: str) -> None:
+        for index in self._iter(QModelIndex()):
+            if index.data(NAME_ROLE) == name:
+                self.tree.setCurrentIndex(index)
+                self.tree.scrollTo(index)
+                return
+
+    def _iter(self, parent):
+        for row in range(self.proxy.rowCount(parent)):
+            index = self.proxy.index(row, 0, parent)
+            yield index
+            yield from self._iter(index)
+
+    def _filter(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text)
+        if text:
+            self.tree.expandAll()
+
+    def _current_changed(self, current, _previous) -> None:
+        node = self.model.node(self.proxy.mapToSource(current.siblingAtColumn(0)))
+        if node.layer:
+            self.layerSelected.emit(node.name)

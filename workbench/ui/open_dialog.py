@@ -1,0 +1,157 @@
+"""Choosing a model or data spec: sample models, torchvision architectures (searchable), files and snapshot folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QTabWidget, QVBoxLayout, QWidget)
+
+from ..core import archs
+from ..core.models import sample_index, torchvision_names
+
+MODEL_FILTER = "Models (*.safetensors *.pt *.pth *.pt2 *.ts *.jit *.bin *.ckpt);;All files (*)"
+DATA_SPECS = ["sample:digits", "fake:3x32x32:10:256", "fake:3x224x224:1000:64", "mnist:", "fashionmnist:", "cifar10:",
+              "cifar100:", "svhn:", "imagefolder:"]
+
+
+def _searchable_list(items: list[tuple[str, str]], placeholder: str) -> tuple[QWidget, QListWidget]:
+    """A search box over a list; each item is (spec, tooltip)."""
+    box = QWidget()
+    search = QLineEdit(placeholderText=placeholder, clearButtonEnabled=True)
+    view = QListWidget()
+    for spec, tip in items:
+        item = QListWidgetItem(spec)
+        item.setToolTip(tip)
+        view.addItem(item)
+
+    def apply(text: str) -> None:
+        for i in range(view.count()):
+            view.item(i).setHidden(text.lower() not in view.item(i).text().lower())
+    search.textChanged.connect(apply)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 6, 0, 0)
+    layout.addWidget(search)
+    layout.addWidget(view)
+    box.search = search  # type: ignore[attr-defined]
+    return box, view
+
+
+class OpenModelDialog(QDialog):
+    """Returns a model spec in `spec()`; double-click or OK accepts."""
+
+    def __init__(self, parent=None, recent: list[str] | None = None, start_dir: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Open model")
+        self.resize(520, 480)
+        self.start_dir = start_dir
+        self.tabs = QTabWidget()
+        samples = [(f"sample:{name}", f"{info.get('arch', '')} · accuracy {info.get('accuracy', 0):.3f}")
+                   for name, info in sample_index().items()]
+        self.lists: list[QListWidget] = []
+        for title, items, hint in (
+                ("Samples", samples, "Search sample models…"),
+                ("torchvision", [(f"torchvision:{n}", "random weights") for n in torchvision_names()], "Search torchvision…"),
+                ("Architectures", [(f"arch:{n}", "untrained, sized for the data") for n in archs.ARCHS], "Search…"),
+                ("Recent", [(r, "") for r in (recent or [])], "Search recent…")):
+            page, view = _searchable_list(items, hint)
+            view.itemDoubleClicked.connect(lambda _item: self.accept())
+            view.currentTextChanged.connect(self.path_edit_clear)
+            self.lists.append(view)
+            self.tabs.addTab(page, title)
+        self.tabs.addTab(self._file_page(), "File or folder")
+        self.spec_edit = QLineEdit(placeholderText="or type a spec: sample:NAME, torchvision:NAME, arch:NAME, a path")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.spec_edit)
+        layout.addWidget(buttons)
+
+    def _file_page(self) -> QWidget:
+        page = QWidget()
+        self.path_edit = QLineEdit(placeholderText="/path/to/model.safetensors or a snapshot folder")
+        file_btn, dir_btn = QPushButton("Choose file…"), QPushButton("Choose snapshot folder…")
+        file_btn.clicked.connect(self._choose_file)
+        dir_btn.clicked.connect(self._choose_dir)
+        row = QHBoxLayout()
+        row.addWidget(file_btn)
+        row.addWidget(dir_btn)
+        row.addStretch()
+        hint = QLabel("Files: .safetensors, .pt/.pth state dicts (with a workbench record), .pt2, TorchScript, or a "
+                      "snapshot folder from a run. You can also drop files on the main window.")
+        hint.setWordWrap(True)
+        layout = QVBoxLayout(page)
+        layout.addWidget(self.path_edit)
+        layout.addLayout(row)
+        layout.addWidget(hint)
+        layout.addStretch()
+        return page
+
+    def path_edit_clear(self, _text: str) -> None:
+        self.spec_edit.clear()
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model file", self.start_dir, MODEL_FILTER)
+        if path:
+            self.path_edit.setText(path)
+
+    def _choose_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open snapshot folder", self.start_dir)
+        if path:
+            self.path_edit.setText(path)
+
+    def spec(self) -> str:
+        if self.spec_edit.text().strip():
+            return self.spec_edit.text().strip()
+        page = self.tabs.currentIndex()
+        if page < len(self.lists):
+            item = self.lists[page].currentItem()
+            return item.text() if item and not item.isHidden() else ""
+        return self.path_edit.text().strip()
+
+
+class OpenDataDialog(QDialog):
+    """A data spec: pick a kind, then a folder where it needs one."""
+
+    def __init__(self, parent=None, current: str = "", recent: list[str] | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Open data")
+        self.combo = QComboBox(editable=True)
+        self.combo.addItems(list(dict.fromkeys([*(recent or []), *DATA_SPECS])))
+        self.combo.setCurrentText(current or "sample:digits")
+        browse = QPushButton("Folder…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.combo, 1)
+        row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Data spec", row)
+        help_label = QLabel("sample:digits is bundled. mnist:, cifar10:, … read local files (never downloaded): "
+                            "add the folder after the colon.")
+        help_label.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(help_label)
+        layout.addWidget(buttons)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Data folder")
+        if folder:
+            prefix = self.combo.currentText().partition(":")[0] or "imagefolder"
+            self.combo.setCurrentText(f"{prefix}:{folder}")
+
+    def spec(self) -> str:
+        return self.combo.currentText().strip()
+
+
+def dropped_spec(paths: list[str]) -> str | None:
+    """The model spec for files dropped on the window (first usable path)."""
+    for p in paths:
+        path = Path(p)
+        if path.is_dir() or path.suffix.lower() in (".safetensors", ".pt", ".pth", ".pt2", ".ts", ".jit", ".bin", ".ckpt"):
+            return str(path)
+    return None

@@ -1,0 +1,271 @@
+"""Pipeline editor: the recipe as a list of stage cards plus the selected stage's generated form.
+
+Add from the palette (every registered stage kind), remove, duplicate, drag to reorder, enable or
+disable; every edit goes through the document's undo stack.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QMenu, QScrollArea, QSpinBox, QSplitter, QStyle, QToolBar, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from ..core import stages
+from .param_form import ParamForm
+from .recipe_doc import RecipeDocument
+
+
+
+def summary(params: dict, limit: int = 46) -> str:
+    """The first few settings, short enough for one line of a card."""
+    parts: list[str] = []
+    for k, v in params.items():
+        if isinstance(v, dict):
+            text = ", ".join(f"{a}: {b}" for a, b in v.items())
+        else:
+            text = ", ".join(map(str, v)) if isinstance(v, list) else f"{v:g}" if isinstance(v, float) else str(v)
+        part = f"{k} {text if len(text) < 20 else text[:18] + '…'}"
+        if parts and len(" · ".join(parts + [part])) > limit:
+            break
+        parts.append(part)
+    return " · ".join(parts)
+
+
+class StageList(QListWidget):
+    """Cards; a drop asks the document to move the stage instead of moving the item itself."""
+
+    moveRequested = Signal(int, int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("stageList")
+        self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.setSpacing(2)
+        self.setWordWrap(True)
+        self.setIconSize(QSize(16, 16))
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        src = self.currentRow()
+        index = self.indexAt(event.position().toPoint())
+        dst = index.row() if index.isValid() else self.count() - 1
+        if index.isValid() and self.dropIndicatorPosition() == QAbstractItemView.DropIndicatorPosition.BelowItem:
+            dst += 1
+        if dst > src and index.isValid():
+            dst -= 1
+        event.setDropAction(Qt.DropAction.IgnoreAction)
+        event.accept()
+        if src >= 0 and dst != src:
+            self.moveRequested.emit(src, max(0, min(dst, self.count() - 1)))
+
+
+class PipelineEditor(QWidget):
+    """Shows a RecipeDocument; `layer_names` fill the layer pickers of every form."""
+
+    statusChanged = Signal(str)
+
+    def __init__(self, doc: RecipeDocument, parent=None) -> None:
+        super().__init__(parent)
+        self.doc = doc
+        self.layer_names: list[str] = []
+        self.form: ParamForm | None = None
+        self.form_index = -1
+        self._filling = False
+        self.toolbar = self._make_toolbar()
+        self.cards = StageList()
+        self.cards.currentRowChanged.connect(lambda _row: self._show_form())
+        self.cards.itemChanged.connect(self._item_changed)
+        self.cards.moveRequested.connect(self._move)
+        self.cards.itemDoubleClicked.connect(lambda item: self.rename(self.cards.row(item)))
+        self.name_edit = QLineEdit(placeholderText="recipe name")
+        self.name_edit.textEdited.connect(lambda text: self.doc.set_top("name", text))
+        self.seed_box = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.seed_box.setToolTip("Random seed of the run (data order, initialisation of new layers)")
+        self.seed_box.valueChanged.connect(lambda value: self.doc.set_top("seed", value))
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Name"))
+        top.addWidget(self.name_edit, 1)
+        top.addWidget(QLabel("Seed"))
+        top.addWidget(self.seed_box)
+        self.title = QLabel()
+        self.title.setObjectName("panelTitle")
+        self.title.setWordWrap(True)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.status = QLabel()
+        self.status.setObjectName("recipeStatus")
+        self.status.setWordWrap(True)
+        lower = QWidget()
+        col = QVBoxLayout(lower)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.title)
+        col.addWidget(self.scroll, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.cards)
+        split.addWidget(lower)
+        split.setSizes([200, 300])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(split, 1)
+        layout.addWidget(self.status)
+        doc.changed.connect(self.refresh)
+        self.refresh()
+
+    def _make_toolbar(self) -> QToolBar:
+        bar = QToolBar()
+        bar.setIconSize(QSize(16, 16))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.palette = QMenu("Add stage", self)
+        for kind in stages.available():
+            module = stages.get(kind)
+            act = self.palette.addAction(f"{getattr(module, 'TITLE', kind)}  ({kind})")
+            act.setToolTip(getattr(module, "DESCRIPTION", ""))
+            act.setData(kind)
+            act.triggered.connect(lambda _checked=False, k=kind: self.add(k))
+        self.palette.setToolTipsVisible(True)
+        add = QToolButton(text="Add stage", popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
+        add.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_FileDialogNewFolder))
+        add.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        add.setMenu(self.palette)
+        bar.addWidget(add)
+        sp = QStyle.StandardPixmap
+        self.actions_by_name: dict[str, QAction] = {}
+        for name, icon, tip, slot, key in (
+                ("Duplicate", sp.SP_FileDialogDetailedView, "Duplicate the selected stage", self.duplicate, "Ctrl+D"),
+                ("Remove", sp.SP_TrashIcon, "Remove the selected stage", self.remove, QKeySequence.StandardKey.Delete),
+                ("Up", sp.SP_ArrowUp, "Move the selected stage up", lambda: self.shift(-1), "Ctrl+Up"),
+                ("Down", sp.SP_ArrowDown, "Move the selected stage down", lambda: self.shift(1), "Ctrl+Down")):
+            act = QAction(self.style().standardIcon(icon), name, self)
+            act.setToolTip(tip)
+            act.setShortcut(QKeySequence(key))
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            act.triggered.connect(slot)
+            bar.addAction(act)
+            self.addAction(act)
+            self.actions_by_name[name] = act
+        return bar
+
+    # --- commands --------------------------------------------------------------------------------
+    def current(self) -> int:
+        return self.cards.currentRow()
+
+    def add(self, kind: str) -> int:
+        at = self.current() + 1 if self.current() >= 0 else len(self.doc.stages)
+        self.doc.add_stage(kind, at)
+        self.cards.setCurrentRow(at)
+        return at
+
+    def remove(self) -> None:
+        i = self.current()
+        if i >= 0:
+            self.doc.remove_stage(i)
+            self.cards.setCurrentRow(min(i, len(self.doc.stages) - 1))
+
+    def duplicate(self) -> None:
+        i = self.current()
+        if i >= 0:
+            self.doc.duplicate_stage(i)
+            self.cards.setCurrentRow(i + 1)
+
+    def shift(self, delta: int) -> None:
+        self._move(self.current(), self.current() + delta)
+
+    def _move(self, src: int, dst: int) -> None:
+        if 0 <= src < len(self.doc.stages) and 0 <= dst < len(self.doc.stages) and src != dst:
+            self.doc.move_stage(src, dst)
+            self.cards.setCurrentRow(dst)
+
+    def rename(self, i: int) -> None:
+        """A stage's label (shown on its card instead of the kind's title)."""
+        if not 0 <= i < len(self.doc.stages):
+            return
+        text, ok = QInputDialog.getText(self, "Stage label", "Label (empty: the kind's title):",
+                                        text=self.doc.stages[i].get("label", ""))
+        if ok:
+            self.doc.edit("rename stage", lambda s: s["stages"][i].__setitem__("label", text.strip()))
+
+    def _item_changed(self, item: QListWidgetItem) -> None:
+        if self._filling:
+            return
+        i = self.cards.row(item)
+        enabled = item.checkState() == Qt.CheckState.Checked
+        if 0 <= i < len(self.doc.stages) and self.doc.stages[i].get("enabled", True) != enabled:
+            self.doc.set_enabled(i, enabled)
+
+    # --- showing the document ------------------------------------------------------------------------
+    def set_layer_names(self, names: list[str]) -> None:
+        self.layer_names = list(names)
+        if self.form:
+            self.form.set_layer_names(self.layer_names)
+
+    def refresh(self) -> None:
+        row = self.current()
+        self._filling = True
+        self.cards.blockSignals(True)
+        try:
+            self.cards.clear()
+            warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+            for i, s in enumerate(self.doc.stages):
+                module = stages.get(s["kind"]) if s["kind"] in stages.available() else None
+                title = s.get("label") or (getattr(module, "TITLE", s["kind"]) if module else s["kind"])
+                item = QListWidgetItem(f"{i + 1}. {title}\n{summary(s['params'])}")
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsDragEnabled)
+                item.setCheckState(Qt.CheckState.Checked if s.get("enabled", True) else Qt.CheckState.Unchecked)
+                errors = self.doc.stage_errors(i)
+                if errors:
+                    item.setIcon(warn)
+                    item.setToolTip("\n".join(f"{k or s['kind']}: {v}" for k, v in errors.items()))
+                else:
+                    item.setToolTip(getattr(module, "DESCRIPTION", "") if module else "")
+                if not s.get("enabled", True):
+                    item.setForeground(Qt.GlobalColor.gray)
+                self.cards.addItem(item)
+            if self.doc.stages:
+                self.cards.setCurrentRow(min(max(row, 0), len(self.doc.stages) - 1))
+        finally:
+            self.cards.blockSignals(False)
+            self._filling = False
+        self._show_form()
+        top = self.doc.state["top"]
+        if self.name_edit.text() != str(top.get("name") or ""):
+            self.name_edit.setText(str(top.get("name") or ""))
+        if self.seed_box.value() != int(top.get("seed") or 0):
+            self.seed_box.blockSignals(True)
+            self.seed_box.setValue(int(top.get("seed") or 0))
+            self.seed_box.blockSignals(False)
+        problems = self.doc.all_errors()
+        if not self.doc.stages:
+            text = "Empty recipe: add a stage."
+        elif problems:
+            text = f"⚠ {len(problems)} problem(s): " + "; ".join(problems[:3])
+        else:
+            text = f"✓ {len(self.doc.stages)} stage(s), ready to run."
+        self.status.setText(text)
+        self.status.setProperty("invalid", bool(problems))
+        self.status.style().unpolish(self.status)
+        self.status.style().polish(self.status)
+        self.statusChanged.emit(text)
+
+    def _show_form(self) -> None:
+        i = self.current()
+        if i < 0 or i >= len(self.doc.stages):
+            self.title.setText("Select a stage to edit its settings." if self.doc.stages else "")
+            self.scroll.takeWidget()
+            self.form, self.form_index = None, -1
+            return
+        s = self.doc.stages[i]
+        if self.form is None or self.form_index != i or self.form.kind != s["kind"]:
+            module = stages.get(s["kind"])
+            self.title.setText(f"<b>{i + 1}. {getattr(module, 'TITLE', s['kind'])}</b> ({s['kind']})<br>"
+                               f"<span style='color:#4b5563'>{getattr(module, 'DESCRIPTION', '')}</span>")
+            self.form = ParamForm(s["kind"], self.layer_names)
+            self.form.edited.connect(lambda name, value, idx=i: self.doc.set_value(idx, name, value))
+            self.form_index = i
+            self.scroll.setWidget(self.form)
+        self.form.set_values(s["params"])
+        self.form.set_errors(self.doc.stage_errors(i))

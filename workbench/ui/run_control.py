@@ -1,0 +1,120 @@
+"""Starting, stopping and following a run: connects a RunWorker's events to the window's panels."""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from ..core.events import RunFinished, SnapshotSaved, StageFailed, StageStarted
+from ..core.recipe import Recipe
+from . import errors
+from .pump import process_events
+from .worker import RunWorker
+
+
+class RunControl(QObject):
+    """One run at a time. `stateChanged(running)`; `stageChanged(text)` for the status bar."""
+
+    stateChanged = Signal(bool)
+    stageChanged = Signal(str)
+    snapshotSaved = Signal(str, dict)   # run dir, report row with absolute path and layers
+    runStarted = Signal(str, str)       # run dir, title
+    runEnded = Signal(str, bool, str)   # run dir, ok, message
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.worker: RunWorker | None = None
+        self.out_dir = ""
+        self.last_failure: StageFailed | None = None
+        self.listeners: list = []       # callables taking each event (panels)
+        self.in_process = False         # True: run on a thread of this process (tests patch stages that way)
+
+    def running(self) -> bool:
+        return self.worker is not None and not self.worker.finished
+
+    def start(self, recipe: Recipe, model: str, data: str | None, runs_dir: str, device: str) -> bool:
+        if self.running():
+            return False
+        name = (recipe.name or "run").replace(" ", "_").replace("/", "_")
+        out = Path(runs_dir) / f"{datetime.now():%Y%m%d-%H%M%S}-{name}"
+        n = 1
+        while out.exists():
+            n += 1
+            out = out.with_name(f"{out.name.split('~')[0]}~{n}")
+        self.out_dir = str(out.resolve())
+        self.last_failure = None
+        worker = self.worker = RunWorker(recipe, self.in_process, model=model, data=data, out_dir=self.out_dir,
+                                         device=device)
+        queued = Qt.ConnectionType.QueuedConnection   # slots run on the GUI thread, whatever the sender
+        worker.event.connect(self._on_event, queued)
+        worker.failedToStart.connect(self._failed_to_start, queued)
+        worker.crashed.connect(self._crashed, queued)
+        worker.done.connect(self._done, queued)
+        self.runStarted.emit(self.out_dir, f"{out.name} (running)")
+        self.stateChanged.emit(True)
+        self.stageChanged.emit("preparing…")
+        worker.start()
+        return True
+
+    def stop(self) -> None:
+        if self.running():
+            self.worker.cancel()
+            self.stageChanged.emit("stopping…")
+
+    def stop_and_wait(self, timeout_s: float = 20.0) -> bool:
+        """Cancel and keep the event loop turning until the worker thread has ended (for closing the window)."""
+        if not self.worker:
+            return True
+        self.worker.cancel()
+        deadline, killed = time.monotonic() + timeout_s, False
+        while self.worker and not self.worker.wait(20):
+            process_events(20)
+            if time.monotonic() > deadline:
+                kill = getattr(self.worker.run, "kill", None)
+                if killed or kill is None:
+                    return False
+                kill()   # a child process that ignores cancel; its files are written atomically
+                deadline, killed = time.monotonic() + 5, True
+        process_events()
+        return True
+
+    @Slot(object)
+    def _on_event(self, ev) -> None:
+        for listener in self.listeners:
+            listener(ev)
+        if isinstance(ev, StageStarted):
+            self.stageChanged.emit(f"stage {ev.index + 1}/{ev.total_stages}: {ev.kind}")
+        elif isinstance(ev, SnapshotSaved):
+            self.snapshotSaved.emit(self.out_dir, {**ev.metrics, "index": ev.index, "stage": ev.stage, "path": ev.path})
+        elif isinstance(ev, StageFailed):
+            self.last_failure = ev
+            if not ev.cancelled:
+                errors.show_error(self.window, "Stage failed",
+                                  f"Stage {ev.index + 1} ({ev.kind}) failed: {ev.message}\n\n"
+                                  "The model is back at the last snapshot.", ev.details)
+        elif isinstance(ev, RunFinished):
+            cancelled = self.last_failure is not None and self.last_failure.cancelled
+            status = "finished" if ev.ok else "stopped" if cancelled else "failed"
+            self.runEnded.emit(self.out_dir, ev.ok, status)
+
+    @Slot(str, str)
+    def _failed_to_start(self, message: str, details: str) -> None:
+        self.runEnded.emit(self.out_dir, False, "not started")
+        errors.show_error(self.window, "Cannot run", message, details)
+
+    @Slot(str, str)
+    def _crashed(self, message: str, details: str) -> None:
+        self.runEnded.emit(self.out_dir, False, "crashed")
+        errors.show_error(self.window, "Run failed", message, details)
+
+    @Slot()
+    def _done(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.wait(5000)
+            worker.deleteLater()
+        self.stateChanged.emit(False)
+        self.stageChanged.emit("idle")

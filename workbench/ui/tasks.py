@@ -1,0 +1,114 @@
+"""Run a plain function on a worker thread and get its result (or its error) back on the GUI thread.
+
+Used for everything slow that is not a recipe run: loading and measuring a model, reading a
+layer's weights, exporting a snapshot. Results are plain data (dicts, numpy arrays), never modules.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+
+from ..core.errors import WorkbenchError
+
+BACKGROUND_NICE = 10
+_POOL: QThreadPool | None = None
+
+
+def background_priority() -> None:
+    """Lower the calling thread's scheduling priority (Linux: per thread), so on a busy machine the
+    GUI thread gets the CPU before our own background work does."""
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            if current < BACKGROUND_NICE:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except OSError:
+            pass
+_ALIVE: dict = {}   # task -> its relay, kept alive until the result is delivered
+
+
+def pool() -> QThreadPool:
+    global _POOL
+    if _POOL is None:
+        _POOL = QThreadPool()
+        _POOL.setMaxThreadCount(2)
+    return _POOL
+
+
+class _Signals(QObject):
+    done = Signal(object)
+    failed = Signal(str, str)
+
+
+class Task(QRunnable):
+    """One call of `fn(*args)`; connect to `signals.done` / `signals.failed` (both on the GUI thread)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.fn, self.args = fn, args
+        self.signals = _Signals()
+        self.finished = False
+
+    def run(self) -> None:
+        background_priority()
+        try:
+            outcome = ("done", (self.fn(*self.args),))
+        except WorkbenchError as exc:
+            outcome = ("failed", (exc.message, exc.details or traceback.format_exc()))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a message for the user
+            outcome = ("failed", (f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        self.finished = True
+        try:
+            getattr(self.signals, outcome[0]).emit(*outcome[1])
+        except RuntimeError:  # the application is shutting down: nobody is left to tell
+            pass
+
+
+class _Relay(QObject):
+    """Lives on the GUI thread; its slots (queued) call the task's callbacks there."""
+
+    def __init__(self, task: Task, on_done, on_error) -> None:
+        super().__init__()
+        self.task, self.on_done, self.on_error = task, on_done, on_error
+        queued = Qt.ConnectionType.QueuedConnection
+        task.signals.done.connect(self.done, queued)
+        task.signals.failed.connect(self.failed, queued)
+
+    @Slot(object)
+    def done(self, result: Any) -> None:
+        _ALIVE.pop(self.task, None)
+        _deliver(self.on_done, result)
+
+    @Slot(str, str)
+    def failed(self, message: str, details: str) -> None:
+        _ALIVE.pop(self.task, None)
+        _deliver(self.on_error, message, details)
+
+
+def _deliver(callback, *args: Any) -> None:
+    """Call back, unless the widget that asked was closed and deleted in the meantime."""
+    if callback is None:
+        return
+    try:
+        callback(*args)
+    except RuntimeError as exc:
+        if "already deleted" not in str(exc):
+            raise
+
+
+def run_task(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
+             on_error: Callable[[str, str], None] | None = None) -> Task:
+    """Start `fn(*args)` on the pool; callbacks run on the GUI thread."""
+    task = Task(fn, *args)
+    _ALIVE[task] = _Relay(task, on_done, on_error)
+    pool().start(task)
+    return task
+
+
+def busy() -> bool:
+    return bool(_ALIVE)
