@@ -53,6 +53,57 @@ def test_mnist_like_from_local_files(tmp_path, prefix, folder):
     assert x.dtype == torch.float32 and x.shape[1:] == (1, 28, 28)
 
 
+def _skip_checksums(monkeypatch):
+    """torchvision checks the md5 of the published files; the synthetic ones here cannot match it."""
+    import torchvision.datasets.cifar as cifar
+    import torchvision.datasets.svhn as svhn
+    monkeypatch.setattr(cifar, "check_integrity", lambda *a, **k: True)
+    monkeypatch.setattr(svhn, "check_integrity", lambda *a, **k: True)
+
+
+@pytest.mark.parametrize("prefix,folder,label_key,classes", [
+    ("cifar10", "cifar-10-batches-py", "labels", 10), ("cifar100", "cifar-100-python", "fine_labels", 100)])
+def test_cifar_from_local_files(tmp_path, monkeypatch, prefix, folder, label_key, classes):
+    import pickle
+    _skip_checksums(monkeypatch)
+    import torchvision.datasets as D
+    cls = D.CIFAR10 if prefix == "cifar10" else D.CIFAR100
+    root = tmp_path / folder
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    images = {}
+    for name, _ in cls.train_list + cls.test_list:
+        data = rng.integers(0, 255, (4, 3 * 32 * 32), dtype=np.uint8)   # rows: R plane, G plane, B plane
+        images[name] = data
+        with open(root / name, "wb") as fh:
+            pickle.dump({"data": data, label_key: list(rng.integers(0, classes, 4))}, fh)
+    with open(root / cls.meta["filename"], "wb") as fh:
+        pickle.dump({cls.meta["key"]: [f"c{i}" for i in range(classes)]}, fh)
+    d = load_data(f"{prefix}:{tmp_path}")
+    assert d.input_shape == (3, 32, 32) and d.num_classes == classes
+    assert d.train.num_samples == 4 * len(cls.train_list) and d.test.num_samples == 4
+    # channel-first images: the test split's first image is the first row of test_batch, planes in order
+    first = images[cls.test_list[0][0]][0].reshape(3, 32, 32).astype(np.float32) / 255.0
+    x, _ = next(iter(d.test))
+    mean, std = torch.tensor([0.49, 0.48, 0.45]).view(3, 1, 1), torch.tensor([0.25, 0.24, 0.26]).view(3, 1, 1)
+    assert torch.allclose(x[0] * std + mean, torch.from_numpy(first), atol=1e-5)
+
+
+def test_svhn_from_local_files(tmp_path, monkeypatch):
+    from scipy.io import savemat
+    _skip_checksums(monkeypatch)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 12), ("test", 5)):
+        # the published .mat layout: X is 32x32x3xN, y holds 1..10 with 10 standing for the digit 0
+        savemat(tmp_path / f"{split}_32x32.mat", {"X": rng.integers(0, 255, (32, 32, 3, n), dtype=np.uint8),
+                                                  "y": rng.integers(1, 11, (n, 1)).astype(np.uint8)})
+    d = load_data(f"svhn:{tmp_path}")
+    assert d.input_shape == (3, 32, 32) and d.num_classes == 10
+    assert d.train.num_samples == 12 and d.test.num_samples == 5
+    labels = torch.cat([y for _, y in d.train])
+    assert labels.min() >= 0 and labels.max() <= 9
+
+
 @pytest.mark.parametrize("prefix", ["mnist", "fashionmnist", "cifar10", "cifar100", "svhn"])
 def test_dataset_root_without_files_is_a_clear_error(tmp_path, prefix):
     with pytest.raises(SpecError) as exc:

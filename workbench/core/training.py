@@ -77,7 +77,7 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = loss_fn(model, x, y)
             if not torch.isfinite(loss):
-                raise StageFailed(f"{label}: loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; "
+                raise StageFailed(f"{label}: loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                   f"try a lower learning rate (lr={lr})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
