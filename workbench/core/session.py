@@ -86,6 +86,13 @@ class Session:
             self.record.setdefault("transforms", []).append(transform)
         self.drop_stale_state()
 
+    def replace_model(self, loaded: LoadedModel) -> None:
+        """Swap in a different architecture (a new student): its own record; masks and codebooks are dropped."""
+        self.model = loaded.module.to(self.device)
+        self.record = copy.deepcopy(loaded.record)
+        self.masks, self.codebooks = {}, {}
+        self.init_state = loaded.init_state
+
     def state(self) -> dict[str, Any]:
         return {"masks": self.masks, "codebooks": self.codebooks, "extra": self.extra}
 

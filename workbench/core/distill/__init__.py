@@ -1,0 +1,1 @@
+"""Knowledge distillation: losses and teachers (the `distill` stage uses them)."""

@@ -1,0 +1,107 @@
+"""Teachers for distillation: the run's input, one of its snapshots, a model spec, or an ensemble."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import BadInput, SpecError, StageFailed
+from ..models import load_model
+from .losses import soft_targets
+
+
+class FeatureTap:
+    """Forward hooks that keep the latest output of the named modules (removed by `close`)."""
+
+    def __init__(self, model: nn.Module, names: list[str], who: str) -> None:
+        modules = dict(model.named_modules())
+        self.outputs: dict[str, torch.Tensor] = {}
+        self._handles = []
+        for name in names:
+            if name not in modules:
+                raise BadInput(f"{who} has no layer {name!r}")
+            self._handles.append(modules[name].register_forward_hook(self._keeper(name)))
+
+    def _keeper(self, name: str):
+        def hook(_module, _inputs, output):
+            self.outputs[name] = output[0] if isinstance(output, (tuple, list)) else output
+        return hook
+
+    def close(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+def is_snapshot_index(teacher) -> bool:
+    return isinstance(teacher, int) and not isinstance(teacher, bool)
+
+
+def teacher_specs(teacher) -> list:
+    """The list of teacher references in a `teacher` setting (one unless an ensemble)."""
+    return list(teacher) if isinstance(teacher, list) else [teacher]
+
+
+def load_teacher(session, ref, path: str) -> nn.Module:
+    """One teacher module in eval mode with frozen parameters, on the session's device when it can move."""
+    data = session.data
+    try:
+        if ref == "input" or is_snapshot_index(ref):
+            index = 0 if ref == "input" else ref
+            if index >= len(session.snapshot_paths):
+                raise StageFailed(f"{path}: snapshot {index} does not exist yet (this run has "
+                                  f"{len(session.snapshot_paths)} so far)")
+            module = load_model(str(session.snapshot_paths[index])).module
+        else:
+            module = load_model(str(ref), data.input_shape, data.num_classes).module
+    except SpecError as exc:
+        raise BadInput(f"{path}: {exc.message}") from None
+    if not _is_quantized(module):
+        module = module.to(session.device)
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+def _is_quantized(module: nn.Module) -> bool:
+    return any(getattr(t, "is_quantized", False) for t in module.state_dict().values())
+
+
+class Teacher:
+    """Soft targets (and, for a single teacher, features) for a batch; an ensemble averages the softened outputs."""
+
+    def __init__(self, modules: list[nn.Module], feature_layers: list[str], device: torch.device) -> None:
+        self.modules = modules
+        self.on_cpu = [_is_quantized(m) for m in modules]   # int8 teachers run on the CPU only
+        self.device = device
+        self.tap = FeatureTap(modules[0], feature_layers, "the teacher") if feature_layers else None
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(averaged soft targets at `temperature`, averaged logits, the first teacher's tapped features)."""
+        logits = [m(x.cpu() if cpu else x).float().to(self.device) for m, cpu in zip(self.modules, self.on_cpu)]
+        probs = torch.stack([soft_targets(z, temperature) for z in logits]).mean(0)
+        features = dict(self.tap.outputs) if self.tap else {}
+        return probs, torch.stack(logits).mean(0), features
+
+    def accuracy(self, batches) -> float:
+        correct = seen = 0
+        for x, y in batches:
+            p, _, _ = self(x.to(self.device), 1.0)
+            correct += int((p.argmax(1).cpu() == y).sum())
+            seen += len(y)
+        return correct / max(1, seen)
+
+    def close(self) -> None:
+        if self.tap:
+            self.tap.close()
+
+
+def describe(ref) -> str:
+    if ref == "input":
+        return "the run's input model (snapshot 0)"
+    if is_snapshot_index(ref):
+        return f"snapshot {ref}"
+    return Path(str(ref)).name if Path(str(ref)).exists() else str(ref)
