@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
 from ..core.data import load_data
 from ..core.export import ExportSource, export_model, get_format
 from ..core.models import load_model
@@ -15,12 +13,7 @@ def export_command(args) -> int:
     data = load_data(args.data) if args.data else None
     loaded = load_model(args.spec, data.input_shape if data else None, data.num_classes if data else None,
                         arch=args.arch, trust=args.trust)
-    if data is not None:
-        example = data.example_input(8)
-    else:
-        example = torch.randn(8, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
-    source = ExportSource(loaded.module.eval(), loaded.record, loaded.state, example, loaded.meta.get("history", []))
-    result = export_model(source, args.fmt, args.out)
+    result = export_model(ExportSource.from_loaded(loaded, data), args.fmt, args.out)
     if result.verified:
         print(f"{result.path}: {result.bytes:,} bytes, {args.fmt}, verified (max |diff| {result.max_abs_diff:.3g})")
         return 0

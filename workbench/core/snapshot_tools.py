@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from .data import load_data
 from .errors import BadInput
 from .export import ExportResult, ExportSource, export_model, get_format
@@ -74,7 +72,8 @@ def compare_snapshots(a: str | Path, b: str | Path) -> dict:
             "layers": rows, "totals": totals}
 
 
-def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | None = None) -> ExportResult:
+def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | None = None, arch: str | None = None,
+                trust: bool = False) -> ExportResult:
     """Export a model spec or snapshot folder in one format, verified by reading it back (what `workbench export` does)."""
     get_format(fmt)
     data = None
@@ -83,10 +82,7 @@ def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | None = No
             data = load_data(data_spec)
         except BadInput:
             data = None
-    loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None)
-    if data is not None and tuple(data.input_shape) == tuple(loaded.input_shape):
-        example = data.example_input(8)
-    else:
-        example = torch.randn(8, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
-    source = ExportSource(loaded.module.eval(), loaded.record, loaded.state, example, loaded.meta.get("history", []))
+    loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None,
+                        arch=arch, trust=trust)
+    source = ExportSource.from_loaded(loaded, data)
     return export_model(source, fmt, out)

@@ -6,6 +6,7 @@ way files are written, so every export is atomic and verified the same way.
 from __future__ import annotations
 
 import importlib
+import itertools
 import math
 import pkgutil
 import traceback
@@ -28,10 +29,29 @@ class ExportSource:
     state: dict[str, Any]
     example: torch.Tensor
     history: list[dict] = field(default_factory=list)
+    calib: list[torch.Tensor] = field(default_factory=list)   # calibration inputs (onnx_int8); none: the example
 
     @classmethod
     def from_session(cls, session, batch: int = 8) -> "ExportSource":
-        return cls(session.model, session.record, session.state(), session.example_input(batch).cpu(), session.history)
+        return cls(session.model, session.record, session.state(), session.example_input(batch).cpu(), session.history,
+                   calibration_inputs(session.data))
+
+    @classmethod
+    def from_loaded(cls, loaded, data=None, batch: int = 8) -> "ExportSource":
+        """A loaded model spec; examples and calibration inputs come from `data` when its inputs fit the model."""
+        fits = data is not None and tuple(data.input_shape) == tuple(loaded.input_shape)
+        example = data.example_input(batch) if fits else \
+            torch.randn(batch, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
+        return cls(loaded.module.eval(), loaded.record, loaded.state, example, loaded.meta.get("history", []),
+                   calibration_inputs(data) if fits else [])
+
+    def calibration(self) -> list[torch.Tensor]:
+        return self.calib or [self.example]
+
+
+def calibration_inputs(data, batches: int = 4) -> list[torch.Tensor]:
+    """The first few batches of the data's calibration split, on the CPU."""
+    return [x.cpu() for x, _ in itertools.islice(iter(data.calib), batches)]
 
 
 @dataclass
