@@ -54,11 +54,13 @@ def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
 def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str = "constant",
         weight_decay: float = 0.0, batch_size: int | None = None, loss_fn: LossFn | None = None,
         extra_params: Iterable[nn.Parameter] = (), after_step: Callable[[], None] | None = None,
-        label: str = "train", evaluate: bool = True, step_offset: float = 0.0) -> Iterator:
+        label: str = "train", evaluate: bool = True, step_offset: float = 0.0,
+        eval_modules: Iterable[nn.Module] = ()) -> Iterator:
     """Train `session.model` for `epochs`, keeping pruned weights at zero. Yields Progress and Metrics.
 
     Metrics: `{label}/loss` (mean per epoch, step = epoch) and `{label}/accuracy` on the test split.
     Raises StageFailed on a non-finite loss (the runner then restores the last snapshot).
+    `eval_modules` stay in eval mode while the rest trains (frozen parts: batch norms keep their statistics).
     """
     if epochs <= 0:
         return
@@ -70,8 +72,11 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
     sched = make_scheduler(schedule, opt, epochs * steps_per_epoch)
     session.apply_masks()
     last_metric = 0.0
+    eval_modules = list(eval_modules)
     for epoch in range(epochs):
         model.train()
+        for m in eval_modules:
+            m.eval()
         total_loss, seen = 0.0, 0
         for step, (x, y) in enumerate(loader):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

@@ -1,0 +1,42 @@
+"""Early exits on the digits: test accuracy against average compute per sample, for each confidence threshold.
+
+Runs `resources/recipes/early_exits.yaml` (heads after layer1 and layer2 of `sample:digits_resnet`,
+trained jointly) and prints the stage's trade-off table: accuracy, average FLOPs per sample (measured
+per exit with FlopCounterMode and weighted by how many samples leave there), and mean batch-1 latency
+over test samples with real early exiting, beside the plain model's latency measured in the same run.
+
+    python benchmarks/bench_early_exit.py
+"""
+from __future__ import annotations
+
+import tempfile
+
+from prune_bench_common import ROOT, table, write_result
+
+
+def main() -> None:
+    from workbench.core.events import StageFailed
+    from workbench.core.recipe import Recipe
+    from workbench.core.runner import Run
+    run = Run(Recipe.load(ROOT / "resources" / "recipes" / "early_exits.yaml"), out_dir=tempfile.mkdtemp())
+    for event in run.events():
+        if isinstance(event, StageFailed):
+            raise RuntimeError(event.message)
+    result = run.session.extra["early_exit"]
+    base = run.report["snapshots"][0]
+    rows = [{"threshold": r["threshold"], "accuracy": 100 * r["accuracy"], "mflops": r["mflops"],
+             "saving": 1 - r["mflops"] * 1e6 / base["flops"], "shares": " / ".join(f"{100 * s:.0f}%" for s in r["exit_share"]),
+             "latency_ms": r["latency_ms"]} for r in result["thresholds"]]
+    print(f"baseline {base['accuracy'] * 100:.2f}% at {base['flops'] / 1e6:.2f} MFLOPs, latency {base['latency_ms']:.3f} ms; "
+          f"exits alone: " + ", ".join(f"{n} {100 * a:.2f}% at {f:.2f} MFLOPs" for n, a, f in
+                                       zip([*result["exits"], "final"], result["exit_accuracy"], result["exit_mflops"])))
+    print()
+    print(table(rows, [("threshold", "threshold", "g"), ("accuracy", "test acc %", ".2f"), ("mflops", "avg MFLOPs", ".2f"),
+                       ("saving", "FLOPs saved vs baseline", ".0%"), ("shares", "leave at layer1 / layer2 / final", ""),
+                       ("latency_ms", "mean latency ms", ".3f")]))
+    print("wrote", write_result("early_exit", {"baseline": {k: base[k] for k in ("accuracy", "flops", "latency_ms")},
+                                               "exits": result, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dynamic computation: early exits (the `dynamic` stage uses them)."""
