@@ -17,6 +17,17 @@ def run_recipe(text: str, tmp_path, **options):
     return run, events
 
 
+def assert_rejected(tmp_path, model: str, stages: str, needle: str) -> None:
+    """A recipe with `stages` (YAML flow items) on `model` is refused before anything runs, naming `needle`."""
+    import pytest
+    from workbench.core.errors import RecipeError
+    with pytest.raises(RecipeError) as exc:
+        recipe = Recipe.from_text(f"model: {model}\nstages: [{stages}]\n")
+        list(Run(recipe, out_dir=tmp_path / "run").events())
+    assert needle in str(exc.value)
+    assert not (tmp_path / "run").exists()
+
+
 def assert_ok(events) -> None:
     failed = [e for e in events if isinstance(e, StageFailed)]
     assert not failed, failed[0].message

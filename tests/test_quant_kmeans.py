@@ -1,5 +1,4 @@
 """1-D k-means and weight sharing: cluster counts, zeros, initialisations, Lloyd optimality."""
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings

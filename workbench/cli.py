@@ -5,7 +5,6 @@ Exit status: 0 success, 2 bad input (one line, no traceback), 1 failure inside a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path

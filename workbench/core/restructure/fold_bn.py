@@ -6,7 +6,6 @@ model computes the same function in eval mode with one layer less per pair.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 

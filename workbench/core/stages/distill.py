@@ -108,9 +108,6 @@ def _load_checked(session, spec: str, path: str):
     """Load a teacher or student spec for the run's data; errors name the field."""
     try:
         loaded = load_model(spec, session.data.input_shape, session.data.num_classes)
-    except BadInput as exc:
-        raise RecipeError(f"{path}: {exc.message}") from None
-    try:
         check_fits(loaded.module, session.data, spec)
     except BadInput as exc:
         raise RecipeError(f"{path}: {exc.message}") from None

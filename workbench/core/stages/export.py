@@ -1,7 +1,7 @@
 """`export`: write the current model in one or more formats; each file is read back and verified."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
