@@ -1,6 +1,10 @@
-"""`dynamic`: early exits. Heads after intermediate layers, trained with the sum of all exits' losses;
-then, for each confidence threshold, test accuracy against the average compute per sample (FLOPs and
-batch-1 latency measured with real early exiting)."""
+"""`dynamic`: computation that adapts at inference.
+
+early_exit: heads after intermediate layers, trained with the sum of all exits' losses; then, for each
+confidence threshold, test accuracy against the average compute per sample (FLOPs and batch-1 latency
+measured with real early exiting). slimmable: one set of weights trained to run at several widths;
+then accuracy, FLOPs and latency of each width, measured on the physically narrowed network, and the
+model kept at `deploy_width`."""
 from __future__ import annotations
 
 import json
@@ -13,28 +17,41 @@ import torch
 import torch.nn.functional as F
 
 from ..dynamic import early_exit as ee
+from ..dynamic import slimmable as slim
 from ..errors import BadInput, RecipeError
 from ..events import Log, Progress, Series
 from ..io import atomic_write_text
 from ..params import param
-from ..pruning.layers import unknown_layer
+from ..metrics import accuracy, flops_per_module, latency_ms
+from ..pruning import structured
+from ..pruning.layers import classifier_name, unknown_layer
 from ..training import OPTIMIZERS, SCHEDULES, fit
 
 KIND = "dynamic"
-TITLE = "Early exits"
-DESCRIPTION = ("Dynamic computation: add classifier heads after intermediate layers and train them with the sum "
-               "of all exits' losses; at inference a sample leaves at the first head confident enough, so easy "
-               "samples cost less. Reports accuracy against average compute for each threshold.")
+TITLE = "Dynamic computation"
+DESCRIPTION = ("Early exits: classifier heads after intermediate layers, trained with the sum of all exits' losses; "
+               "a sample leaves at the first head confident enough, so easy samples cost less. Slimmable: one "
+               "network trained to run at several widths, kept at the width you deploy. Both report accuracy "
+               "against compute.")
+METHODS = ["early_exit", "slimmable"]
 
 
 @dataclass
 class Params:
-    method: str = param("early_exit", "early_exit: classifier heads after intermediate layers.", choices=["early_exit"])
-    exits: int | list[str] = param(2, "Where the heads go: layer names, or a count spread over the model's blocks.",
-                                   min=1, max=16)
-    thresholds: list[float] = param([0.5, 0.8, 0.9, 0.95, 0.99, 0.999], "Confidence (top softmax probability) a "
-                                    "head needs to let a sample leave; one accuracy/compute point per threshold.",
-                                    min=0.0, max=1.0)
+    method: str = param("early_exit", "early_exit: classifier heads after intermediate layers. slimmable: the "
+                        "network learns to run with only the first fraction of every layer's channels.",
+                        choices=METHODS)
+    exits: int | list[str] = param(2, "early_exit: where the heads go: layer names, or a count spread over the "
+                                   "model's blocks.", min=1, max=16)
+    thresholds: list[float] = param([0.5, 0.8, 0.9, 0.95, 0.99, 0.999], "early_exit: confidence (top softmax "
+                                    "probability) a head needs to let a sample leave; one accuracy/compute point "
+                                    "per threshold.", min=0.0, max=1.0)
+    widths: list[float] = param([0.25, 0.5, 0.75, 1.0], "slimmable: width multipliers trained together (1.0 is "
+                                "always included); one accuracy/compute point per width.", min=0.0, max=1.0,
+                                min_exclusive=True)
+    deploy_width: float = param(1.0, "slimmable: the width the model keeps after the stage; channels beyond it are "
+                                "physically removed (one of widths).", min=0.0, max=1.0, min_exclusive=True,
+                                step=0.05)
     epochs: int = param(5, "Training epochs for the heads (and the backbone, see train_backbone).", min=0, max=1000)
     lr: float = param(1e-3, "Learning rate.", min=0.0, max=10.0, min_exclusive=True, step=1e-4)
     optimizer: str = param("adam", "Optimiser.", choices=OPTIMIZERS)
@@ -42,8 +59,13 @@ class Params:
     batch_size: int = param(64, "Samples per step.", min=1, max=4096, advanced=True)
     train_backbone: bool = param(True, "true: the whole network learns from all exits' losses. false: only the heads "
                                  "learn, so the final classifier's accuracy stays exactly as it was.")
-    latency_samples: int = param(100, "Test samples timed one by one (batch 1) per threshold.", min=0, max=10000,
-                                 advanced=True)
+    latency_samples: int = param(100, "early_exit: test samples timed one by one (batch 1) per threshold.", min=0,
+                                 max=10000, advanced=True)
+
+    def validate(self) -> str | None:
+        if self.method == "slimmable" and self.deploy_width not in {*self.widths, 1.0}:
+            return f"deploy_width: {self.deploy_width} is not one of the trained widths {sorted({*self.widths, 1.0})}"
+        return None
 
 
 def _path(session) -> str:
@@ -79,10 +101,25 @@ def preflight(session, p: Params) -> None:
     if hasattr(session.model, ee.HEADS) or earlier:
         raise RecipeError(f"{path}.method: the model already has early exits" +
                           (" (from an earlier dynamic stage)" if earlier else ""))
-    _layers(session, p)
+    if p.method == "early_exit":
+        _layers(session, p)
+        return
+    try:
+        structured.check_prunable(session.model, session.example_input(1), 1.0 - min(p.widths), _ignored(session))
+    except BadInput as exc:
+        raise RecipeError(f"{path}.method: slimmable widths need structured pruning: {exc.message}") from None
+
+
+def _ignored(session) -> list[str]:
+    """Layers whose outputs keep their width: the final classifier (its outputs are the classes)."""
+    name = classifier_name(session.model, session.example_input(1))
+    return [name] if name else []
 
 
 def run(session, p: Params) -> Iterator:
+    if p.method == "slimmable":
+        yield from _run_slimmable(session, p)
+        return
     model, data = session.model, session.data
     layers = _layers(session, p)
     session.set_model(model, ee.attach(model, session.example_input(2), layers, data.num_classes))
@@ -170,3 +207,54 @@ def _latency(model, layers: list[str], session, threshold: float, samples: int) 
         if flushed:
             torch.set_flush_denormal(False)
     return statistics.mean(times) * 1000.0
+
+
+def _run_slimmable(session, p: Params) -> Iterator:
+    model, data, device = session.model, session.data, session.device
+    example, ignored = session.example_input(1), _ignored(session)
+    widths = sorted({*p.widths, 1.0}, reverse=True)
+    yield Log("info", f"slimmable widths {', '.join(f'{w:g}' for w in widths)}: planning channels with torch-pruning")
+    plan = slim.plan(model, example, widths, ignored)
+    with slim.WidthMasks(model, plan) as masks:
+        def loss_fn(m, x, y):
+            total = 0.0
+            for w in widths:               # the sandwich rule: every width learns at every step
+                masks.width = w
+                total = total + F.cross_entropy(m(x), y)
+            masks.width = 1.0
+            return total
+        yield from fit(session, p.epochs, p.lr, p.optimizer, p.schedule, 0.0, p.batch_size, loss_fn=loss_fn,
+                       label="slimmable")
+    rows = []
+    for i, w in enumerate(widths):
+        session.check_cancel()
+        yield Progress(i, len(widths), f"measuring width {w:g}")
+        narrow = _at_width(session, model, w, ignored)
+        flops, _ = flops_per_module(narrow, example)
+        rows.append({"width": w, "accuracy": accuracy(narrow, data.test, device), "mflops": flops / 1e6,
+                     "params": sum(t.numel() for t in narrow.parameters()),
+                     "latency_ms": latency_ms(narrow, example.cpu() if device.type == "cpu" else example)})
+        yield Log("info", f"width {w:g}: accuracy {rows[-1]['accuracy']:.4f}, {rows[-1]['mflops']:.3f} MFLOPs, "
+                          f"{rows[-1]['params']:,} parameters, {rows[-1]['latency_ms']:.3f} ms")
+    yield Series("slimmable/accuracy", tuple(r["mflops"] for r in rows), tuple(r["accuracy"] for r in rows),
+                 x_label="MFLOPs per sample", y_label="accuracy")
+    if p.deploy_width < 1.0:
+        session.set_model(model, slim.slice_to(model, example, p.deploy_width, ignored))
+    slim.calibrate_bn(session.model, data.calib, device)
+    result = {"widths": rows, "deploy_width": p.deploy_width}
+    session.extra["slimmable"] = result
+    if session.out_dir is not None:
+        session.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(session.out_dir / "slimmable.json", json.dumps(result, indent=2))
+    session.note(op="slimmable", widths=widths, deploy_width=p.deploy_width,
+                 accuracy={f"{r['width']:g}": r["accuracy"] for r in rows})
+
+
+def _at_width(session, model, width: float, ignored: list[str]):
+    """A copy of the model narrowed to `width`, its batch norms calibrated on the calibration split."""
+    import copy
+    narrow = copy.deepcopy(model)
+    if width < 1.0:
+        slim.slice_to(narrow, session.example_input(1), width, ignored)
+    slim.calibrate_bn(narrow, session.data.calib, session.device)
+    return narrow.eval()
