@@ -56,3 +56,22 @@ def test_shipped_recipes_validate():
     recipes = sorted((Path(__file__).resolve().parents[1] / "resources" / "recipes").glob("*.yaml"))
     for path in recipes:
         Recipe.load(path)
+
+
+def test_settings_declare_when_they_matter():
+    from workbench.core import params as P
+    from workbench.core import stages
+    meta = {"when": {"method": ["lowrank", "depthwise"], "structured": True}}
+    assert P.applies(meta, {"method": "depthwise", "structured": True})
+    assert not P.applies(meta, {"method": "fold_bn", "structured": True})
+    assert not P.applies(meta, {"method": "lowrank", "structured": False})
+    assert P.applies({"when": None}, {}) and P.applies({}, {"method": "x"})
+    # every `when` names real fields and, where the field has choices, real choices
+    for kind in stages.available():
+        fields = {f.name: f for f, _ in P.param_fields(stages.get(kind).Params)}
+        for f in fields.values():
+            for name, wanted in (f.metadata.get("when") or {}).items():
+                assert name in fields, (kind, f.name, name)
+                choices = fields[name].metadata.get("choices")
+                for w in (wanted if isinstance(wanted, list) else [wanted]):
+                    assert not choices or w in choices, (kind, f.name, w)

@@ -183,3 +183,20 @@ def test_name_seed_and_stage_label(make_window, monkeypatch):
     assert d["seed"] == 7 and d["name"] == "mine" and d["stages"][0]["label"] == "warm-up"
     assert w.editor.cards.item(0).text().startswith("1. warm-up")
     assert w.doc.recipe().seed == 7
+
+
+def test_settings_that_do_not_apply_are_greyed_out(make_window):
+    w = make_window()
+    editor, doc = w.editor, w.doc
+    palette_action(editor, "quantize").trigger()
+    i = editor.current()
+    form = editor.form
+    assert doc.stages[i]["kind"] == "quantize"
+    assert form.editors["bits"].isEnabled() and "bits" in editor.cards.item(i).text()
+    form.editors["method"].inner.setCurrentText("int8_static")
+    assert doc.stages[i]["params"]["method"] == "int8_static"
+    assert not form.editors["bits"].isEnabled() and not form.labels["bits"].isEnabled()
+    assert form.editors["calib_batches"].isEnabled()
+    assert "bits" not in editor.cards.item(i).text()          # the card shows what matters
+    form.editors["method"].inner.setCurrentText("kmeans")
+    assert form.editors["bits"].isEnabled() and not form.editors["calib_batches"].isEnabled()

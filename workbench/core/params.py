@@ -18,10 +18,14 @@ from .errors import RecipeError
 def param(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
           min_exclusive: bool = False, max_exclusive: bool = False, choices: list | None = None,
           layers: bool = False, check: Callable[[Any], str | None] | None = None,
-          step: float | None = None, advanced: bool = False) -> Any:
-    """A stage setting. Ranges apply to every number inside the value (dict values, list items)."""
+          step: float | None = None, advanced: bool = False, when: dict[str, Any] | None = None) -> Any:
+    """A stage setting. Ranges apply to every number inside the value (dict values, list items).
+
+    `when` = {other_field: value or [values]}: the setting matters only then (the GUI greys it out
+    otherwise, and card summaries leave it out); it is still validated.
+    """
     meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive, "max_exclusive": max_exclusive,
-            "choices": choices, "layers": layers, "check": check, "step": step, "advanced": advanced}
+            "choices": choices, "layers": layers, "check": check, "step": step, "advanced": advanced, "when": when}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata=meta)
     return field(default=default, metadata=meta)
@@ -31,6 +35,16 @@ def param_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
     """(field, resolved type) for each field of a Params class."""
     hints = typing.get_type_hints(cls)
     return [(f, hints[f.name]) for f in fields(cls)]
+
+
+def applies(meta: Any, values: dict[str, Any]) -> bool:
+    """Whether a setting with this metadata matters given the other settings' `values`."""
+    when = meta.get("when") or {}
+    for name, wanted in when.items():
+        options = wanted if isinstance(wanted, (list, tuple, set)) else [wanted]
+        if name in values and values[name] not in options:
+            return False
+    return True
 
 
 def default_of(f: dataclasses.Field) -> Any:

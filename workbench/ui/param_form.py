@@ -35,6 +35,8 @@ class ParamForm(QWidget):
         module = stages.get(kind)
         self.editors: dict[str, Editor] = {}
         self.error_labels: dict[str, QLabel] = {}
+        self.labels: dict[str, QLabel] = {}
+        self.metas: dict[str, dict] = {}
         self.stage_error = QLabel()
         self.stage_error.setObjectName("fieldError")
         self.stage_error.setWordWrap(True)
@@ -86,11 +88,18 @@ class ParamForm(QWidget):
         form.addRow(label, box)
         self.editors[f.name] = editor
         self.error_labels[f.name] = error
+        self.labels[f.name] = label
+        self.metas[f.name] = meta
 
     def set_values(self, values: dict[str, Any]) -> None:
         for name, editor in self.editors.items():
             if name in values and editor.value() != values[name]:
                 editor.set_value(values[name])
+        current = {name: editor.value() for name, editor in self.editors.items()}
+        for name, editor in self.editors.items():
+            relevant = P.applies(self.metas[name], current)   # e.g. k-means bits only for method kmeans
+            editor.setEnabled(relevant)
+            self.labels[name].setEnabled(relevant)
 
     def set_errors(self, errors: dict[str, str]) -> None:
         for name, label in self.error_labels.items():

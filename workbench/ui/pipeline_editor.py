@@ -11,16 +11,27 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLa
                                QListWidgetItem, QMenu, QScrollArea, QSpinBox, QSplitter, QStyle, QToolBar, QToolButton,
                                QVBoxLayout, QWidget)
 
+from ..core import params as P
 from ..core import stages
 from .param_form import ParamForm
 from .recipe_doc import RecipeDocument
 
 
 
-def summary(params: dict, limit: int = 46) -> str:
-    """The first few settings, short enough for one line of a card."""
+def summary(params: dict, limit: int = 46, kind: str | None = None) -> str:
+    """The first few settings that matter (see `param(when=...)`), short enough for one line of a card."""
+    metas, full = {}, dict(params)
+    if kind:
+        try:
+            fields = [f for f, _ in P.param_fields(stages.get(kind).Params)]
+        except Exception:  # noqa: BLE001 - an unknown kind is shown as it is; the validator reports it
+            fields = []
+        metas = {f.name: f.metadata for f in fields}
+        full = {**{f.name: P.default_of(f) for f in fields}, **params}
     parts: list[str] = []
     for k, v in params.items():
+        if k in metas and not P.applies(metas[k], full):
+            continue
         if isinstance(v, dict):
             text = ", ".join(f"{a}: {b}" for a, b in v.items())
         else:
@@ -213,7 +224,7 @@ class PipelineEditor(QWidget):
             for i, s in enumerate(self.doc.stages):
                 module = stages.get(s["kind"]) if s["kind"] in stages.available() else None
                 title = s.get("label") or (getattr(module, "TITLE", s["kind"]) if module else s["kind"])
-                item = QListWidgetItem(f"{i + 1}. {title}\n{summary(s['params'])}")
+                item = QListWidgetItem(f"{i + 1}. {title}\n{summary(s['params'], kind=s['kind'])}")
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsDragEnabled)
                 item.setCheckState(Qt.CheckState.Checked if s.get("enabled", True) else Qt.CheckState.Unchecked)
                 errors = self.doc.stage_errors(i)

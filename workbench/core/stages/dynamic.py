@@ -42,25 +42,26 @@ class Params:
                         "network learns to run with only the first fraction of every layer's channels.",
                         choices=METHODS)
     exits: int | list[str] = param(2, "early_exit: where the heads go: layer names, or a count spread over the "
-                                   "model's blocks.", min=1, max=16)
+                                   "model's blocks.", min=1, max=16, when={"method": "early_exit"})
     thresholds: list[float] = param([0.5, 0.8, 0.9, 0.95, 0.99, 0.999], "early_exit: confidence (top softmax "
                                     "probability) a head needs to let a sample leave; one accuracy/compute point "
-                                    "per threshold.", min=0.0, max=1.0)
+                                    "per threshold.", min=0.0, max=1.0, when={"method": "early_exit"})
     widths: list[float] = param([0.25, 0.5, 0.75, 1.0], "slimmable: width multipliers trained together (1.0 is "
                                 "always included); one accuracy/compute point per width.", min=0.0, max=1.0,
-                                min_exclusive=True)
+                                min_exclusive=True, when={"method": "slimmable"})
     deploy_width: float = param(1.0, "slimmable: the width the model keeps after the stage; channels beyond it are "
                                 "physically removed (one of widths).", min=0.0, max=1.0, min_exclusive=True,
-                                step=0.05)
+                                step=0.05, when={"method": "slimmable"})
     epochs: int = param(5, "Training epochs for the heads (and the backbone, see train_backbone).", min=0, max=1000)
     lr: float = param(1e-3, "Learning rate.", min=0.0, max=10.0, min_exclusive=True, step=1e-4)
     optimizer: str = param("adam", "Optimiser.", choices=OPTIMIZERS)
     schedule: str = param("constant", "Learning-rate schedule.", choices=SCHEDULES, advanced=True)
     batch_size: int = param(64, "Samples per step.", min=1, max=4096, advanced=True)
     train_backbone: bool = param(True, "true: the whole network learns from all exits' losses. false: only the heads "
-                                 "learn, so the final classifier's accuracy stays exactly as it was.")
+                                 "learn, so the final classifier's accuracy stays exactly as it was.",
+                                 when={"method": "early_exit"})
     latency_samples: int = param(100, "early_exit: test samples timed one by one (batch 1) per threshold.", min=0,
-                                 max=10000, advanced=True)
+                                 max=10000, advanced=True, when={"method": "early_exit"})
 
     def validate(self) -> str | None:
         if self.method == "slimmable" and self.deploy_width not in {*self.widths, 1.0}:

@@ -43,9 +43,10 @@ class Params:
     schedule: str = param("oneshot", "oneshot: prune once. iterative: `steps` steps, each removing the same "
                           "fraction of what remains, fine-tuning in between. gradual: Zhu & Gupta's cubic schedule "
                           "s_t = s_f + (s_i - s_f)(1 - t/n)^3.", choices=schedule.SCHEDULES)
-    steps: int = param(5, "Pruning steps (iterative and gradual schedules).", min=1, max=100)
+    steps: int = param(5, "Pruning steps (iterative and gradual schedules).", min=1, max=100,
+                       when={"schedule": ["iterative", "gradual"]})
     initial_sparsity: float = param(0.0, "s_i of the gradual schedule.", min=0.0, max=1.0, max_exclusive=True,
-                                    step=0.05, advanced=True)
+                                    step=0.05, advanced=True, when={"schedule": "gradual"})
     finetune_epochs: int = param(1, "Fine-tuning epochs after each pruning step (0: none).", min=0, max=1000)
     lr: float = param(1e-3, "Fine-tuning learning rate.", min=0.0, max=10.0, min_exclusive=True, step=1e-4)
     optimizer: str = param("adam", "Fine-tuning optimiser.", choices=OPTIMIZERS)
@@ -66,13 +67,14 @@ class Params:
                               "for finetune_epochs.", choices=["none", "init"], min=0)
     activation_stat: str = param("mean", "For method activation: mean |activation| of a channel, or apoz "
                                  "(channels that are mostly zero after ReLU go first).",
-                                 choices=imp.ACTIVATION_STATS, advanced=True)
+                                 choices=imp.ACTIVATION_STATS, advanced=True, when={"method": "activation"})
     calib_batches: int = param(4, "Calibration batches for activation and taylor importance.", min=1, max=1000,
                                advanced=True)
     round_to: int = param(1, "Structured: keep channel counts a multiple of this (e.g. 8 for fast kernels).",
-                          min=1, max=256, advanced=True)
+                          min=1, max=256, advanced=True, when={"structured": True})
     max_layer_sparsity: float = param(0.9, "Structured global scope: no layer loses more than this fraction of "
-                                      "its channels.", min=0.0, max=1.0, max_exclusive=True, advanced=True)
+                                      "its channels.", min=0.0, max=1.0, max_exclusive=True, advanced=True,
+                                      when={"structured": True, "scope": "global"})
 
     def validate(self) -> str | None:
         if not self.structured and self.method not in imp.UNSTRUCTURED_METHODS:

@@ -34,21 +34,26 @@ class Params:
                         "int8_*: int8 kernels on the CPU; qat: quantization-aware training; fp16/bf16: 16-bit floats.",
                         choices=METHODS)
     bits: int | dict[str, int] = param({"conv": 8, "linear": 5}, "k-means bits per weight (2^bits centroids): one "
-                                       "number, or per layer type (conv, linear) and per layer name.", min=1, max=8)
+                                       "number, or per layer type (conv, linear) and per layer name.", min=1, max=8,
+                                       when={"method": "kmeans"})
     init: str = param("linear", "k-means initialisation: linear (between min and max), density (CDF quantiles), "
-                      "random (picked weights).", choices=INITS)
+                      "random (picked weights).", choices=INITS, when={"method": "kmeans"})
     finetune_epochs: int = param(0, "Fine-tuning epochs: centroids (kmeans), latent weights (binary, ternary) "
                                  "or fake-quantized training (qat, at least 1).", min=0, max=1000)
     lr: float = param(1e-4, "Fine-tuning learning rate.", min=0.0, max=10.0, min_exclusive=True, step=1e-5)
     optimizer: str = param("adam", "Fine-tuning optimiser.", choices=OPTIMIZERS)
     batch_size: int = param(64, "Fine-tuning samples per step.", min=1, max=4096)
-    exclude: list[str] = param([], "Layers left in float (kmeans, binary, ternary).", layers=True)
+    exclude: list[str] = param([], "Layers left in float (kmeans, binary, ternary).", layers=True,
+                               when={"method": ["kmeans", "binary", "ternary"]})
     codebook: str = param("float32", "Precision of the stored k-means centroids.", choices=["float32", "float16"],
-                          advanced=True)
+                          advanced=True, when={"method": "kmeans"})
     biases: str = param("float32", "k-means: precision of the clustered layers' biases (float16 halves their size "
-                        "in the packed file).", choices=["float32", "float16"], advanced=True)
-    calib_batches: int = param(8, "Calibration batches for int8_static.", min=1, max=10000, advanced=True)
-    max_iter: int = param(100, "k-means Lloyd iterations at most.", min=1, max=10000, advanced=True)
+                        "in the packed file).", choices=["float32", "float16"], advanced=True,
+                        when={"method": "kmeans"})
+    calib_batches: int = param(8, "Calibration batches for int8_static.", min=1, max=10000, advanced=True,
+                               when={"method": ["int8_static", "qat"]})
+    max_iter: int = param(100, "k-means Lloyd iterations at most.", min=1, max=10000, advanced=True,
+                          when={"method": "kmeans"})
 
 
 def preflight(session, p: Params) -> None:

@@ -39,12 +39,13 @@ class Params:
                         "1/out + 1/k^2). fold_bn: batch norms folded into the convolutions before them (exact).",
                         choices=METHODS)
     rank: int | float = param(0.25, "lowrank: the rank kept, as a number (e.g. 16) or a fraction of each layer's "
-                              "full rank (e.g. 0.25).", check=_check_rank)
+                              "full rank (e.g. 0.25).", check=_check_rank, when={"method": "lowrank"})
     energy: float = param(0.0, "lowrank: if above 0, choose each layer's rank as the smallest that keeps this "
                           "fraction of the sum of squared singular values (overrides rank).", min=0.0, max=1.0,
-                          step=0.01)
+                          step=0.01, when={"method": "lowrank"})
     layers: list[str] = param([], "Layers to change (default: every eligible layer except the final classifier; "
-                              "lowrank skips layers the factorisation would not make smaller).", layers=True)
+                              "lowrank skips layers the factorisation would not make smaller).", layers=True,
+                              when={"method": ["lowrank", "depthwise"]})
     finetune_epochs: int = param(0, "Fine-tuning epochs afterwards (0: none).", min=0, max=1000)
     lr: float = param(1e-3, "Fine-tuning learning rate.", min=0.0, max=10.0, min_exclusive=True, step=1e-4)
     optimizer: str = param("adam", "Fine-tuning optimiser.", choices=OPTIMIZERS)
