@@ -93,6 +93,19 @@ def main() -> int:
     shot(export, "export_dialog")
     export.close()
     window.close()
+
+    # early exits: the Analysis tab's accuracy against average compute, one point per threshold
+    exits = MainWindow(model="sample:digits_resnet", data="sample:digits",
+                       recipe=str(ROOT / "resources" / "recipes" / "early_exits.yaml"), runs_dir=str(tmp / "runs"))
+    exits.resize(1600, 1000)
+    exits.show()
+    assert pump(lambda: exits.browser.info is not None)
+    exits.start_run()
+    assert pump(lambda: exits.control.worker is None, 600)
+    exits.plots.tabs.setCurrentIndex(3)
+    pump(lambda: True, 0.3)
+    shot(exits, "early_exit_analysis")
+    exits.close()
     from workbench.ui.tasks import pool
     pool().waitForDone(10_000)
     return 0

@@ -35,7 +35,8 @@ def summary(params: dict, limit: int = 46, kind: str | None = None) -> str:
         if isinstance(v, dict):
             text = ", ".join(f"{a}: {b}" for a, b in v.items())
         else:
-            text = ", ".join(map(str, v)) if isinstance(v, list) else f"{v:g}" if isinstance(v, float) else str(v)
+            text = ", ".join(map(str, v)) if isinstance(v, list) else f"{v:g}" if isinstance(v, float) \
+                else str(v).lower() if isinstance(v, bool) else str(v)
         part = f"{k} {text if len(text) < 20 else text[:18] + '…'}"
         if parts and len(" · ".join(parts + [part])) > limit:
             break

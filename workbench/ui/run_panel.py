@@ -77,5 +77,6 @@ class RunPanel(QWidget):
             if ev.ok:
                 self.stage_label.setText("Finished")
                 self.stage_bar.setValue(SCALE)
+                self.stage_bar.setFormat("all stages done  %p%")
                 self.overall_bar.setValue(SCALE)
             self.append(f"── {'finished' if ev.ok else 'ended'}: {ev.message} ({ev.out_dir})")
