@@ -20,28 +20,19 @@ from prune_bench_common import table, write_result
 
 
 def _restructured(model, method: str, **settings):
-    from workbench.core.pruning.layers import classifier_name
-    from workbench.core.restructure import depthwise, fold_bn, lowrank
+    """A restructured copy: every eligible layer but the classifier, as the `restructure` stage does."""
     import torch
+    from workbench.core.pruning.layers import classifier_name
+    from workbench.core.restructure.apply import eligible_layers, restructure
     model = copy.deepcopy(model).eval()
-    if method == "fold_bn":
-        fold_bn.fold(model, fold_bn.find_pairs(model))
-        return model
     classifier = classifier_name(model, torch.randn(1, 3, 224, 224))
-    eligible = lowrank.eligible if method == "lowrank" else depthwise.eligible
-    for name, layer in [(n, m) for n, m in model.named_modules() if n and n != classifier and eligible(m)]:
-        if method == "lowrank":
-            r = lowrank.rank_for(layer, settings["rank"], None)
-            if lowrank.params_after(layer, r) < sum(t.numel() for t in layer.parameters()):
-                model.set_submodule(name, lowrank.factorise(layer, r)[0])
-        else:
-            model.set_submodule(name, depthwise.separate(layer)[0])
+    restructure(model, method, [n for n in eligible_layers(model, method) if n != classifier], **settings)
     return model
 
 
 def resnet18_table(rounds: int, repeats: int) -> list[dict]:
     import torch
-    from workbench.core.metrics import flops_per_module
+    from workbench.core.metrics import denormals_flushed, flops_per_module
     from workbench.core.models import load_model
     torch.manual_seed(0)
     original = load_model("torchvision:resnet18").module.eval()
@@ -51,8 +42,7 @@ def resnet18_table(rounds: int, repeats: int) -> list[dict]:
               "lowrank, rank 1/4": _restructured(original, "lowrank", rank=0.25),
               "depthwise separable 3x3": _restructured(original, "depthwise")}
     times = {k: [] for k in models}
-    torch.set_flush_denormal(True)
-    with torch.inference_mode():
+    with denormals_flushed(), torch.inference_mode():
         for m in models.values():
             m(x)
         for _ in range(rounds):

@@ -22,7 +22,7 @@ from ..errors import BadInput, RecipeError
 from ..events import Log, Progress, Series
 from ..io import atomic_write_text
 from ..params import param
-from ..metrics import accuracy, flops_per_module, latency_ms
+from ..metrics import accuracy, denormals_flushed, flops_per_module, latency_ms
 from ..pruning import structured
 from ..pruning.layers import classifier_name, unknown_layer
 from ..training import OPTIMIZERS, SCHEDULES, fit
@@ -196,17 +196,12 @@ def _latency(model, layers: list[str], session, threshold: float, samples: int) 
         if len(inputs) >= samples:
             break
     times = []
-    flushed = torch.set_flush_denormal(True)
-    try:
-        with torch.inference_mode(), ee.Exits(model, layers, threshold=threshold) as exits:
-            for x in inputs[:samples]:
-                x = x.to(session.device)
-                t0 = time.perf_counter()
-                exits.run(x)
-                times.append(time.perf_counter() - t0)
-    finally:
-        if flushed:
-            torch.set_flush_denormal(False)
+    with denormals_flushed(), torch.inference_mode(), ee.Exits(model, layers, threshold=threshold) as exits:
+        for x in inputs[:samples]:
+            x = x.to(session.device)
+            t0 = time.perf_counter()
+            exits.run(x)
+            times.append(time.perf_counter() - t0)
     return statistics.mean(times) * 1000.0
 
 

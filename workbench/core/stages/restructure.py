@@ -14,7 +14,8 @@ from ..events import LayerStats, Log, Metric
 from ..metrics import accuracy
 from ..params import param
 from ..pruning.layers import classifier_name, layer_stats, unknown_layer
-from ..restructure import depthwise, fold_bn, lowrank
+from ..restructure import fold_bn
+from ..restructure.apply import eligible_layers, restructure
 from ..training import OPTIMIZERS, SCHEDULES, fit
 
 KIND = "restructure"
@@ -53,9 +54,6 @@ class Params:
     schedule: str = param("constant", "Fine-tuning learning-rate schedule.", choices=SCHEDULES, advanced=True)
 
 
-ELIGIBLE = {"lowrank": lowrank.eligible, "depthwise": depthwise.eligible}
-
-
 def _path(session) -> str:
     return f"stages[{session.stage_index}]"
 
@@ -63,9 +61,8 @@ def _path(session) -> str:
 def _targets(session, p: Params) -> list[str]:
     """The layers the method will change (checked names, or the default selection)."""
     model, path = session.model, _path(session)
-    eligible = ELIGIBLE[p.method]
     modules = dict(model.named_modules())
-    candidates = [n for n, m in modules.items() if n and eligible(m)]
+    candidates = eligible_layers(model, p.method)
     if p.layers:
         for i, name in enumerate(p.layers):
             if name not in modules:
@@ -103,31 +100,13 @@ def run(session, p: Params) -> Iterator:
     model = session.model
     before_params = sum(t.numel() for t in model.parameters())
     acc0 = accuracy(model, session.data.test, session.device)
-    if p.method == "fold_bn":
-        pairs = fold_bn.find_pairs(model)
-        fold_bn.fold(model, pairs)
-        transform, changed = {"op": fold_bn.OP, "pairs": [list(x) for x in pairs]}, {c: "folded " + b for c, b in pairs}
-        yield Log("info", f"folded {len(pairs)} batch norm(s) into their convolutions")
-    else:
-        changed, transform = {}, {"op": p.method, "layers": {} if p.method == "lowrank" else []}
-        for name in _targets(session, p):
-            session.check_cancel()
-            layer = model.get_submodule(name)
-            if p.method == "lowrank":
-                r = lowrank.rank_for(layer, p.rank, p.energy or None)
-                if lowrank.params_after(layer, r) >= sum(t.numel() for t in layer.parameters()) and not p.layers:
-                    continue   # factorising would not make this layer smaller
-                new, error = lowrank.factorise(layer, r)
-                transform["layers"][name] = r
-                changed[name] = f"rank {r} of {lowrank.full_rank(layer)}, error {error:.3f}"
-            else:
-                new, error = depthwise.separate(layer)
-                transform["layers"].append(name)
-                changed[name] = f"cost x{depthwise.cost_ratio(layer):.3f}, error {error:.3f}"
-            model.set_submodule(name, new)
-            yield Log("info", f"{name}: {changed[name]}")
-        if not changed:
-            raise RecipeError(f"{_path(session)}.rank: no layer gets smaller at this rank; lower rank or energy")
+    transform, changed = restructure(model, p.method, [] if p.method == "fold_bn" else _targets(session, p),
+                                     p.rank, p.energy or None, skip_growing=not p.layers,
+                                     between=session.check_cancel)
+    for name, what in changed.items():
+        yield Log("info", f"{name}: {what}")
+    if not changed:
+        raise RecipeError(f"{_path(session)}.rank: no layer gets smaller at this rank; lower rank or energy")
     session.set_model(model, transform)
     after_params = sum(t.numel() for t in session.model.parameters())
     acc1 = accuracy(session.model, session.data.test, session.device)
