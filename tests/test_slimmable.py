@@ -72,3 +72,9 @@ stages:
 ])
 def test_bad_settings_are_rejected_before_the_run(tmp_path, stage, needle):
     assert_rejected(tmp_path, "sample:digits_mlp", stage, needle)
+
+
+def test_slimmable_after_early_exits_says_why(tmp_path):
+    assert_rejected(tmp_path, "sample:digits_resnet",
+                    "{kind: dynamic, exits: 1}, {kind: dynamic, method: slimmable, widths: [0.5]}",
+                    "stages[1].method: slimmable widths cannot be trained with early-exit heads attached")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -10,6 +11,7 @@ from torch import nn
 
 from .data import DataBundle
 from .errors import Cancelled
+from .io import atomic_write_text
 from .models import LoadedModel
 
 
@@ -95,6 +97,13 @@ class Session:
 
     def state(self) -> dict[str, Any]:
         return {"masks": self.masks, "codebooks": self.codebooks, "extra": self.extra}
+
+    def publish(self, name: str, result: dict) -> None:
+        """An analysis result: kept with the snapshot (`extra`) and written to `<run folder>/<name>.json`."""
+        self.extra[name] = result
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out_dir / f"{name}.json", json.dumps(result, indent=2))
 
     def note(self, **entry: Any) -> None:
         """Record what a stage did to the model."""

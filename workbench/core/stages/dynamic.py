@@ -7,7 +7,6 @@ then accuracy, FLOPs and latency of each width, measured on the physically narro
 model kept at `deploy_width`."""
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from ..dynamic import early_exit as ee
 from ..dynamic import slimmable as slim
 from ..errors import BadInput, RecipeError
 from ..events import Log, Progress, Series
-from ..io import atomic_write_text
 from ..params import param
 from ..metrics import accuracy, denormals_flushed, flops_per_module, latency_ms
 from ..pruning import structured
@@ -95,13 +93,17 @@ def _layers(session, p: Params) -> list[str]:
 def preflight(session, p: Params) -> None:
     path = _path(session)
     if session.record.get("frozen") or any(getattr(t, "is_quantized", False) for t in session.model.state_dict().values()):
-        raise RecipeError(f"{path}.method: early exits need a float model that can be changed (add them before "
-                          f"quantizing; not on a frozen program)")
+        raise RecipeError(f"{path}.method: dynamic computation needs a float model that can be changed (use it "
+                          f"before quantizing; not on a frozen program)")
     recipe = getattr(session, "recipe", None)
-    earlier = [s for s in recipe.stages[:session.stage_index] if s.enabled and s.kind == KIND] if recipe else []
+    earlier = [s for s in recipe.stages[:session.stage_index]
+               if s.enabled and s.kind == KIND and s.params.method == "early_exit"] if recipe else []
     if hasattr(session.model, ee.HEADS) or earlier:
-        raise RecipeError(f"{path}.method: the model already has early exits" +
-                          (" (from an earlier dynamic stage)" if earlier else ""))
+        where = " (from an earlier dynamic stage)" if earlier else ""
+        if p.method == "early_exit":
+            raise RecipeError(f"{path}.method: the model already has early exits{where}")
+        raise RecipeError(f"{path}.method: slimmable widths cannot be trained with early-exit heads attached{where}; "
+                          f"make the network slimmable first, then add exits")
     if p.method == "early_exit":
         _layers(session, p)
         return
@@ -150,10 +152,7 @@ def run(session, p: Params) -> Iterator:
         yield Log("info", f"threshold {r['threshold']:g}: accuracy {r['accuracy']:.4f}, {r['mflops']:.3f} MFLOPs "
                           f"({r['flops_ratio']:.2f}x of all-exits), {r['latency_ms']:.3f} ms, exits taken "
                           f"{', '.join(f'{s:.0%}' for s in r['exit_share'])}")
-    session.extra["early_exit"] = result
-    if session.out_dir is not None:
-        session.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(session.out_dir / "early_exit.json", json.dumps(result, indent=2))
+    session.publish("early_exit", result)
     session.note(op="early_exit", exits=layers, train_backbone=p.train_backbone,
                  exit_accuracy=result["exit_accuracy"])
 
@@ -238,10 +237,7 @@ def _run_slimmable(session, p: Params) -> Iterator:
         session.set_model(model, slim.slice_to(model, example, p.deploy_width, ignored))
     slim.calibrate_bn(session.model, data.calib, device)
     result = {"widths": rows, "deploy_width": p.deploy_width}
-    session.extra["slimmable"] = result
-    if session.out_dir is not None:
-        session.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(session.out_dir / "slimmable.json", json.dumps(result, indent=2))
+    session.publish("slimmable", result)
     session.note(op="slimmable", widths=widths, deploy_width=p.deploy_width,
                  accuracy={f"{r['width']:g}": r["accuracy"] for r in rows})
 

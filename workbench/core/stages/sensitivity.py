@@ -5,13 +5,11 @@ and to `sensitivity.json` in the run's output folder.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Iterator
 
 from ..errors import RecipeError
 from ..events import Log, Progress, Series
-from ..io import atomic_write_text
 from ..metrics import accuracy
 from ..params import param
 from ..pruning.layers import classifier_name, prunable_layers, unknown_layer
@@ -87,10 +85,7 @@ def run(session, p: Params) -> Iterator:
         yield Series(f"sensitivity/{name}", tuple(sparsities), tuple(curve), x_label="sparsity", y_label="accuracy")
     yield Progress(total, total, "sensitivity done")
     result = {"structured": p.structured, "baseline_accuracy": baseline, "sparsities": sparsities, "layers": table}
-    session.extra["sensitivity"] = result
-    if session.out_dir is not None:
-        session.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(session.out_dir / "sensitivity.json", json.dumps(result, indent=2))
+    session.publish("sensitivity", result)
     worst = min(table, key=lambda n: table[n][-1]) if table else None
     if worst:
         yield Log("info", f"most sensitive layer at {sparsities[-1]:.0%}: {worst} ({table[worst][-1]:.2%} accuracy, "
