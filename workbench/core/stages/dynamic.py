@@ -170,6 +170,7 @@ def _trade_off(session, layers: list[str], thresholds: list[float], latency_samp
     p, y = torch.cat(probs, 1), torch.cat(labels)              # [exits + 1, N, classes], [N]
     conf, pred = p.max(2)
     costs = ee.exit_flops(model, layers, session.example_input(1))
+    singles = _single_inputs(session, latency_samples)
     rows = []
     for t in thresholds:
         confident = conf[:-1] >= t
@@ -180,24 +181,28 @@ def _trade_off(session, layers: list[str], thresholds: list[float], latency_samp
         flops = float(sum(share[i] * costs[i] for i in range(len(costs))))
         rows.append({"threshold": t, "accuracy": float((chosen == y).float().mean()), "mflops": flops / 1e6,
                      "flops_ratio": flops / costs[-1], "exit_share": [float(s) for s in share],
-                     "latency_ms": _latency(model, layers, session, t, latency_samples)})
+                     "latency_ms": _latency(model, layers, singles, t)})
     return {"exits": layers, "exit_accuracy": [float((pred[i] == y).float().mean()) for i in range(len(pred))],
             "exit_mflops": [c / 1e6 for c in costs], "thresholds": rows}
 
 
-def _latency(model, layers: list[str], session, threshold: float, samples: int) -> float:
-    """Mean batch-1 wall time over the first `samples` test inputs with real early exiting."""
-    if samples <= 0:
-        return float("nan")
-    inputs = []
+def _single_inputs(session, samples: int) -> list[torch.Tensor]:
+    """The first `samples` test inputs, one per batch of 1, on the session's device."""
+    inputs: list[torch.Tensor] = []
     for x, _ in session.data.test:
-        inputs.extend(x.split(1))
         if len(inputs) >= samples:
             break
+        inputs.extend(x.split(1))
+    return [x.to(session.device) for x in inputs[:samples]]
+
+
+def _latency(model, layers: list[str], inputs: list[torch.Tensor], threshold: float) -> float:
+    """Mean batch-1 wall time over `inputs` with real early exiting."""
+    if not inputs:
+        return float("nan")
     times = []
     with denormals_flushed(), torch.inference_mode(), ee.Exits(model, layers, threshold=threshold) as exits:
-        for x in inputs[:samples]:
-            x = x.to(session.device)
+        for x in inputs:
             t0 = time.perf_counter()
             exits.run(x)
             times.append(time.perf_counter() - t0)
