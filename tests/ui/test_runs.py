@@ -168,6 +168,24 @@ def test_sensitivity_curves_reach_the_analysis_plot(make_window, qtbot, messages
     qtbot.waitUntil(lambda: w.model_spec == snapshot, timeout=20_000)
 
 
+def test_new_student_and_early_exit_curves_in_the_window(make_window, qtbot, messages):
+    w = make_window(stages=[
+        {"kind": "distill", "teacher": "sample:digits_teacher", "student": "arch:mlp:hidden=32", "epochs": 1},
+        {"kind": "dynamic", "exits": ["fc1"], "thresholds": [0.5, 0.9], "epochs": 1, "latency_samples": 5}])
+    w.start_run()
+    wait_run(qtbot, w)
+    assert not messages, messages.texts()
+    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
+    curve = w.plots.series[("average MFLOPs per sample", "accuracy")]["early_exit/accuracy"]
+    assert len(curve[0]) == 2 and all(0 <= a <= 1 for a in curve[1])
+    assert "distill/loss" in w.plots.metrics
+    # the distilled student (another architecture) shows in the browser when its snapshot is selected
+    snapshot = next(p for p in sorted(w.runs.snapshots) if p.endswith("01-distill"))
+    w.runs.select(snapshot)
+    qtbot.waitUntil(lambda: w.browser.info is not None and w.browser.info.get("total", {}).get("params") == 2410,
+                    timeout=30_000)
+
+
 def test_unexpected_errors_become_a_dialog(make_window, messages):
     from workbench.ui import errors
     make_window()
