@@ -112,6 +112,11 @@ def file_bytes(path: str | os.PathLike) -> int:
     return os.path.getsize(path)
 
 
+def is_quantized(model: nn.Module) -> bool:
+    """Whether the model holds torch.ao int8 tensors (CPU only; cannot be trained or restructured)."""
+    return any(getattr(t, "is_quantized", False) for t in model.state_dict().values())
+
+
 def latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 5, repeats: int = 30,
                max_seconds: float = 5.0) -> float:
     """Median wall time of one forward pass on `example` (batch 1), after warm-up runs.

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..errors import BadInput, SpecError, StageFailed
+from ..metrics import is_quantized
 from ..models import load_model
 from .losses import soft_targets
 
@@ -57,7 +58,7 @@ def load_teacher(session, ref, path: str) -> nn.Module:
             module = load_model(str(ref), data.input_shape, data.num_classes).module
     except SpecError as exc:
         raise BadInput(f"{path}: {exc.message}") from None
-    if not _is_quantized(module):
+    if not is_quantized(module):
         module = module.to(session.device)
     module.eval()
     for p in module.parameters():
@@ -65,16 +66,12 @@ def load_teacher(session, ref, path: str) -> nn.Module:
     return module
 
 
-def _is_quantized(module: nn.Module) -> bool:
-    return any(getattr(t, "is_quantized", False) for t in module.state_dict().values())
-
-
 class Teacher:
     """Soft targets (and, for a single teacher, features) for a batch; an ensemble averages the softened outputs."""
 
     def __init__(self, modules: list[nn.Module], feature_layers: list[str], device: torch.device) -> None:
         self.modules = modules
-        self.on_cpu = [_is_quantized(m) for m in modules]   # int8 teachers run on the CPU only
+        self.on_cpu = [is_quantized(m) for m in modules]   # int8 teachers run on the CPU only
         self.device = device
         self.tap = FeatureTap(modules[0], feature_layers, "the teacher") if feature_layers else None
 

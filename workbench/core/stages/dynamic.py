@@ -20,7 +20,7 @@ from ..dynamic import slimmable as slim
 from ..errors import BadInput, RecipeError
 from ..events import Log, Progress, Series
 from ..params import param
-from ..metrics import accuracy, denormals_flushed, flops_per_module, latency_ms
+from ..metrics import accuracy, denormals_flushed, flops_per_module, is_quantized, latency_ms
 from ..pruning import structured
 from ..pruning.layers import classifier_name, unknown_layer
 from ..training import OPTIMIZERS, SCHEDULES, fit
@@ -92,7 +92,7 @@ def _layers(session, p: Params) -> list[str]:
 
 def preflight(session, p: Params) -> None:
     path = _path(session)
-    if session.record.get("frozen") or any(getattr(t, "is_quantized", False) for t in session.model.state_dict().values()):
+    if session.record.get("frozen") or is_quantized(session.model):
         raise RecipeError(f"{path}.method: dynamic computation needs a float model that can be changed (use it "
                           f"before quantizing; not on a frozen program)")
     recipe = getattr(session, "recipe", None)

@@ -11,7 +11,7 @@ from typing import Iterator
 
 from ..errors import BadInput, RecipeError
 from ..events import LayerStats, Log, Metric
-from ..metrics import accuracy
+from ..metrics import accuracy, is_quantized
 from ..params import param
 from ..pruning.layers import classifier_name, layer_stats, unknown_layer
 from ..restructure import fold_bn
@@ -80,7 +80,7 @@ def preflight(session, p: Params) -> None:
     path = _path(session)
     if session.record.get("frozen"):
         raise RecipeError(f"{path}.method: this model was loaded from a frozen program and cannot be restructured")
-    if any(getattr(t, "is_quantized", False) for t in session.model.state_dict().values()):
+    if is_quantized(session.model):
         raise RecipeError(f"{path}.method: the model is int8; restructure before quantizing")
     if p.method == "fold_bn":
         if p.layers:
