@@ -116,7 +116,10 @@ def test_pt2_and_torchscript_files(tmp_path):
     assert pt2.input_shape == (1, 8, 8)
     assert torch.allclose(pt2.module(x), m(x))
     torch.jit.save(torch.jit.trace(m, x), str(tmp_path / "m.ts.pt"))
-    ts = load_model(str(tmp_path / "m.ts.pt"))
+    with pytest.raises(CheckpointError, match="TorchScript"):
+        load_model(str(tmp_path / "m.ts.pt"))
+    ts = load_model(str(tmp_path / "m.ts.pt"), trust=True)
+    assert ts.input_shape == (64,)          # guessed from its first layer: no record in a foreign file
     assert torch.allclose(ts.module(x), m(x))
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import archs, transforms
+from . import archs, transforms, untrusted
 from .errors import CheckpointError, SpecError
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_models"
@@ -111,12 +109,22 @@ def _unwrap_checkpoint(obj: Any) -> dict[str, torch.Tensor] | None:
     return None
 
 
-def _is_torchscript(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n.endswith("constants.pkl") or "/code/" in n for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+def _frozen(module: nn.Module, path: Path, shape, classes, fmt: str, info: dict | None = None) -> LoadedModel:
+    """A model loaded as a whole (no record to rebuild it from): it can be measured and exported, not restructured."""
+    info = info or {}
+    ishape = tuple(info.get("input_shape") or shape or guess_input_shape(module) or ())
+    return LoadedModel(module, str(path), ishape, int(info.get("num_classes") or classes or 0),
+                       {"base": str(path), "frozen": True}, meta={"format": fmt})
+
+
+def guess_input_shape(module: nn.Module) -> tuple[int, ...] | None:
+    """The input a model loaded whole most likely takes, from its first weight: C x 224 x 224 for a convolution."""
+    for p in module.parameters():
+        if p.ndim == 4:
+            return (int(p.shape[1]), 224, 224)
+        if p.ndim == 2:
+            return (int(p.shape[1]),)
+    return None
 
 
 def _load_file(path: Path, arch: str | None, shape, classes, trust: bool) -> LoadedModel:
@@ -128,20 +136,16 @@ def _load_file(path: Path, arch: str | None, shape, classes, trust: bool) -> Loa
         from .export.packed import load as load_packed
         return load_packed(path)
     if suffix == ".pt2":
-        try:
-            program = torch.export.load(str(path))
-        except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a valid .pt2
-            raise CheckpointError(f"{path}: not a readable .pt2 program ({type(exc).__name__}: {str(exc)[:120]})") from None
-        module = program.module()
-        ishape = tuple(program.example_inputs[0][0].shape[1:]) if program.example_inputs else tuple(shape or ())
-        return LoadedModel(module, str(path), ishape, classes or 0, {"base": str(path), "frozen": True}, meta={"format": "pt2"})
-    if suffix in (".pt", ".pth", ".ts", ".jit") and _is_torchscript(path):
-        try:
-            module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as exc:  # noqa: BLE001
-            raise CheckpointError(f"{path}: not a readable TorchScript file ({str(exc).splitlines()[0][:120]})") from None
-        return LoadedModel(module, str(path), tuple(shape or ()), classes or 0, {"base": str(path), "frozen": True},
-                           meta={"format": "torchscript"})
+        program = untrusted.load_pt2_program(path, trust)
+        module = untrusted.trainable_module(program)
+        example = program.example_inputs[0][0] if program.example_inputs and program.example_inputs[0] else None
+        ishape = tuple(example.shape[1:]) if isinstance(example, torch.Tensor) else None
+        return _frozen(module, path, ishape or shape, classes, "pt2")
+    if suffix in (".pt", ".pth", ".ts", ".jit", ".bin", ".ckpt") and untrusted.is_torchscript(path):
+        module, info = untrusted.load_torchscript(path, trust)
+        return _frozen(module, path, shape, classes, "torchscript", info)
+    if suffix in (".ts", ".jit"):
+        raise CheckpointError(f"{path}: not a TorchScript archive (corrupt, truncated or another kind of file)")
 
     record = None
     if suffix == ".safetensors":
@@ -154,22 +158,9 @@ def _load_file(path: Path, arch: str | None, shape, classes, trust: bool) -> Loa
         except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({str(exc)[:120]})") from None
     elif suffix in (".pt", ".pth", ".bin", ".ckpt"):
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            if not trust:
-                raise CheckpointError(f"{path}: holds pickled Python objects, which could run code when loaded; "
-                                      f"pass --trust only if you trust where it came from") from None
-            try:
-                obj = torch.load(str(path), map_location="cpu", weights_only=False)
-            except Exception as exc2:  # noqa: BLE001
-                raise CheckpointError(f"{path}: cannot be unpickled ({type(exc2).__name__}: {str(exc2)[:120]})") from None
-            if isinstance(obj, nn.Module):
-                return LoadedModel(obj, str(path), tuple(shape or ()), classes or 0, {"base": str(path), "frozen": True},
-                                   meta={"format": "pickle"})
-            del exc
-        except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({str(exc).splitlines()[0][:120]})") from None
+        obj = untrusted.load_pickle(path, trust)
+        if isinstance(obj, nn.Module):
+            return _frozen(obj, path, shape, classes, "pickle")
         sd = _unwrap_checkpoint(obj)
         if sd is None:
             raise CheckpointError(f"{path}: not a state dict (expected a mapping of names to tensors)")

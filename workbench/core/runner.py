@@ -62,7 +62,7 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
     check_fits(loaded.module, bundle, model_spec)
     if out_dir is None:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}"
-    session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None))
+    session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), trust)
     session.model_spec, session.data_spec = model_spec, data_spec  # type: ignore[attr-defined]
     session.recipe = recipe  # type: ignore[attr-defined]  # stages that refer to snapshots by index check them
     for i, spec in enumerate(recipe.stages):

@@ -24,13 +24,15 @@ class Session:
     """
 
     def __init__(self, loaded: LoadedModel, data: DataBundle, device: str = "cpu", seed: int = 0,
-                 out_dir: str | Path | None = None, cancelled: Callable[[], bool] | None = None) -> None:
+                 out_dir: str | Path | None = None, cancelled: Callable[[], bool] | None = None,
+                 trust: bool = False) -> None:
         self.loaded = loaded
         self.device = torch.device(device)
         self.model: nn.Module = loaded.module.to(self.device)
         self.record: dict = copy.deepcopy(loaded.record)
         self.data = data
         self.seed = seed
+        self.trust = trust                    # files named in the recipe (teachers, students) may run code
         self.out_dir = Path(out_dir) if out_dir else None
         self._cancelled = cancelled or (lambda: False)
         self.masks: dict[str, torch.Tensor] = dict(loaded.state.get("masks", {}))

@@ -55,7 +55,7 @@ def load_teacher(session, ref, path: str) -> nn.Module:
                                   f"{len(session.snapshot_paths)} so far)")
             module = load_model(str(session.snapshot_paths[index])).module
         else:
-            module = load_model(str(ref), data.input_shape, data.num_classes).module
+            module = load_model(str(ref), data.input_shape, data.num_classes, trust=session.trust).module
     except SpecError as exc:
         raise BadInput(f"{path}: {exc.message}") from None
     if not is_quantized(module):

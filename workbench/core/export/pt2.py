@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..untrusted import load_pt2_program, trainable_module
 from . import ExportSource, Format
 
 
@@ -25,7 +26,8 @@ def write(source: ExportSource, path: Path) -> dict:
 
 
 def read(path: Path, record: dict):
-    return torch.export.load(io.BytesIO(path.read_bytes())).module()
+    # Read back exactly as a user's untrusted file would be: a file we write must pass the same scan.
+    return trainable_module(load_pt2_program(path, trust=False)).eval()
 
 
 FORMAT = Format("pt2", ".pt2", "torch.export program (graph + weights, no Python code needed)", write, read,

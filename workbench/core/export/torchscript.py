@@ -1,11 +1,13 @@
 """`torchscript`: a traced TorchScript module (.ts), loadable with `torch.jit.load` from C++ or Python."""
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
 import torch
 
+from ..untrusted import load_torchscript
 from . import ExportSource, Format
 
 
@@ -13,14 +15,13 @@ def write(source: ExportSource, path: Path) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # torch.jit is deprecated in favour of torch.export, but still runs everywhere
         traced = torch.jit.trace(source.model.eval(), source.example, check_trace=False)
-        torch.jit.save(traced, str(path))
+        info = {"input_shape": list(source.example.shape[1:]), "num_classes": source.record.get("num_classes")}
+        torch.jit.save(traced, str(path), _extra_files={"workbench.json": json.dumps(info)})
     return {}
 
 
 def read(path: Path, record: dict):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.jit.load(str(path), map_location="cpu").eval()
+    return load_torchscript(path, trust=True)[0].eval()   # the file we have just written
 
 
 FORMAT = Format("torchscript", ".ts", "TorchScript (traced; torch.jit.load in Python or C++)", write, read,

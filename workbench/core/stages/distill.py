@@ -107,7 +107,7 @@ def _snapshots_before(session) -> int:
 def _load_checked(session, spec: str, path: str):
     """Load a teacher or student spec for the run's data; errors name the field."""
     try:
-        loaded = load_model(spec, session.data.input_shape, session.data.num_classes)
+        loaded = load_model(spec, session.data.input_shape, session.data.num_classes, trust=session.trust)
         check_fits(loaded.module, session.data, spec)
     except BadInput as exc:
         raise RecipeError(f"{path}: {exc.message}") from None

@@ -1,0 +1,232 @@
+"""Model files that can carry code, and how each is checked before anything in it is loaded.
+
+A file is *trusted* only when the user says so (`--trust` on the command line, an explicit choice in the
+GUI). Without trust:
+
+- `.pt`/`.pth` pickles load through `torch.load(weights_only=True)`, which refuses any Python object
+  that is not a tensor or plain container;
+- a `.pt2` (torch.export) archive is scanned first: `torch.export.load` itself unpickles sample
+  inputs, weights and constants marked `use_pickle`, opaque and TorchScript constants, the older archive
+  layout, and loads AOTInductor shared libraries. Any of these is refused; a clean archive is then loaded
+  with `TORCH_FORCE_WEIGHTS_ONLY_LOAD` set, so even a path we missed could not unpickle objects;
+- a TorchScript file is code (its `forward` and `__setstate__` run TorchScript, which can write files,
+  loop forever or allocate without bound) and is refused;
+- a zip archive whose entries would expand beyond a bound (a zip bomb) is refused before reading.
+
+`docs/security.md` lists what is trusted, refused and checked, and the hostile inputs tested.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .errors import CheckpointError
+
+# A zip member may expand this much beyond the archive's size before it is refused as a zip bomb.
+# torch.save and torch.export.save store tensors uncompressed, so genuine files expand 1x.
+ZIP_SLACK_BYTES = 64 * 2**20
+ZIP_MAX_EXPANSION = 4
+
+TRUST_HINT = "pass --trust (or tick 'trust this file' in the GUI) only if you trust where it came from"
+
+
+def refuse(path: str | Path, what: str) -> CheckpointError:
+    return CheckpointError(f"{path}: refused: {what}, so loading it could run code; {TRUST_HINT}")
+
+
+def open_zip(path: str | Path) -> zipfile.ZipFile | None:
+    """The file as a zip archive, or None when it is not one. Raises for a zip bomb."""
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    check_zip_bounds(path, zf)
+    return zf
+
+
+def check_zip_bounds(path: str | Path, zf: zipfile.ZipFile) -> None:
+    size = os.path.getsize(path)
+    expanded = sum(max(0, i.file_size) for i in zf.infolist())
+    limit = ZIP_MAX_EXPANSION * size + ZIP_SLACK_BYTES
+    if expanded > limit:
+        zf.close()
+        raise CheckpointError(f"{path}: its {size:,}-byte archive would expand to {expanded:,} bytes "
+                              f"(more than {limit:,}); refused as a zip bomb")
+
+
+def is_torchscript_zip(zf: zipfile.ZipFile) -> bool:
+    names = zf.namelist()
+    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
+def is_torchscript(path: str | Path) -> bool:
+    zf = open_zip(path)
+    if zf is None:
+        return False
+    with zf:
+        return is_torchscript_zip(zf)
+
+
+def _archive_root(names: list[str]) -> str:
+    for n in names:
+        if n.endswith("archive_format"):
+            return n[: -len("archive_format")]
+    return ""
+
+
+def _configs(zf: zipfile.ZipFile, root: str, folder: str, suffix: str) -> Iterator[tuple[str, dict]]:
+    for name in zf.namelist():
+        if name.startswith(f"{root}data/{folder}/") and name.endswith(suffix):
+            try:
+                raw = json.loads(zf.read(name))
+            except (ValueError, UnicodeDecodeError):
+                raise CheckpointError(f"{name}: unreadable JSON in the .pt2 archive") from None
+            config = raw.get("config") if isinstance(raw, dict) else None
+            if not isinstance(config, dict):
+                raise CheckpointError(f"{name}: malformed configuration in the .pt2 archive")
+            yield name, config
+
+
+def pt2_code_risks(zf: zipfile.ZipFile) -> list[str]:
+    """What in a .pt2 archive would run code (unpickle objects, load native code) when loaded; empty: none."""
+    names = zf.namelist()
+    if is_torchscript_zip(zf):
+        return ["it is a TorchScript archive"]
+    root = _archive_root(names)
+    if not root and "version" in names:
+        return ["it uses the older .pt2 layout, which is read through pickle"]
+    if not any(n.startswith(f"{root}models/") and n.endswith(".json") for n in names):
+        raise CheckpointError("not a torch.export archive (no models/*.json)")
+    risks = []
+    if any(n.startswith(f"{root}data/aotinductor/") for n in names):
+        risks.append("it holds AOTInductor native code (data/aotinductor/)")
+    for _, config in _configs(zf, root, "weights", "_weights_config.json"):
+        pickled = [k for k, v in config.items() if isinstance(v, dict) and v.get("use_pickle")]
+        if pickled:
+            risks.append(f"its weights {', '.join(pickled[:3])} are stored as pickles")
+    for _, config in _configs(zf, root, "constants", "_constants_config.json"):
+        for key, v in config.items():
+            path_name = str(v.get("path_name", "")) if isinstance(v, dict) else ""
+            if (isinstance(v, dict) and v.get("use_pickle")) or not path_name.startswith("tensor_"):
+                risks.append(f"its constant {key} is a pickled Python object")
+                break
+    for name in names:
+        if name.startswith(f"{root}data/sample_inputs/"):
+            try:
+                torch.load(io.BytesIO(zf.read(name)), map_location="cpu", weights_only=True)
+            except Exception:  # noqa: BLE001 - torch.export.load would retry this with weights_only=False
+                risks.append(f"its sample inputs ({name.rsplit('/', 1)[-1]}) are pickled Python objects")
+    return risks
+
+
+@contextlib.contextmanager
+def weights_only_everywhere() -> Iterator[None]:
+    """Every `torch.load` inside the block is weights-only, even where the caller asked otherwise."""
+    old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = old
+
+
+@contextlib.contextmanager
+def quiet_torch_logs() -> Iterator[None]:
+    """torch.export logs whole tracebacks for a file it cannot read; the caller reports one line instead."""
+    loggers = [logging.getLogger(n) for n in ("torch.export", "torch._export", "torch.export.pt2_archive")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def load_pt2_program(path: str | Path, trust: bool):
+    """A torch.export program from a .pt2 file, refused before loading when it could run code untrusted."""
+    zf = open_zip(path)
+    if zf is None:
+        raise CheckpointError(f"{path}: not a .pt2 archive (corrupt, truncated or another kind of file)")
+    with zf:
+        try:
+            risks = pt2_code_risks(zf)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc.message}") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: corrupt .pt2 archive ({_first_line(exc)})") from None
+    if risks and not trust:
+        raise refuse(path, "; ".join(risks))
+    guard = contextlib.nullcontext() if trust else weights_only_everywhere()
+    try:
+        with guard, quiet_torch_logs():
+            return torch.export.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable program
+        raise CheckpointError(f"{path}: not a readable .pt2 program ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def trainable_module(program) -> torch.nn.Module:
+    """`program.module()` with `train()`/`eval()` working again (they only set flags: the graph is fixed)."""
+    module = program.module()
+    for name in ("train", "eval"):
+        module.__dict__.pop(name, None)
+    return module
+
+
+def load_torchscript(path: str | Path, trust: bool):
+    if not trust:
+        raise refuse(path, "it is a TorchScript program (its code runs on load and on every call)")
+    import warnings
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            extra = {"workbench.json": ""}
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{path}: not a readable TorchScript file ({_first_line(exc)})") from None
+    try:
+        info = json.loads(extra["workbench.json"]) if extra["workbench.json"] else {}
+    except ValueError:
+        info = {}
+    return module, info if isinstance(info, dict) else {}
+
+
+def load_pickle(path: str | Path, trust: bool):
+    """A `torch.save` file: weights only, unless trusted. Empty, random or bomb files are corrupt, not 'pickles'."""
+    size = os.path.getsize(path)
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes)")
+    zf = open_zip(path)          # refuses zip bombs before torch reads a byte
+    if zf is not None:
+        zf.close()
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc) and "global" not in str(exc):
+            raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint") from None
+        if not trust:
+            raise refuse(path, "it holds pickled Python objects (not only tensors)") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{path}: cannot be unpickled ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
