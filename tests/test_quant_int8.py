@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.core.errors import StageFailed
+from workbench.core.errors import StageError
 from workbench.core.metrics import accuracy, latency_ms, layer_table
 from workbench.core.quantization import int8
 from workbench.core.snapshots import load_snapshot, save_snapshot
@@ -74,7 +74,7 @@ def test_qat_trains_then_converts(digits):
 
 def test_dynamic_without_linear_layers_says_why():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
-    with pytest.raises(StageFailed, match=r"Linear/LSTM/GRU.*Conv2d.*int8_static"):
+    with pytest.raises(StageError, match=r"Linear/LSTM/GRU.*Conv2d.*int8_static"):
         int8.convert_dynamic(model)
 
 
@@ -108,5 +108,5 @@ def test_untraceable_model_fails_with_a_message():
         def forward(self, x):
             return self.fc(x) if x.sum() > 0 else -self.fc(x)
 
-    with pytest.raises(StageFailed, match="cannot trace the model"):
+    with pytest.raises(StageError, match="cannot trace the model"):
         int8.prepare_static(Branchy(), torch.randn(1, 4))

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from workbench.core import events as E
-from workbench.core.errors import BadInput, StageFailed
+from workbench.core.errors import BadInput, StageError
 from workbench.core.recipe import Recipe, new_stage
 from workbench.core.runner import Run
 from workbench.core.snapshots import load_snapshot
@@ -89,7 +89,7 @@ def test_failing_stage_restores_last_snapshot(tmp_path, monkeypatch):
             for p in session.model.parameters():
                 p.add_(1.0)
         yield E.Progress(1, 2, "half way")
-        raise StageFailed("loss became nan at epoch 1, step 3")
+        raise StageError("loss became nan at epoch 1, step 3")
 
     recipe = Recipe([new_stage("train", epochs=1), new_stage("train", epochs=1)], model=SMALL, data="sample:digits")
     calls = {"n": 0}
@@ -119,7 +119,7 @@ def test_nan_loss_stops_training_with_a_clear_message(digits):
     with torch.no_grad():
         loaded.module.fc1.weight[0, 0] = float("nan")
     session = Session(loaded, digits)
-    with pytest.raises(StageFailed, match="loss became nan at epoch 1, step 1"):
+    with pytest.raises(StageError, match="loss became nan at epoch 1, step 1"):
         list(fit(session, 1, 1e-3))
 
 

@@ -60,8 +60,9 @@ class Reporter:
             self.close_bar()
             self.say(snapshot_line(event.metrics))
         elif isinstance(event, ExportWritten):
-            status = "verified" if event.verified else f"FAILED: {event.error}"
-            self.say(f"export {event.format}: {event.path} ({event.bytes:,} bytes) {status}")
+            r = event.result
+            status = "verified" if r.verified else f"FAILED: {r.error}"
+            self.say(f"export {r.format}: {r.path} ({r.bytes:,} bytes) {status}")
         elif isinstance(event, StageFailed):
             self.close_bar()
             self.say(f"{'cancelled' if event.cancelled else 'FAILED'}: stage {event.index + 1} ({event.kind}): {event.message}")

@@ -1,7 +1,8 @@
 """Error types shared by the core, the CLI and the GUI.
 
 `BadInput` is the user's to fix (a spec, a file, a recipe): the CLI prints its one-line message and
-exits 2. `StageFailed` is a failure inside a running stage: exit 1. Neither ever carries a traceback
+exits 2. `StageError` is a failure inside a running stage (the runner reports it as a `StageFailed`
+event): exit 1. Neither ever carries a traceback
 to the user; `details` may hold more text for a "show details" button.
 """
 
@@ -34,7 +35,7 @@ class RecipeError(BadInput):
     """An invalid recipe; the message starts with the field path."""
 
 
-class StageFailed(WorkbenchError):
+class StageError(WorkbenchError):
     """A stage failed while running (NaN loss, unsupported op, ...). CLI exit status 1."""
 
 

@@ -1,7 +1,7 @@
 """Events that the runner (and each stage generator) yields. Plain frozen data: no tensors, no modules."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -66,14 +66,24 @@ class StageFailed:
     cancelled: bool = False
 
 
-@dataclass(frozen=True)
-class ExportWritten:
+@dataclass
+class ExportResult:
+    """A file written by an export, read back and compared with the model (`verified`)."""
     format: str
     path: str
     bytes: int
     verified: bool
     max_abs_diff: float | None
     error: str | None = None
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExportWritten:
+    result: ExportResult
 
 
 @dataclass(frozen=True)

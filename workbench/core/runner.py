@@ -22,7 +22,7 @@ import torch
 from . import stages
 from .data import load_data
 from .errors import BadInput, Cancelled, WorkbenchError
-from .events import Log, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
+from .events import ExportWritten, Log, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
 from .io import atomic_write_text
 from .measure import measure
 from .models import load_model
@@ -149,7 +149,7 @@ class Run:
                 if now - last < PROGRESS_INTERVAL and event.done < event.total:
                     continue
                 last = now
-            if hasattr(event, "format") and hasattr(event, "verified"):
+            if isinstance(event, ExportWritten):
                 self.report["exports"] = session.exports
             yield event
         session.check_cancel()

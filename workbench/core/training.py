@@ -8,7 +8,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from .errors import StageFailed
+from .errors import StageError
 from .events import Metric, Progress
 from .metrics import accuracy
 
@@ -59,7 +59,7 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
     """Train `session.model` for `epochs`, keeping pruned weights at zero. Yields Progress and Metrics.
 
     Metrics: `{label}/loss` (mean per epoch, step = epoch) and `{label}/accuracy` on the test split.
-    Raises StageFailed on a non-finite loss (the runner then restores the last snapshot).
+    Raises StageError on a non-finite loss (the runner then restores the last snapshot).
     `eval_modules` stay in eval mode while the rest trains (frozen parts: batch norms keep their statistics).
     """
     if epochs <= 0:
@@ -82,7 +82,7 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = loss_fn(model, x, y)
             if not torch.isfinite(loss):
-                raise StageFailed(f"{label}: loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                raise StageError(f"{label}: loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                   f"try a lower learning rate (lr={lr})")
             opt.zero_grad(set_to_none=True)
             loss.backward()

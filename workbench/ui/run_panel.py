@@ -69,8 +69,9 @@ class RunPanel(QWidget):
         elif isinstance(ev, Log):
             self.append(f"[{ev.level}] {ev.text}" if ev.level != "info" else ev.text)
         elif isinstance(ev, ExportWritten):
-            state = "verified" if ev.verified else f"NOT verified ({ev.error})"
-            self.append(f"export {ev.format}: {F.size(ev.bytes)}, {state}")
+            r = ev.result
+            state = "verified" if r.verified else f"NOT verified ({r.error})"
+            self.append(f"export {r.format}: {F.size(r.bytes)}, {state}")
         elif isinstance(ev, StageFailed):
             self.stage_label.setText(("Stopped" if ev.cancelled else "Failed") + f" in stage {ev.index + 1} ({ev.kind})")
         elif isinstance(ev, RunFinished):

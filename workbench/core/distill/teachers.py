@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import BadInput, SpecError, StageFailed
+from ..errors import BadInput, SpecError, StageError
 from ..metrics import is_quantized
 from ..models import load_model
 from .losses import soft_targets
@@ -51,7 +51,7 @@ def load_teacher(session, ref, path: str) -> nn.Module:
         if ref == "input" or is_snapshot_index(ref):
             index = 0 if ref == "input" else ref
             if index >= len(session.snapshot_paths):
-                raise StageFailed(f"{path}: snapshot {index} does not exist yet (this run has "
+                raise StageError(f"{path}: snapshot {index} does not exist yet (this run has "
                                   f"{len(session.snapshot_paths)} so far)")
             module = load_model(str(session.snapshot_paths[index])).module
         else:

@@ -10,7 +10,7 @@ import itertools
 import math
 import pkgutil
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import BadInput
+from ..events import ExportResult
 from ..io import atomic_path
 
 
@@ -64,20 +65,6 @@ class Format:
     tolerance: float = 1e-5
     candidate: bool = False           # may serve as a snapshot's compressed file
     applies: Callable[[ExportSource], str | None] | None = None  # reason it cannot export this model
-
-
-@dataclass
-class ExportResult:
-    format: str
-    path: str
-    bytes: int
-    verified: bool
-    max_abs_diff: float | None
-    error: str | None = None
-    details: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def available() -> list[str]:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import transforms
-from ..errors import StageFailed
+from ..errors import StageError
 
 BACKEND = "x86"
 # torch.load(weights_only=True) of quantized tensors (snapshots, state_dict files) goes through torch's
@@ -51,7 +51,7 @@ def convert_dynamic(model: nn.Module) -> nn.Module:
     found = [type(m).__name__ for m in model.modules() if isinstance(m, DYNAMIC_TYPES)]
     if not found:
         kinds = sorted({type(m).__name__ for m in model.modules() if any(True for _ in m.parameters(recurse=False))})
-        raise StageFailed(f"int8_dynamic quantizes Linear/LSTM/GRU layers only; this model has none "
+        raise StageError(f"int8_dynamic quantizes Linear/LSTM/GRU layers only; this model has none "
                           f"(its layers: {', '.join(kinds) or 'none'}); use int8_static")
     from torch.ao.quantization import quantize_dynamic
     with ao_quiet():
@@ -64,7 +64,7 @@ def _traced(fn, model: nn.Module, *args):
             return fn(model, *args)
     except Exception as exc:  # noqa: BLE001 - FX tracing errors name the Python construct or op
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise StageFailed(f"int8: cannot trace the model into a graph for quantization ({type(exc).__name__}: {first})") from None
+        raise StageError(f"int8: cannot trace the model into a graph for quantization ({type(exc).__name__}: {first})") from None
 
 
 def prepare_static(model: nn.Module, example: torch.Tensor, qat: bool = False) -> nn.Module:
@@ -98,16 +98,16 @@ _UNSUPPORTED = re.compile(r"Could not run '([^']+)' with arguments from the '(\w
 
 
 def check_runs(model: nn.Module, example: torch.Tensor) -> None:
-    """Run the int8 model once; an op without an int8 kernel becomes a StageFailed naming it."""
+    """Run the int8 model once; an op without an int8 kernel becomes a StageError naming it."""
     try:
         with torch.inference_mode(), ao_quiet():
             model(example.cpu())
     except (NotImplementedError, RuntimeError) as exc:
         m = _UNSUPPORTED.search(str(exc))
         if m:
-            raise StageFailed(f"int8: operator {m.group(1)} has no kernel for {m.group(2)} tensors; "
+            raise StageError(f"int8: operator {m.group(1)} has no kernel for {m.group(2)} tensors; "
                               f"exclude the layer that uses it or use int8_dynamic") from None
-        raise StageFailed(f"int8 model does not run: {str(exc).splitlines()[0][:200]}") from None
+        raise StageError(f"int8 model does not run: {str(exc).splitlines()[0][:200]}") from None
 
 
 def _quantized_output(node, named: dict, is_float: dict) -> bool:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import StageFailed
+from ..errors import StageError
 from ..events import ExportWritten, Log, Progress
 from ..export import ExportSource, export_model, formats
 from ..params import param
@@ -45,7 +45,7 @@ def run(session, p: Params) -> Iterator:
         if result.details:
             entry["breakdown"] = {k: v for k, v in result.details.items() if k != "traceback"}
         session.exports.append(entry)
-        yield ExportWritten(name, result.path, result.bytes, result.verified, result.max_abs_diff, result.error)
+        yield ExportWritten(result)
         if result.verified:
             yield Log("info", f"{name}: {result.bytes:,} bytes, verified (max |diff| {result.max_abs_diff:.3g})")
         else:
@@ -53,5 +53,5 @@ def run(session, p: Params) -> Iterator:
             yield Log("error", f"{name}: NOT verified: {result.error}")
     yield Progress(len(p.formats), len(p.formats), "exported")
     if failed:
-        raise StageFailed("export failed for " + "; ".join(failed))
+        raise StageError("export failed for " + "; ".join(failed))
 
