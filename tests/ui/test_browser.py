@@ -6,7 +6,7 @@ from PySide6.QtCore import QModelIndex, QTimer
 from workbench.core.data import load_data
 from workbench.core.inspection import inspect_loaded
 from workbench.core.models import load_model
-from workbench.ui.model_browser import NAME_ROLE, SORT_ROLE
+from workbench.ui.widgets.model_browser import NAME_ROLE, SORT_ROLE
 
 
 def tree_rows(model, parent=QModelIndex()):

@@ -12,16 +12,16 @@ from ..core.layer_data import CACHE, layer_arrays, open_model
 from ..core.snapshot_tools import compare_snapshots
 from . import errors, settings
 from .actions import build_actions, build_menus, build_toolbar, fill_ready_made, fill_recent
-from .layer_view import LayerInspector
-from .model_browser import ModelBrowser
+from .widgets.layer_view import LayerInspector
+from .widgets.model_browser import ModelBrowser
 from .open_dialog import OpenDataDialog, OpenModelDialog, dropped_spec
 from .pipeline_editor import PipelineEditor
-from .plots import PlotsPanel
+from .widgets.plots import PlotsPanel
 from .recipe_doc import RecipeDocument
 from .recipe_files import RecipeFiles
 from .run_control import RunControl
-from .run_panel import RunPanel
-from .runs_view import RunsView
+from .widgets.run_panel import RunPanel
+from .widgets.runs_view import RunsView
 from .snapshot_dialogs import CompareDialog, ExportDialog
 from .tasks import run_task
 

@@ -6,7 +6,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (QHeaderView, QLabel, QLineEdit, QStyledItemDelegate, QStyleOptionViewItem, QTreeView,
                                QVBoxLayout, QWidget)
 
-from . import formatting as F
+from .. import formatting as F
 
 COLUMNS = ("Module", "Type", "Shape", "Params", "Non-zeros", "Sparsity", "FLOPs")
 SORT_ROLE = Qt.ItemDataRole.UserRole

@@ -7,7 +7,7 @@ from __future__ import annotations
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
-from ..core.events import LayerStats, Metric, Series, SnapshotSaved
+from ...core.events import LayerStats, Metric, Series, SnapshotSaved
 from .pg_setup import color, export_png, pg, plot_widget
 
 REDRAW_MS = 50

@@ -4,8 +4,8 @@ from __future__ import annotations
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFormLayout, QLabel, QPlainTextEdit, QProgressBar, QVBoxLayout, QWidget
 
-from ..core.events import ExportWritten, Log, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
-from . import formatting as F
+from ...core.events import ExportWritten, Log, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
+from .. import formatting as F
 
 SCALE = 1000
 

@@ -7,8 +7,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from ..core.snapshot_tools import list_runs
-from . import formatting as F
+from ...core.snapshot_tools import list_runs
+from .. import formatting as F
 
 COLUMNS = ("Run / snapshot", "Accuracy", "Params", "Non-zeros", "FLOPs", "Compressed", "Ratio", "Latency")
 PATH_ROLE = Qt.ItemDataRole.UserRole

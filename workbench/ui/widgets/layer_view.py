@@ -5,8 +5,8 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
-from ..core.layer_data import LayerArrays
-from . import formatting as F
+from ...core.layer_data import LayerArrays
+from .. import formatting as F
 from .pg_setup import export_png, pg, plot_widget
 
 PRUNED_RGBA = (220, 38, 38, 255)

@@ -1,0 +1,1 @@
+"""Panels: the dockable widgets of the main window and the plots (pyqtgraph)."""
