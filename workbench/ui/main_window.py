@@ -15,10 +15,10 @@ from .actions import build_actions, build_menus, build_toolbar, fill_ready_made,
 from .widgets.layer_view import LayerInspector
 from .widgets.model_browser import ModelBrowser
 from .open_dialog import OpenDataDialog, OpenModelDialog, dropped_spec
-from .pipeline_editor import PipelineEditor
+from .pipeline.pipeline_editor import PipelineEditor
 from .widgets.plots import PlotsPanel
-from .recipe_doc import RecipeDocument
-from .recipe_files import RecipeFiles
+from .pipeline.recipe_doc import RecipeDocument
+from .pipeline.recipe_files import RecipeFiles
 from .run_control import RunControl
 from .widgets.run_panel import RunPanel
 from .widgets.runs_view import RunsView

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLa
                                QListWidgetItem, QMenu, QScrollArea, QSpinBox, QSplitter, QStyle, QToolBar, QToolButton,
                                QVBoxLayout, QWidget)
 
-from ..core import params as P
-from ..core import stages
+from ...core import params as P
+from ...core import stages
 from .param_form import ParamForm
 from .recipe_doc import RecipeDocument
 

@@ -12,10 +12,10 @@ import yaml
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from ..core import params as P
-from ..core import stages
-from ..core.errors import RecipeError
-from ..core.recipe import STAGE_KEYS, TOP_FIELDS, Recipe, new_stage
+from ...core import params as P
+from ...core import stages
+from ...core.errors import RecipeError
+from ...core.recipe import STAGE_KEYS, TOP_FIELDS, Recipe, new_stage
 
 
 class EditCommand(QUndoCommand):
@@ -159,7 +159,7 @@ class RecipeDocument(QObject):
         self.load_text(text, path, path)
 
     def save(self, path: str) -> None:
-        from ..core.io import atomic_write_text
+        from ...core.io import atomic_write_text
         atomic_write_text(path, self.to_yaml())
         self.path = path
         self.undo_stack.setClean()

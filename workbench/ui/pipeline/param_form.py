@@ -10,8 +10,8 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
-from ..core import params as P
-from ..core import stages
+from ...core import params as P
+from ...core import stages
 from .value_editors import Editor, make_editor
 
 

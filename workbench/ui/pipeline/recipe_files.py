@@ -6,8 +6,8 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog
 
-from ..core.errors import RecipeError
-from . import errors, settings
+from ...core.errors import RecipeError
+from .. import errors, settings
 
 
 class RecipeFiles:
