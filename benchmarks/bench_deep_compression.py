@@ -22,9 +22,9 @@ from prune_bench_common import ROOT, table, write_result
 def packed_file(snapshot: Path, out: Path, huffman: bool, gap_bits: int | None = None) -> int:
     """Write a snapshot as a packed file, read it back with a fresh loader, require identical outputs."""
     import torch
-    from workbench.core.export import ExportSource
-    from workbench.core.export import packed
-    from workbench.core.models import load_model
+
+    from workbench.core.export import ExportSource, packed
+    from workbench.core.specs import load_model
     loaded = load_model(str(snapshot))
     x = torch.randn(64, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
     source = ExportSource(loaded.module.eval(), loaded.record, loaded.state, x)

@@ -22,8 +22,9 @@ from prune_bench_common import table, write_result
 
 def one(name: str) -> dict:
     import torch
+
     from workbench.core.inspection import inspect_loaded
-    from workbench.core.models import load_model
+    from workbench.core.specs import load_model
 
     torch.manual_seed(0)
     row: dict = {"model": name}
@@ -39,7 +40,7 @@ def one(name: str) -> dict:
         row.update(result="ok" if info["total"]["params"] == params else "params mismatch",
                    input=info["input_shape"][-1], params_m=params / 1e6, gflops=info["total"]["flops"] / 1e9,
                    layers=len(info["layers"]))
-    except Exception as exc:  # a benchmark row, not a crash: the error is the result
+    except Exception as exc:  # noqa: BLE001 - a benchmark row, not a crash: the error is the result
         row.update(result="error", error=f"{type(exc).__name__}: {exc}"[:160])
         traceback.print_exc()
     row["total_s"] = time.perf_counter() - start

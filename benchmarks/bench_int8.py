@@ -21,10 +21,11 @@ from prune_bench_common import ROOT, table, write_result
 
 def resnet18_speed(rounds: int, repeats: int) -> list[dict]:
     import torch
+
     from workbench.core.export import ExportSource, export_model
     from workbench.core.metrics import flops_per_module, latency_ms
-    from workbench.core.models import load_model
     from workbench.core.quantization import int8
+    from workbench.core.specs import load_model
 
     loaded = load_model("torchvision:resnet18")
     model = loaded.module.eval()
@@ -59,9 +60,9 @@ def digits_accuracy() -> list[dict]:
     from workbench.core import stages
     from workbench.core.data import load_data
     from workbench.core.metrics import accuracy, latency_ms
-    from workbench.core.models import load_model
     from workbench.core.recipe import parse_stage
     from workbench.core.session import Session
+    from workbench.core.specs import load_model
 
     data = load_data("sample:digits")
     rows = []

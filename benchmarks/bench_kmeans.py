@@ -22,6 +22,7 @@ def main() -> int:
     args = ap.parse_args()
     import numpy as np
     import torch
+
     from workbench.core.quantization.kmeans import initial_centroids, kmeans_1d
 
     weights = torch.distributions.Laplace(0.0, 0.05).sample((10 * args.n,), ).float()

@@ -27,10 +27,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args()
     import torch
+
     from workbench.core.metrics import count_params, flops_per_module
-    from workbench.core.models import load_model
     from workbench.core.pruning import structured, unstructured
     from workbench.core.pruning.layers import classifier_name, prunable_layers, weight_sparsity
+    from workbench.core.specs import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -22,6 +22,7 @@ from prune_bench_common import table, write_result
 def _restructured(model, method: str, **settings):
     """A restructured copy: every eligible layer but the classifier, as the `restructure` stage does."""
     import torch
+
     from workbench.core.pruning.layers import classifier_name
     from workbench.core.restructure.apply import eligible_layers, restructure
     model = copy.deepcopy(model).eval()
@@ -32,8 +33,9 @@ def _restructured(model, method: str, **settings):
 
 def resnet18_table(rounds: int, repeats: int) -> list[dict]:
     import torch
+
     from workbench.core.metrics import denormals_flushed, flops_per_module
-    from workbench.core.models import load_model
+    from workbench.core.specs import load_model
     torch.manual_seed(0)
     original = load_model("torchvision:resnet18").module.eval()
     x = torch.randn(1, 3, 224, 224)
@@ -65,10 +67,11 @@ def resnet18_table(rounds: int, repeats: int) -> list[dict]:
 
 
 def recipe_table() -> list[dict]:
+    from prune_bench_common import ROOT
+
     from workbench.core.events import StageFailed
     from workbench.core.recipe import Recipe
     from workbench.core.runner import Run
-    from prune_bench_common import ROOT
     run = Run(Recipe.load(ROOT / "resources" / "recipes" / "depthwise_distill.yaml"), out_dir=tempfile.mkdtemp())
     for event in run.events():
         if isinstance(event, StageFailed):

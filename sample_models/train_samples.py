@@ -44,7 +44,7 @@ def train_one(name: str) -> dict:
     loaded = load_model(arch, data.input_shape, data.num_classes)
     save(loaded.module.state_dict(), HERE / f"{name}.init.safetensors")
     session = Session(loaded, data, "cpu", 0)
-    for event in fit(session, epochs, lr, opt, "cosine", wd, 64, evaluate=False):
+    for _event in fit(session, epochs, lr, opt, "cosine", wd, 64, evaluate=False):
         pass
     model = session.model.eval()
     save(model.state_dict(), HERE / f"{name}.safetensors")

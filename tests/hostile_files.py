@@ -46,7 +46,7 @@ def pt2_variants(good: Path, folder: Path, marker: str) -> dict[str, Path]:
     path_name = weights_cfg["config"][first_weight]["path_name"]
     weights_cfg["config"][first_weight]["use_pickle"] = True
     evil = pickled(Payload(marker))
-    const_cfg = lambda prefix: json.dumps({"config": {"c": {"path_name": f"{prefix}0"}}}).encode()  # noqa: E731
+    const_cfg = lambda prefix: json.dumps({"config": {"c": {"path_name": f"{prefix}0"}}}).encode()
     variants = {
         "sample_inputs": ({"archive/data/sample_inputs/model.pt": evil}, None),
         "pickled_weight": ({"archive/data/weights/model_weights_config.json": json.dumps(weights_cfg).encode(),

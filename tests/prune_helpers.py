@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from workbench.core.data import load_data
 from workbench.core.events import RunFinished, StageFailed
-from workbench.core.models import load_model
 from workbench.core.recipe import Recipe
 from workbench.core.runner import Run
 from workbench.core.session import Session
+from workbench.core.specs import load_model
 
 
 def run_recipe(text: str, tmp_path, **options):
@@ -20,6 +20,7 @@ def run_recipe(text: str, tmp_path, **options):
 def assert_rejected(tmp_path, model: str, stages: str, needle: str) -> None:
     """A recipe with `stages` (YAML flow items) on `model` is refused before anything runs, naming `needle`."""
     import pytest
+
     from workbench.core.errors import RecipeError
     with pytest.raises(RecipeError) as exc:
         recipe = Recipe.from_text(f"model: {model}\nstages: [{stages}]\n")

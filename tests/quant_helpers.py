@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from workbench.core import stages
-from workbench.core.models import load_model
 from workbench.core.recipe import parse_stage
 from workbench.core.session import Session
+from workbench.core.specs import load_model
 
 
 def make_session(digits, spec: str = "sample:digits_mlp", out_dir=None) -> Session:

@@ -1,11 +1,10 @@
 """The `distill` stage: teachers, students, feature pairs, snapshots, and settings rejected before a run."""
 import pytest
 import torch
+from prune_helpers import assert_ok, assert_rejected, run_recipe
 
 from workbench.core.events import Metric
 from workbench.core.snapshots import load_snapshot
-
-from prune_helpers import assert_ok, assert_rejected, run_recipe
 
 
 def _metric(events, name):

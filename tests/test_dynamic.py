@@ -3,14 +3,13 @@ import json
 
 import pytest
 import torch
+from prune_helpers import assert_ok, assert_rejected, run_recipe
 
 from workbench.core.dynamic import early_exit as ee
 from workbench.core.events import Series
 from workbench.core.metrics import flops_per_module
-from workbench.core.models import load_model
 from workbench.core.snapshots import load_snapshot
-
-from prune_helpers import assert_ok, assert_rejected, run_recipe
+from workbench.core.specs import load_model
 
 
 def test_default_exits_and_real_exiting():

@@ -1,13 +1,12 @@
 """pt2, TorchScript, ONNX and ONNX int8 exports: written, read back by a fresh loader, verified; errors are reported."""
 import pytest
 import torch
-
-from workbench.core.export import formats
-from workbench.core.models import load_model
-from workbench.core.snapshot_tools import export_spec
-
 from cli_helpers import run_cli
 from prune_helpers import assert_ok, run_recipe
+
+from workbench.core.export import formats
+from workbench.core.snapshot_tools import export_spec
+from workbench.core.specs import load_model
 
 
 @pytest.mark.parametrize("fmt", ["pt2", "torchscript"])
@@ -24,6 +23,7 @@ def test_program_formats_reload_as_model_specs(tmp_path, fmt, digits):
 
 def test_onnx_runs_in_onnxruntime_with_any_batch(tmp_path, digits):
     import onnx
+
     from workbench.core.export.onnx import runner
     out = tmp_path / "m.onnx"
     result = export_spec("sample:digits_cnn", "onnx", out, "sample:digits")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from cli_helpers import run_cli
 from hostile_files import Payload, legacy_pt2, pickled, pt2_variants, zip_bomb
+
 from workbench.core.errors import CheckpointError
 from workbench.core.export import ExportSource, export_model
-from workbench.core.models import load_model
+from workbench.core.specs import load_model
 
 
 @pytest.fixture(scope="module")

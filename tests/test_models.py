@@ -8,7 +8,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from workbench.core.errors import CheckpointError, SpecError
-from workbench.core.models import load_model, torchvision_names
+from workbench.core.models import torchvision_names
+from workbench.core.specs import load_model
 
 
 def test_sample_models_load_with_their_accuracy(digits):

@@ -6,18 +6,17 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from quant_helpers import make_session, run_stage
 
 from workbench.core.errors import CheckpointError
 from workbench.core.export import ExportSource, export_model
-from workbench.core.models import load_model
 from workbench.core.packed.container import PREFIX, read_container, write_container
 from workbench.core.packed.sparse_index import from_gaps, to_gaps
 from workbench.core.packed.tensor_codec import decode_tensor, encode_tensor, patterns
-
-from cli_helpers import run_cli
-from quant_helpers import make_session, run_stage
+from workbench.core.specs import load_model
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 

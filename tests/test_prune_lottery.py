@@ -1,9 +1,8 @@
 """Lottery ticket: surviving weights rewound to their initial (or an early snapshot's) values."""
 import torch
-
-from workbench.core.models import load_model
-
 from prune_helpers import assert_ok, run_recipe
+
+from workbench.core.specs import load_model
 
 
 def test_rewind_to_init_unstructured(tmp_path):

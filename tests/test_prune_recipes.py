@@ -3,12 +3,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from prune_helpers import assert_ok
 
 from workbench.core.events import Series
 from workbench.core.recipe import Recipe
 from workbench.core.runner import Run
-
-from prune_helpers import assert_ok
 
 RECIPES = Path(__file__).resolve().parents[1] / "resources" / "recipes"
 

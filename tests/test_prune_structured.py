@@ -1,14 +1,13 @@
 """Structured pruning: channels physically removed, FLOPs and params fall, snapshots reload identically."""
 import pytest
 import torch
+from prune_helpers import assert_ok, run_recipe
 
 from workbench.core.metrics import count_params, flops_per_module
-from workbench.core.models import load_model
 from workbench.core.pruning import importance, structured
 from workbench.core.pruning.layers import classifier_name
 from workbench.core.snapshots import load_snapshot
-
-from prune_helpers import assert_ok, run_recipe
+from workbench.core.specs import load_model
 
 
 def _conv_flops(model, x):

@@ -1,14 +1,13 @@
 """Unstructured pruning: thresholds hit their targets, overrides and exclusions hold, masks survive training."""
 import pytest
 import torch
+from prune_helpers import assert_ok, run_recipe, session_for
 
 from workbench.core.pruning import schedule, unstructured
 from workbench.core.pruning.importance import weight_scores
 from workbench.core.pruning.layers import classifier_name, prunable_layers, weight_sparsity
 from workbench.core.recipe import new_stage
 from workbench.core.stages import prune
-
-from prune_helpers import assert_ok, run_recipe, session_for
 
 
 def _prune(session, **settings):

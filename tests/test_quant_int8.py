@@ -1,15 +1,14 @@
 """int8 post-training quantization and QAT: real int8 weights and kernels, accuracy, reload, export."""
 import pytest
 import torch
+from cli_helpers import run_cli
+from quant_helpers import make_session, run_stage
 from torch import nn
 
 from workbench.core.errors import StageError
 from workbench.core.metrics import accuracy, latency_ms, layer_table
 from workbench.core.quantization import int8
 from workbench.core.snapshots import load_snapshot, save_snapshot
-
-from cli_helpers import run_cli
-from quant_helpers import make_session, run_stage
 
 
 def _weight_dtypes(model) -> dict[str, torch.dtype]:

@@ -1,13 +1,12 @@
 """The quantize stage: settings validation, k-means with centroid fine-tuning, binary/ternary, fp16/bf16."""
 import pytest
 import torch
+from quant_helpers import make_session, run_stage
 
 from workbench.core.errors import BadInput, RecipeError
 from workbench.core.metrics import accuracy
 from workbench.core.recipe import Recipe
 from workbench.core.snapshots import load_snapshot, save_snapshot
-
-from quant_helpers import make_session, run_stage
 
 
 @pytest.mark.parametrize("bits, message", [

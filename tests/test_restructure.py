@@ -1,12 +1,11 @@
 """Low-rank factorisation, depthwise separable replacement and batch-norm folding: maths, stage, snapshots, errors."""
 import pytest
 import torch
+from prune_helpers import assert_ok, assert_rejected, run_recipe
 from torch import nn
 
 from workbench.core.restructure import depthwise, fold_bn, lowrank
 from workbench.core.snapshots import load_snapshot
-
-from prune_helpers import assert_ok, assert_rejected, run_recipe
 
 
 def test_lowrank_is_the_best_rank_r_approximation():
@@ -53,7 +52,7 @@ def test_depthwise_is_exact_for_separable_filters():
 
 
 def test_fold_bn_keeps_outputs_and_skips_shared_convolutions():
-    from workbench.core.models import load_model
+    from workbench.core.specs import load_model
     model = load_model("sample:digits_resnet").module.eval()
     x = torch.randn(4, 1, 8, 8)
     with torch.no_grad():

@@ -111,8 +111,8 @@ def test_failing_stage_restores_last_snapshot(tmp_path, monkeypatch):
 
 
 def test_nan_loss_stops_training_with_a_clear_message(digits):
-    from workbench.core.models import load_model
     from workbench.core.session import Session
+    from workbench.core.specs import load_model
     from workbench.core.training import fit
 
     loaded = load_model(SMALL, (1, 8, 8), 10)
@@ -124,8 +124,8 @@ def test_nan_loss_stops_training_with_a_clear_message(digits):
 
 
 def test_masks_stay_zero_through_training(digits):
-    from workbench.core.models import load_model
     from workbench.core.session import Session
+    from workbench.core.specs import load_model
     from workbench.core.training import fit
 
     session = Session(load_model("sample:digits_mlp"), digits)

@@ -3,10 +3,9 @@ import json
 
 import pytest
 import torch
+from prune_helpers import assert_ok, run_recipe
 
 from workbench.core.events import Series
-
-from prune_helpers import assert_ok, run_recipe
 
 
 def test_unstructured_sensitivity_curves(tmp_path):

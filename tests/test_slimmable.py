@@ -4,13 +4,12 @@ import json
 
 import pytest
 import torch
+from prune_helpers import assert_ok, assert_rejected, run_recipe
 from torch import nn
 
 from workbench.core.dynamic import slimmable as slim
-from workbench.core.models import load_model
 from workbench.core.snapshots import load_snapshot
-
-from prune_helpers import assert_ok, assert_rejected, run_recipe
+from workbench.core.specs import load_model
 
 
 @pytest.mark.parametrize("spec,classifier", [("sample:digits_resnet", "fc"), ("sample:digits_mlp", "fc3")])

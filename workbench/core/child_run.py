@@ -18,7 +18,8 @@ import os
 import queue
 import threading
 import traceback
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .errors import BadInput, WorkbenchError
 from .recipe import Recipe
@@ -97,7 +98,7 @@ class ChildRun:
                     kind, payload = self._events.get(timeout=POLL_SECONDS)
                 except queue.Empty:
                     if not self._process.is_alive():
-                        raise WorkbenchError(f"the run's process ended unexpectedly (exit code {self._process.exitcode})")
+                        raise WorkbenchError(f"the run's process ended unexpectedly (exit code {self._process.exitcode})") from None
                     continue
                 if kind == "event":
                     yield payload

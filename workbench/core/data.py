@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ class TensorBatches:
     def num_samples(self) -> int:
         return len(self.x)
 
-    def with_batch_size(self, batch_size: int) -> "TensorBatches":
+    def with_batch_size(self, batch_size: int) -> TensorBatches:
         return TensorBatches(self.x, self.y, batch_size, self.shuffle, self.transform,
                              int(torch.randint(0, 2**31, (1,), generator=self.generator)))
 
@@ -143,7 +143,7 @@ def _cifar_like(cls_name: str) -> Callable[[str, str, int], DataBundle]:
         root = _root(rest, spec.split(":")[0])
         tr = _torchvision_set(cls_name, root, spec, train=True)
         te = _torchvision_set(cls_name, root, spec, train=False)
-        to_t = lambda d: torch.from_numpy(np.ascontiguousarray(d.data.transpose(0, 3, 1, 2)))  # noqa: E731
+        to_t = lambda d: torch.from_numpy(np.ascontiguousarray(d.data.transpose(0, 3, 1, 2)))
         return _bundle_from_tensors(spec, to_t(tr), torch.tensor(tr.targets), to_t(te), torch.tensor(te.targets),
                                     [0.49, 0.48, 0.45], [0.25, 0.24, 0.26], 255.0, len(tr.classes), seed=seed)
     return load
@@ -159,9 +159,9 @@ def _svhn(spec: str, rest: str, seed: int) -> DataBundle:
 
 
 def _imagefolder(spec: str, rest: str, seed: int) -> DataBundle:
-    from torch.utils.data import DataLoader, Subset, random_split
     import torchvision.datasets as D
     import torchvision.transforms as T
+    from torch.utils.data import DataLoader, Subset, random_split
 
     path, _, size_s = rest.partition(":")
     root = _root(path, "imagefolder")

@@ -5,7 +5,8 @@ import torch
 
 from . import metrics
 from .data import load_data
-from .models import LoadedModel, load_model
+from .models import LoadedModel
+from .specs import check_fits, load_model
 
 
 def example_for(loaded: LoadedModel) -> torch.Tensor:
@@ -33,6 +34,5 @@ def inspect(spec: str, data_spec: str | None = None, arch: str | None = None, tr
     data = load_data(data_spec) if data_spec else None
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust)
     if data is not None:
-        from .runner import check_fits
         check_fits(loaded.module, data, spec)
     return inspect_loaded(loaded, data)

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from . import metrics
-from .models import LoadedModel, load_model
+from .models import LoadedModel
+from .specs import check_fits, load_model
 
 HEAT_MAX = 256  # heat maps larger than this on a side are down-sampled by block maxima
 BINS = 80
@@ -143,7 +144,6 @@ def open_model(spec: str, data_spec: str | None = None) -> dict:
     from .data import load_data
     from .errors import BadInput
     from .inspection import inspect_loaded
-    from .runner import check_fits
 
     data, warning, loaded = None, "", None
     if data_spec:

@@ -6,12 +6,11 @@ latency by timing real forward passes, sizes from files on disk.
 from __future__ import annotations
 
 import contextlib
-
 import os
 import statistics
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Iterable, Iterator
 
 import torch
 from torch import nn

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import MISSING, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from .errors import RecipeError
 

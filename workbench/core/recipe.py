@@ -65,7 +65,7 @@ class Recipe:
         atomic_write_text(path, text)
 
     @classmethod
-    def from_dict(cls, raw: Any) -> "Recipe":
+    def from_dict(cls, raw: Any) -> Recipe:
         if not isinstance(raw, dict):
             raise RecipeError("recipe: expected a mapping with a 'stages' list")
         for key in raw:
@@ -84,7 +84,7 @@ class Recipe:
                    raw.get("model"), raw.get("data"), seed, raw.get("name") or "", raw.get("description") or "")
 
     @classmethod
-    def from_text(cls, text: str, source: str = "recipe") -> "Recipe":
+    def from_text(cls, text: str, source: str = "recipe") -> Recipe:
         try:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -94,7 +94,7 @@ class Recipe:
         return cls.from_dict(raw)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Recipe":
+    def load(cls, path: str | Path) -> Recipe:
         path = Path(path)
         try:
             text = path.read_text()

@@ -12,9 +12,10 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,10 +26,10 @@ from .errors import BadInput, Cancelled, WorkbenchError
 from .events import ExportWritten, Log, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
 from .io import atomic_write_text
 from .measure import measure
-from .models import load_model
 from .recipe import Recipe
 from .session import Session
 from .snapshots import folder_name, load_snapshot, save_snapshot, update_metrics
+from .specs import check_fits, load_model
 
 PROGRESS_INTERVAL = 0.05  # seconds between forwarded Progress events
 
@@ -62,9 +63,8 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
     check_fits(loaded.module, bundle, model_spec)
     if out_dir is None:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}"
-    session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), trust)
-    session.model_spec, session.data_spec = model_spec, data_spec  # type: ignore[attr-defined]
-    session.recipe = recipe  # type: ignore[attr-defined]  # stages that refer to snapshots by index check them
+    session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), trust,
+                      recipe=recipe, model_spec=model_spec, data_spec=data_spec)
     for i, spec in enumerate(recipe.stages):
         if spec.enabled:
             check = getattr(stages.get(spec.kind), "preflight", None)
@@ -73,21 +73,6 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
                 check(session, spec.params)
     session.stage_index = -1
     return session
-
-
-def check_fits(module: torch.nn.Module, bundle, spec: str) -> None:
-    x = bundle.example_input(2)
-    try:
-        module.eval()
-        with torch.no_grad():
-            out = module(x)
-    except Exception as exc:  # noqa: BLE001 - any failure means model and data do not fit
-        raise BadInput(f"{spec} does not accept inputs of shape {list(x.shape[1:])} from {bundle.spec}: "
-                       f"{str(exc).splitlines()[0][:160]}") from None
-    if not isinstance(out, torch.Tensor) or out.ndim != 2:
-        raise BadInput(f"{spec}: expected class scores of shape [batch, classes], got {getattr(out, 'shape', type(out))}")
-    if out.shape[1] != bundle.num_classes:
-        raise BadInput(f"{spec} predicts {out.shape[1]} classes but {bundle.spec} has {bundle.num_classes}")
 
 
 class Run:
@@ -111,7 +96,7 @@ class Run:
         session = self.session = prepare(self.recipe, cancel=self._cancel, **self.options)
         assert session.out_dir is not None
         session.out_dir.mkdir(parents=True, exist_ok=True)
-        self.report = {"model": session.model_spec, "data": session.data_spec,  # type: ignore[attr-defined]
+        self.report = {"model": session.model_spec, "data": session.data_spec,
                        "recipe": self.recipe.to_dict(), "status": "running", "snapshots": [], "exports": [],
                        "compressed_bytes_note": "size of the smallest file (among the formats listed per "
                                                 "snapshot in compressed_format) written, read back and verified"}
@@ -119,7 +104,7 @@ class Run:
         yield from self._snapshot(session, 0, "baseline", 0.0, [])
         enabled = [(i, s) for i, s in enumerate(self.recipe.stages) if s.enabled]
         done_specs: list = []
-        for n, (i, spec) in enumerate(enabled):
+        for i, spec in enabled:
             module = stages.get(spec.kind)
             session.stage_index = i
             seed_everything(session.seed + i + 1)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -13,6 +14,9 @@ from .data import DataBundle
 from .errors import Cancelled
 from .io import atomic_write_text
 from .models import LoadedModel
+
+if TYPE_CHECKING:
+    from .recipe import Recipe
 
 
 class Session:
@@ -25,7 +29,8 @@ class Session:
 
     def __init__(self, loaded: LoadedModel, data: DataBundle, device: str = "cpu", seed: int = 0,
                  out_dir: str | Path | None = None, cancelled: Callable[[], bool] | None = None,
-                 trust: bool = False) -> None:
+                 trust: bool = False, recipe: Recipe | None = None, model_spec: str = "",
+                 data_spec: str = "") -> None:
         self.loaded = loaded
         self.device = torch.device(device)
         self.model: nn.Module = loaded.module.to(self.device)
@@ -33,6 +38,9 @@ class Session:
         self.data = data
         self.seed = seed
         self.trust = trust                    # files named in the recipe (teachers, students) may run code
+        self.recipe = recipe                  # the whole recipe: stages that refer to snapshots by index check them
+        self.model_spec = model_spec or loaded.spec
+        self.data_spec = data_spec or data.spec
         self.out_dir = Path(out_dir) if out_dir else None
         self._cancelled = cancelled or (lambda: False)
         self.masks: dict[str, torch.Tensor] = dict(loaded.state.get("masks", {}))

@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 from .data import load_data
-from .errors import BadInput
 from .export import ExportResult, ExportSource, export_model, get_format
-from .models import load_model
 from .snapshots import read_meta
+from .specs import load_model
 
 SNAPSHOT_COLUMNS = ("accuracy", "params", "nonzero_params", "flops", "compressed_bytes", "compression_ratio", "latency_ms")
 
@@ -66,7 +65,7 @@ def compare_snapshots(a: str | Path, b: str | Path) -> dict:
                      "shape_changed": bool(ra and rb and ra.get("shape") != rb.get("shape"))})
     ma, mb = meta_a.get("metrics", {}), meta_b.get("metrics", {})
     totals = {k: (ma.get(k), mb.get(k)) for k in SNAPSHOT_COLUMNS}
-    label = lambda m, p: f"{Path(p).parent.parent.name}/{Path(p).name}"  # noqa: E731
+    label = lambda m, p: f"{Path(p).parent.parent.name}/{Path(p).name}"
     return {"a": {"path": str(a), "label": label(meta_a, a), "stage": meta_a.get("stage")},
             "b": {"path": str(b), "label": label(meta_b, b), "stage": meta_b.get("stage")},
             "layers": rows, "totals": totals}
@@ -76,12 +75,7 @@ def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | None = No
                 trust: bool = False) -> ExportResult:
     """Export a model spec or snapshot folder in one format, verified by reading it back (what `workbench export` does)."""
     get_format(fmt)
-    data = None
-    if data_spec:
-        try:
-            data = load_data(data_spec)
-        except BadInput:
-            data = None
+    data = load_data(data_spec) if data_spec else None   # a data spec that fails is an error, not random inputs
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None,
                         arch=arch, trust=trust)
     source = ExportSource.from_loaded(loaded, data)

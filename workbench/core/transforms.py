@@ -8,7 +8,8 @@ from the snapshot's tensors), so a snapshot folder or a workbench safetensors fi
 """
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from collections.abc import Callable
 
 from torch import nn
 
@@ -25,10 +26,22 @@ def register(op: str) -> Callable[[Replay], Replay]:
     return deco
 
 
+# The modules that register a replay when imported (one per kind of structural change). A new kind of
+# transform adds its module here; nothing else needs to import it before a record can be replayed.
+REPLAY_MODULES = (
+    "workbench.core.pruning.structured",        # structured_prune
+    "workbench.core.quantization.int8",         # int8_dynamic, int8_static, qat
+    "workbench.core.quantization.floats",       # cast
+    "workbench.core.restructure.lowrank",       # lowrank
+    "workbench.core.restructure.depthwise",     # depthwise
+    "workbench.core.restructure.fold_bn",       # fold_bn
+    "workbench.core.dynamic.early_exit",        # early_exit
+)
+
+
 def _load_replay_modules() -> None:
-    # Stage modules register their replays on import.
-    from . import stages  # noqa: F401
-    stages.import_all()
+    for name in REPLAY_MODULES:
+        importlib.import_module(name)
 
 
 def replay(model: nn.Module, transforms: list[dict]) -> nn.Module:

@@ -24,8 +24,8 @@ import logging
 import os
 import pickle
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -195,7 +195,7 @@ def load_torchscript(path: str | Path, trust: bool):
             warnings.simplefilter("ignore")
             extra = {"workbench.json": ""}
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable program
         raise CheckpointError(f"{path}: not a readable TorchScript file ({_first_line(exc)})") from None
     try:
         info = json.loads(extra["workbench.json"]) if extra["workbench.json"] else {}
@@ -219,11 +219,11 @@ def load_pickle(path: str | Path, trust: bool):
             raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint") from None
         if not trust:
             raise refuse(path, "it holds pickled Python objects (not only tensors)") from None
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
+    except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable program
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable program
         raise CheckpointError(f"{path}: cannot be unpickled ({type(exc).__name__}: {_first_line(exc)})") from None
 
 

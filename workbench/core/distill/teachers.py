@@ -6,9 +6,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import BadInput, SpecError, StageError
+from ..errors import BadInput
 from ..metrics import is_quantized
-from ..models import load_model
 from .losses import soft_targets
 
 
@@ -42,28 +41,6 @@ def is_snapshot_index(teacher) -> bool:
 def teacher_specs(teacher) -> list:
     """The list of teacher references in a `teacher` setting (one unless an ensemble)."""
     return list(teacher) if isinstance(teacher, list) else [teacher]
-
-
-def load_teacher(session, ref, path: str) -> nn.Module:
-    """One teacher module in eval mode with frozen parameters, on the session's device when it can move."""
-    data = session.data
-    try:
-        if ref == "input" or is_snapshot_index(ref):
-            index = 0 if ref == "input" else ref
-            if index >= len(session.snapshot_paths):
-                raise StageError(f"{path}: snapshot {index} does not exist yet (this run has "
-                                  f"{len(session.snapshot_paths)} so far)")
-            module = load_model(str(session.snapshot_paths[index])).module
-        else:
-            module = load_model(str(ref), data.input_shape, data.num_classes, trust=session.trust).module
-    except SpecError as exc:
-        raise BadInput(f"{path}: {exc.message}") from None
-    if not is_quantized(module):
-        module = module.to(session.device)
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
 
 
 class Teacher:

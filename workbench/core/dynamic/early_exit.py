@@ -106,7 +106,7 @@ class Exits:
         self.outputs: list[torch.Tensor] = []
         self._handles: list = []
 
-    def __enter__(self) -> "Exits":
+    def __enter__(self) -> Exits:
         modules, heads = dict(self.model.named_modules()), getattr(self.model, HEADS)
         for i, name in enumerate(self.layers):
             head = heads[key(name)]

@@ -13,7 +13,7 @@ the masks used in training and the sliced model can never disagree.
 from __future__ import annotations
 
 import copy
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch_pruning as tp
@@ -78,7 +78,7 @@ class WidthMasks:
         self.model, self.plan, self.width = model, widths_plan, max(widths_plan)
         self._handles: list = []
 
-    def __enter__(self) -> "WidthMasks":
+    def __enter__(self) -> WidthMasks:
         names = {n for kept in self.plan.values() for n in kept}
         modules = dict(self.model.named_modules())
         for name in names:

@@ -10,9 +10,10 @@ import itertools
 import math
 import pkgutil
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,12 +34,12 @@ class ExportSource:
     calib: list[torch.Tensor] = field(default_factory=list)   # calibration inputs (onnx_int8); none: the example
 
     @classmethod
-    def from_session(cls, session, batch: int = 8) -> "ExportSource":
+    def from_session(cls, session, batch: int = 8) -> ExportSource:
         return cls(session.model, session.record, session.state(), session.example_input(batch).cpu(), session.history,
                    calibration_inputs(session.data))
 
     @classmethod
-    def from_loaded(cls, loaded, data=None, batch: int = 8) -> "ExportSource":
+    def from_loaded(cls, loaded, data=None, batch: int = 8) -> ExportSource:
         """A loaded model spec; examples and calibration inputs come from `data` when its inputs fit the model."""
         fits = data is not None and tuple(data.input_shape) == tuple(loaded.input_shape)
         example = data.example_input(batch) if fits else \
@@ -123,7 +124,7 @@ def export_model(source: ExportSource, fmt: str, path: str | Path) -> ExportResu
             return ExportResult(fmt, str(path), size, False, None, f"read-back output shape {list(got.shape)} "
                                 f"differs from the model's {list(expected.shape)}", details)
         diff = float((got - expected).abs().max()) if got.numel() else 0.0
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure is reported with the format's name
         return ExportResult(fmt, str(path), size, False, None,
                             f"reading back {fmt} failed: {type(exc).__name__}: {str(exc)[:200]}", details)
     ok = math.isfinite(diff) and diff <= f.tolerance * max(1.0, float(expected.abs().max()))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from ..models import load_model
+from ..errors import CheckpointError
+from ..models import from_record
 from . import ExportSource, Format
 
 
@@ -28,8 +29,25 @@ def write(source: ExportSource, path: Path) -> dict:
     return {}
 
 
+def read_safetensors(path: Path) -> tuple[dict, dict | None]:
+    """(tensors, the workbench record or None) of a .safetensors file."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+    try:
+        sd = load_file(str(path))
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata() or {}
+        record = json.loads(meta["workbench_record"]) if "workbench_record" in meta else None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({str(exc)[:120]})") from None
+    return sd, record
+
+
 def read(path: Path, record: dict):
-    return load_model(str(path)).module.eval()
+    sd, own = read_safetensors(path)
+    if own is None:
+        raise CheckpointError(f"{path}: no workbench record in the file")
+    return from_record(sd, own, str(path)).module.eval()
 
 
 def _applies(source: ExportSource) -> str | None:

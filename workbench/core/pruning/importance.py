@@ -11,8 +11,8 @@ activations that are non-zero).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch_pruning as tp

@@ -1,7 +1,7 @@
 """Lottery-ticket rewinding (Frankle & Carbin 2019): surviving weights go back to earlier values.
 
-The source is the model's weights at initialisation (`session.init_state`) or those of an earlier
-snapshot. Parameters are rewound (weights and biases, batch-norm scales and shifts); buffers such
+The prune stage resolves the source (the model's weights at initialisation, or those of an earlier
+snapshot) and hands it over as a state dict. Parameters are rewound (weights and biases, batch-norm scales and shifts); buffers such
 as batch-norm running statistics are kept and re-estimated by the retraining that follows.
 After structured pruning, the same channels are removed from the source first (the pruning
 history is replayed on it), so every surviving channel gets its own earlier values.
@@ -15,21 +15,6 @@ from torch import nn
 
 from ..errors import BadInput
 from .structured import replay_history
-
-
-def source_state(session, rewind: str | int, path: str = "rewind") -> dict[str, torch.Tensor]:
-    """The weights to rewind to: init (`rewind: init`) or snapshot `rewind` of this run."""
-    if rewind == "init":
-        if session.init_state is None:
-            raise BadInput(f"{path}: this model has no weights at initialisation (only sample: models and "
-                           f"untrained arch:/torchvision: models carry them); use a snapshot index or rewind: none")
-        return dict(session.init_state)
-    index = int(rewind)
-    if index >= len(session.snapshot_paths):
-        raise BadInput(f"{path}: snapshot {index} does not exist when this stage runs "
-                       f"(snapshots so far: 0..{len(session.snapshot_paths) - 1})")
-    from ..snapshots import load_snapshot
-    return load_snapshot(session.snapshot_paths[index]).module.state_dict()
 
 
 def shape_problem(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:

@@ -7,7 +7,7 @@ from a copy of the model (torch-pruning dependency graph).
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch_pruning as tp

@@ -9,8 +9,8 @@ Already-masked weights stay masked (a pruned weight is never revived).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ class Plan:
     shared_sparsity: float = 0.0
     fixed: dict[str, float] = field(default_factory=dict)
 
-    def scaled(self, fraction_of: Callable[[float], float]) -> "Plan":
+    def scaled(self, fraction_of: Callable[[float], float]) -> Plan:
         """The same plan with every target mapped through a schedule (final -> this step's target)."""
         return Plan(list(self.shared), fraction_of(self.shared_sparsity),
                     {k: fraction_of(v) for k, v in self.fixed.items()})

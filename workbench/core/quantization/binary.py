@@ -8,7 +8,7 @@ through the quantizer (see tied.py).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -16,7 +16,7 @@ import contextlib
 import copy
 import re
 import warnings
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn

@@ -8,7 +8,7 @@ module, so evaluation, snapshots and exports always see the tied values.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import nn

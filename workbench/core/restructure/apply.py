@@ -1,7 +1,7 @@
 """One entry point for every restructuring method (the `restructure` stage and the benchmarks use it)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -10,21 +10,20 @@ parameters (they are thrown away afterwards: the student keeps its own architect
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..distill import losses as L
-from ..distill.teachers import FeatureTap, Teacher, describe, is_snapshot_index, load_teacher, teacher_specs
-from ..errors import BadInput, RecipeError
+from ..distill.teachers import FeatureTap, Teacher, describe, is_snapshot_index, teacher_specs
+from ..errors import BadInput, RecipeError, SpecError, StageError
 from ..events import Log, Metric
-from ..metrics import accuracy
-from ..models import load_model
+from ..metrics import accuracy, is_quantized
 from ..params import param
-from ..runner import check_fits
+from ..specs import check_fits, load_model
 from ..training import OPTIMIZERS, SCHEDULES, fit
 
 KIND = "distill"
@@ -97,7 +96,7 @@ def _path(session) -> str:
 def _snapshots_before(session) -> int:
     """How many snapshots exist when this stage starts: the baseline plus one per earlier model-changing stage."""
     from . import get
-    recipe = getattr(session, "recipe", None)
+    recipe = session.recipe
     if recipe is None:
         return len(session.snapshot_paths)
     earlier = [s for s in recipe.stages[:session.stage_index] if s.enabled]
@@ -112,6 +111,28 @@ def _load_checked(session, spec: str, path: str):
     except BadInput as exc:
         raise RecipeError(f"{path}: {exc.message}") from None
     return loaded
+
+
+def load_teacher(session, ref, path: str) -> nn.Module:
+    """One teacher module in eval mode with frozen parameters, on the session's device when it can move."""
+    data = session.data
+    try:
+        if ref == "input" or is_snapshot_index(ref):
+            index = 0 if ref == "input" else ref
+            if index >= len(session.snapshot_paths):
+                raise StageError(f"{path}: snapshot {index} does not exist yet (this run has "
+                                  f"{len(session.snapshot_paths)} so far)")
+            module = load_model(str(session.snapshot_paths[index])).module
+        else:
+            module = load_model(str(ref), data.input_shape, data.num_classes, trust=session.trust).module
+    except SpecError as exc:
+        raise BadInput(f"{path}: {exc.message}") from None
+    if not is_quantized(module):
+        module = module.to(session.device)
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
 
 
 def _trainable(model: nn.Module) -> bool:

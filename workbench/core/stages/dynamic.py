@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +19,8 @@ from ..dynamic import early_exit as ee
 from ..dynamic import slimmable as slim
 from ..errors import BadInput, RecipeError
 from ..events import Log, Progress, Series
-from ..params import param
 from ..metrics import accuracy, denormals_flushed, flops_per_module, is_quantized, latency_ms
+from ..params import param
 from ..pruning import structured
 from ..pruning.layers import classifier_name, unknown_layer
 from ..training import OPTIMIZERS, SCHEDULES, fit
@@ -95,7 +95,7 @@ def preflight(session, p: Params) -> None:
     if session.record.get("frozen") or is_quantized(session.model):
         raise RecipeError(f"{path}.method: dynamic computation needs a float model that can be changed (use it "
                           f"before quantizing; not on a frozen program)")
-    recipe = getattr(session, "recipe", None)
+    recipe = session.recipe
     earlier = [s for s in recipe.stages[:session.stage_index]
                if s.enabled and s.kind == KIND and s.params.method == "early_exit"] if recipe else []
     if hasattr(session.model, ee.HEADS) or earlier:

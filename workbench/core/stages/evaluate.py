@@ -1,8 +1,8 @@
 """`evaluate`: measure test accuracy (and loss) of the current model; changes nothing."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 

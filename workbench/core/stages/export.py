@@ -1,9 +1,9 @@
 """`export`: write the current model in one or more formats; each file is read back and verified."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import StageError
 from ..events import ExportWritten, Log, Progress

@@ -5,8 +5,10 @@ run starts, and the loop: prune to the step's target -> (rewind) -> report -> fi
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+
+import torch
 
 from ..errors import BadInput, RecipeError
 from ..events import LayerStats, Log, Metric
@@ -16,7 +18,8 @@ from ..pruning import importance as imp
 from ..pruning import schedule, structured
 from ..pruning.drivers import StructuredDriver, UnstructuredDriver
 from ..pruning.layers import classifier_name, layer_stats, param_counts, prunable_layers, unknown_layer, weight_count
-from ..pruning.lottery import Rewinder, source_state
+from ..pruning.lottery import Rewinder
+from ..snapshots import load_snapshot
 from ..training import OPTIMIZERS, SCHEDULES, fit
 
 KIND = "prune"
@@ -86,6 +89,20 @@ class Params:
 
 def _path(session) -> str:
     return f"stages[{session.stage_index}]"
+
+
+def source_state(session, rewind: str | int, path: str = "rewind") -> dict[str, torch.Tensor]:
+    """The weights to rewind to: init (`rewind: init`) or snapshot `rewind` of this run."""
+    if rewind == "init":
+        if session.init_state is None:
+            raise BadInput(f"{path}: this model has no weights at initialisation (only sample: models and "
+                           f"untrained arch:/torchvision: models carry them); use a snapshot index or rewind: none")
+        return dict(session.init_state)
+    index = int(rewind)
+    if index >= len(session.snapshot_paths):
+        raise BadInput(f"{path}: snapshot {index} does not exist when this stage runs "
+                       f"(snapshots so far: 0..{len(session.snapshot_paths) - 1})")
+    return load_snapshot(session.snapshot_paths[index]).module.state_dict()
 
 
 def preflight(session, p: Params) -> None:

@@ -4,8 +4,8 @@ The algorithms live in `core/quantization/`; this module maps recipe settings on
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch import nn

@@ -6,8 +6,8 @@ The algorithms live in `core/restructure/`; each records a replayable transform,
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import BadInput, RecipeError
 from ..events import LayerStats, Log, Metric

@@ -5,8 +5,8 @@ and to `sensitivity.json` in the run's output folder.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..errors import RecipeError
 from ..events import Log, Progress, Series

@@ -1,8 +1,8 @@
 """`train`: (re)train or fine-tune the current model; pruned weights stay at zero."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..params import param
 from ..training import OPTIMIZERS, SCHEDULES, fit

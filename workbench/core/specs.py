@@ -1,0 +1,139 @@
+"""Spec resolution: a model spec string or file to a loaded model, and whether a model fits the data.
+
+This module sits above the snapshot store and the export formats, so nothing below it needs a
+function-level import to load a model:
+
+    sample:NAME | arch:NAME[:k=v] | torchvision:NAME      built by `models.load_builtin`
+    a snapshot folder                                       `snapshots.load_snapshot`
+    .packed                                                 `export.packed.load` (its header holds the record)
+    .safetensors                                            weights + the workbench record, or a bare state dict
+    .pt / .pth / .bin / .ckpt                               a state dict (weights only) or, trusted, a pickled model
+    .pt2, TorchScript                                       whole programs, checked by `untrusted` first
+
+A bare state dict needs `arch=` (the CLI's `--arch`). `trust=True` (the CLI's `--trust`) allows files
+that can run code when loaded; see `untrusted.py` and docs/security.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import untrusted
+from .errors import BadInput, CheckpointError, SpecError
+from .export import packed as packed_format
+from .export.safetensors_format import read_safetensors
+from .models import LoadedModel, _suggest, from_record, load_builtin, load_state_into
+from .snapshots import load_snapshot
+
+KNOWN_PREFIXES = ["sample", "torchvision", "arch"]
+
+
+def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
+               arch: str | None = None, trust: bool = False) -> LoadedModel:
+    """Resolve a model spec. `input_shape`/`num_classes` come from the data when known."""
+    if not isinstance(spec, str) or not spec:
+        raise SpecError("empty model spec")
+    builtin = load_builtin(spec, input_shape, num_classes)
+    if builtin is not None:
+        return builtin
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_snapshot(path)
+    if path.exists():
+        return load_file(path, arch, input_shape, num_classes, trust)
+    prefix, sep, _ = spec.partition(":")
+    if sep and len(prefix) > 1 and not spec.startswith(("/", ".", "~")):
+        raise SpecError(f"unknown model spec prefix {prefix!r}{_suggest(prefix, KNOWN_PREFIXES)} "
+                        f"(known: {', '.join(KNOWN_PREFIXES)}, or a file path)")
+    raise SpecError(f"{spec}: no such file or folder")
+
+
+def load_file(path: Path, arch: str | None, shape, classes, trust: bool) -> LoadedModel:
+    suffix = path.suffix.lower()
+    if suffix == ".packed":
+        return packed_format.load(path)
+    if suffix == ".pt2":
+        program = untrusted.load_pt2_program(path, trust)
+        module = untrusted.trainable_module(program)
+        example = program.example_inputs[0][0] if program.example_inputs and program.example_inputs[0] else None
+        ishape = tuple(example.shape[1:]) if isinstance(example, torch.Tensor) else None
+        return _frozen(module, path, ishape or shape, classes, "pt2")
+    if suffix in (".pt", ".pth", ".ts", ".jit", ".bin", ".ckpt") and untrusted.is_torchscript(path):
+        module, info = untrusted.load_torchscript(path, trust)
+        return _frozen(module, path, shape, classes, "torchscript", info)
+    if suffix in (".ts", ".jit"):
+        raise CheckpointError(f"{path}: not a TorchScript archive (corrupt, truncated or another kind of file)")
+    record = None
+    if suffix == ".safetensors":
+        sd, record = read_safetensors(path)
+    elif suffix in (".pt", ".pth", ".bin", ".ckpt"):
+        obj = untrusted.load_pickle(path, trust)
+        if isinstance(obj, nn.Module):
+            return _frozen(obj, path, shape, classes, "pickle")
+        sd = _unwrap_checkpoint(obj)
+        if sd is None:
+            raise CheckpointError(f"{path}: not a state dict (expected a mapping of names to tensors)")
+        if isinstance(obj, dict) and isinstance(obj.get("workbench_record"), str):
+            import json
+            try:
+                record = json.loads(obj["workbench_record"])
+            except ValueError:
+                raise CheckpointError(f"{path}: unreadable workbench_record") from None
+    else:
+        raise SpecError(f"{path}: unknown file type {suffix!r} (use .safetensors, .pt/.pth, .pt2 or a snapshot folder)")
+    if record is not None and arch is None:
+        return from_record(sd, record, str(path))
+    if arch is None:
+        raise CheckpointError(f"{path}: a bare state dict; name its architecture with --arch (e.g. --arch arch:lenet5)")
+    base = load_model(arch, shape, classes)
+    load_state_into(base.module, sd, arch)
+    base.spec = str(path)
+    return base
+
+
+def _unwrap_checkpoint(obj: Any) -> dict[str, torch.Tensor] | None:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+        if all(isinstance(k, str) for k in obj) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return {k.removeprefix("module."): v for k, v in obj.items()}
+    return None
+
+
+def _frozen(module: nn.Module, path: Path, shape, classes, fmt: str, info: dict | None = None) -> LoadedModel:
+    """A model loaded as a whole (no record to rebuild it from): it can be measured and exported, not restructured."""
+    info = info or {}
+    ishape = tuple(info.get("input_shape") or shape or guess_input_shape(module) or ())
+    return LoadedModel(module, str(path), ishape, int(info.get("num_classes") or classes or 0),
+                       {"base": str(path), "frozen": True}, meta={"format": fmt})
+
+
+def guess_input_shape(module: nn.Module) -> tuple[int, ...] | None:
+    """The input a model loaded whole most likely takes, from its first weight: C x 224 x 224 for a convolution."""
+    for p in module.parameters():
+        if p.ndim == 4:
+            return (int(p.shape[1]), 224, 224)
+        if p.ndim == 2:
+            return (int(p.shape[1]),)
+    return None
+
+
+def check_fits(module: nn.Module, bundle, spec: str) -> None:
+    """BadInput unless the model takes the data's inputs and predicts its number of classes."""
+    x = bundle.example_input(2)
+    try:
+        module.eval()
+        with torch.no_grad():
+            out = module(x)
+    except Exception as exc:  # noqa: BLE001 - any failure means model and data do not fit
+        raise BadInput(f"{spec} does not accept inputs of shape {list(x.shape[1:])} from {bundle.spec}: "
+                       f"{str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise BadInput(f"{spec}: expected class scores of shape [batch, classes], got {getattr(out, 'shape', type(out))}")
+    if out.shape[1] != bundle.num_classes:
+        raise BadInput(f"{spec} predicts {out.shape[1]} classes but {bundle.spec} has {bundle.num_classes}")
