@@ -59,6 +59,7 @@ class SnapshotSaved:
 
 @dataclass(frozen=True)
 class StageFailed:
+    """A stage that did not finish: it raised (`message`, with `details` for a details button) or was cancelled."""
     index: int
     kind: str
     message: str
@@ -88,6 +89,7 @@ class ExportWritten:
 
 @dataclass(frozen=True)
 class RunFinished:
+    """The last event of every run; `ok` is false when a stage failed or the run was cancelled."""
     out_dir: str
     report_path: str
     ok: bool
