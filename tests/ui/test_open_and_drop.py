@@ -2,7 +2,8 @@
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from workbench.ui.open_dialog import OpenDataDialog, OpenModelDialog
+from workbench.ui.dialogs.open_data import OpenDataDialog
+from workbench.ui.dialogs.open_model import OpenModelDialog
 
 
 def test_open_dialog_lists_and_search(qtbot):

@@ -152,7 +152,7 @@ def test_dropping_a_card_moves_the_stage(make_window, qtbot):
 
 
 def test_per_layer_overrides_picked_from_the_model(make_window, monkeypatch):
-    from workbench.ui.pipeline.value_editors import LayerPicker
+    from workbench.ui.dialogs.layer_picker import LayerPicker
 
     def pick_fc1(dialog):
         names = [dialog.view.item(i).text() for i in range(dialog.view.count())]

@@ -187,7 +187,7 @@ def test_new_student_and_early_exit_curves_in_the_window(make_window, qtbot, mes
 
 
 def test_unexpected_errors_become_a_dialog(make_window, messages):
-    from workbench.ui import errors
+    from workbench.ui.dialogs import errors
     make_window()
     try:
         raise ValueError("something odd")

@@ -29,7 +29,7 @@ def make_app(argv: list[str] | None = None):
 def main(model: str | None = None, data: str | None = None, recipe: str | None = None) -> int:
     """Open the main window; returns the application's exit code."""
     app = make_app()
-    from .errors import install_excepthook
+    from .dialogs.errors import install_excepthook
     from .main_window import MainWindow
     install_excepthook()
     window = MainWindow(model=model, data=data, recipe=recipe)

@@ -10,11 +10,13 @@ from ..core.data import load_data
 from ..core.errors import RecipeError
 from ..core.layer_data import CACHE, layer_arrays, open_model
 from ..core.snapshot_tools import compare_snapshots
-from . import errors, settings
+from . import settings
+from .dialogs import errors
 from .actions import build_actions, build_menus, build_toolbar, fill_ready_made, fill_recent
 from .widgets.layer_view import LayerInspector
 from .widgets.model_browser import ModelBrowser
-from .open_dialog import OpenDataDialog, OpenModelDialog, dropped_spec
+from .dialogs.open_data import OpenDataDialog
+from .dialogs.open_model import OpenModelDialog, dropped_spec
 from .pipeline.pipeline_editor import PipelineEditor
 from .widgets.plots import PlotsPanel
 from .pipeline.recipe_doc import RecipeDocument
@@ -22,7 +24,8 @@ from .pipeline.recipe_files import RecipeFiles
 from .run_control import RunControl
 from .widgets.run_panel import RunPanel
 from .widgets.runs_view import RunsView
-from .snapshot_dialogs import CompareDialog, ExportDialog
+from .dialogs.compare import CompareDialog
+from .dialogs.export import ExportDialog
 from .tasks import run_task
 
 LAYOUT_VERSION = 1

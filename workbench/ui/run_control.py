@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from ..core.events import RunFinished, SnapshotSaved, StageFailed, StageStarted
 from ..core.recipe import Recipe
-from . import errors
+from .dialogs import errors
 from .pump import process_events
 from .worker import RunWorker
 

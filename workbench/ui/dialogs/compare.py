@@ -1,17 +1,11 @@
-"""Dialogs on snapshots: compare two side by side, export one in any format (verified by reading it back)."""
+"""Two snapshots side by side: their totals and every layer, changed rows highlighted."""
 from __future__ import annotations
-
-from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QListWidget, QListWidgetItem, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout
 
-from ..core.export import formats
-from ..core.snapshot_tools import export_spec
-from . import formatting as F
-from .tasks import run_task
+from .. import formatting as F
 
 TOTAL_ROWS = (("accuracy", lambda v: F.percent(v, 2)), ("params", F.count), ("nonzero_params", F.count),
               ("flops", F.human), ("compressed_bytes", F.size), ("compression_ratio", F.ratio), ("latency_ms", F.ms))
@@ -64,87 +58,3 @@ class CompareDialog(QDialog):
         layout.addWidget(QLabel("Per layer (changed rows highlighted):"))
         layout.addWidget(self.layers_table, 1)
         layout.addWidget(buttons)
-
-
-class ExportDialog(QDialog):
-    """Pick a format and a file; the export runs on a worker thread and the verification result is shown."""
-
-    def __init__(self, spec: str, data_spec: str | None, out_dir: str, parent=None) -> None:
-        super().__init__(parent)
-        self.spec, self.data_spec, self.out_dir = spec, data_spec, out_dir
-        self.result = None
-        self.error: str | None = None
-        self.setWindowTitle("Export snapshot")
-        self.resize(560, 420)
-        self.formats = formats()
-        self.list = QListWidget()
-        for name, fmt in sorted(self.formats.items()):
-            item = QListWidgetItem(f"{name}  ({fmt.suffix}) · {fmt.description}")
-            item.setData(Qt.ItemDataRole.UserRole, name)
-            self.list.addItem(item)
-        self.list.currentItemChanged.connect(lambda *_: self._format_changed())
-        self.path = QLineEdit()
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
-        self.status = QLabel("Choose a format.")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
-        self.export_button.clicked.connect(self.start)
-        self.buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"Source: <b>{spec}</b>"))
-        layout.addWidget(self.list, 1)
-        layout.addLayout(row)
-        layout.addWidget(self.status)
-        layout.addWidget(self.buttons)
-        self.list.setCurrentRow(0)
-
-    def select_format(self, name: str) -> None:
-        for i in range(self.list.count()):
-            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == name:
-                self.list.setCurrentRow(i)
-
-    def format_name(self) -> str:
-        item = self.list.currentItem()
-        return item.data(Qt.ItemDataRole.UserRole) if item else ""
-
-    def _format_changed(self) -> None:
-        name = self.format_name()
-        if name:
-            stem = Path(self.spec).name if Path(self.spec).exists() else self.spec.replace(":", "_")
-            self.path.setText(str(Path(self.out_dir) / f"{stem}{self.formats[name].suffix}"))
-
-    def _browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text())
-        if path:
-            self.path.setText(path)
-
-    def start(self) -> None:
-        name, path = self.format_name(), self.path.text().strip()
-        if not name or not path:
-            self.status.setText("Choose a format and a file.")
-            return
-        self.result, self.error = None, None
-        self.export_button.setEnabled(False)
-        self.status.setText(f"Exporting {name}, then reading it back to verify…")
-        run_task(export_spec, self.spec, name, path, self.data_spec, on_done=self._done, on_error=self._failed)
-
-    def _done(self, result) -> None:
-        self.result = result
-        self.export_button.setEnabled(True)
-        if result.verified:
-            self.status.setText(f"<span style='color:#15803d'>✓ verified</span> · {result.bytes:,} bytes · "
-                                f"max |diff| {result.max_abs_diff:.3g}<br>{result.path}")
-        else:
-            self.status.setText(f"<span style='color:#b91c1c'>✗ not verified</span> · {result.bytes:,} bytes<br>"
-                                f"{result.error}")
-
-    def _failed(self, message: str, _details: str) -> None:
-        self.error = message
-        self.export_button.setEnabled(True)
-        self.status.setText(f"<span style='color:#b91c1c'>Export failed: {message}</span>")

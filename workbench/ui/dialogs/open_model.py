@@ -1,17 +1,16 @@
-"""Choosing a model or data spec: sample models, torchvision architectures (searchable), files and snapshot folders."""
+"""Choosing a model spec: sample models, torchvision architectures (searchable), files and snapshot folders."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
-from ..core import archs
-from ..core.models import sample_index, torchvision_names
+from ...core import archs
+from ...core.models import sample_index, torchvision_names
 
-MODEL_FILTER = "Models (*.safetensors *.pt *.pth *.pt2 *.ts *.jit *.bin *.ckpt);;All files (*)"
-DATA_SPECS = ["sample:digits", "fake:3x32x32:10:256", "fake:3x224x224:1000:64", "mnist:", "fashionmnist:", "cifar10:",
-              "cifar100:", "svhn:", "imagefolder:"]
+MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".ts", ".jit", ".bin", ".ckpt")
+MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
 
 
 def _searchable_list(items: list[tuple[str, str]], placeholder: str) -> tuple[QWidget, QListWidget]:
@@ -111,47 +110,10 @@ class OpenModelDialog(QDialog):
         return self.path_edit.text().strip()
 
 
-class OpenDataDialog(QDialog):
-    """A data spec: pick a kind, then a folder where it needs one."""
-
-    def __init__(self, parent=None, current: str = "", recent: list[str] | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Open data")
-        self.combo = QComboBox(editable=True)
-        self.combo.addItems(list(dict.fromkeys([*(recent or []), *DATA_SPECS])))
-        self.combo.setCurrentText(current or "sample:digits")
-        browse = QPushButton("Folder…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.combo, 1)
-        row.addWidget(browse)
-        form = QFormLayout()
-        form.addRow("Data spec", row)
-        help_label = QLabel("sample:digits is bundled. mnist:, cifar10:, … read local files (never downloaded): "
-                            "add the folder after the colon.")
-        help_label.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(help_label)
-        layout.addWidget(buttons)
-
-    def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Data folder")
-        if folder:
-            prefix = self.combo.currentText().partition(":")[0] or "imagefolder"
-            self.combo.setCurrentText(f"{prefix}:{folder}")
-
-    def spec(self) -> str:
-        return self.combo.currentText().strip()
-
-
 def dropped_spec(paths: list[str]) -> str | None:
     """The model spec for files dropped on the window (first usable path)."""
     for p in paths:
         path = Path(p)
-        if path.is_dir() or path.suffix.lower() in (".safetensors", ".pt", ".pth", ".pt2", ".ts", ".jit", ".bin", ".ckpt"):
+        if path.is_dir() or path.suffix.lower() in MODEL_SUFFIXES:
             return str(path)
     return None

@@ -7,7 +7,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from ...core.errors import RecipeError
-from .. import errors, settings
+from .. import settings
+from ..dialogs import errors
 
 
 class RecipeFiles:

@@ -1,0 +1,96 @@
+"""Exporting a snapshot (or the current model) in any format, verified by reading the file back."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QPushButton, QVBoxLayout)
+
+from ...core.export import formats
+from ...core.snapshot_tools import export_spec
+from ..tasks import run_task
+
+
+class ExportDialog(QDialog):
+    """Pick a format and a file; the export runs on a worker thread and the verification result is shown."""
+
+    def __init__(self, spec: str, data_spec: str | None, out_dir: str, parent=None) -> None:
+        super().__init__(parent)
+        self.spec, self.data_spec, self.out_dir = spec, data_spec, out_dir
+        self.result = None
+        self.error: str | None = None
+        self.setWindowTitle("Export snapshot")
+        self.resize(560, 420)
+        self.formats = formats()
+        self.list = QListWidget()
+        for name, fmt in sorted(self.formats.items()):
+            item = QListWidgetItem(f"{name}  ({fmt.suffix}) · {fmt.description}")
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            self.list.addItem(item)
+        self.list.currentItemChanged.connect(lambda *_: self._format_changed())
+        self.path = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        self.status = QLabel("Choose a format.")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
+        self.export_button.clicked.connect(self.start)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"Source: <b>{spec}</b>"))
+        layout.addWidget(self.list, 1)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        layout.addWidget(self.buttons)
+        self.list.setCurrentRow(0)
+
+    def select_format(self, name: str) -> None:
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == name:
+                self.list.setCurrentRow(i)
+
+    def format_name(self) -> str:
+        item = self.list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item else ""
+
+    def _format_changed(self) -> None:
+        name = self.format_name()
+        if name:
+            stem = Path(self.spec).name if Path(self.spec).exists() else self.spec.replace(":", "_")
+            self.path.setText(str(Path(self.out_dir) / f"{stem}{self.formats[name].suffix}"))
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text())
+        if path:
+            self.path.setText(path)
+
+    def start(self) -> None:
+        name, path = self.format_name(), self.path.text().strip()
+        if not name or not path:
+            self.status.setText("Choose a format and a file.")
+            return
+        self.result, self.error = None, None
+        self.export_button.setEnabled(False)
+        self.status.setText(f"Exporting {name}, then reading it back to verify…")
+        run_task(export_spec, self.spec, name, path, self.data_spec, on_done=self._done, on_error=self._failed)
+
+    def _done(self, result) -> None:
+        self.result = result
+        self.export_button.setEnabled(True)
+        if result.verified:
+            self.status.setText(f"<span style='color:#15803d'>✓ verified</span> · {result.bytes:,} bytes · "
+                                f"max |diff| {result.max_abs_diff:.3g}<br>{result.path}")
+        else:
+            self.status.setText(f"<span style='color:#b91c1c'>✗ not verified</span> · {result.bytes:,} bytes<br>"
+                                f"{result.error}")
+
+    def _failed(self, message: str, _details: str) -> None:
+        self.error = message
+        self.export_button.setEnabled(True)
+        self.status.setText(f"<span style='color:#b91c1c'>Export failed: {message}</span>")
