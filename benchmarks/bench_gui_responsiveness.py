@@ -73,8 +73,8 @@ def main() -> int:
     from workbench.core.events import StageStarted
     from workbench.ui.app import make_app
     from workbench.ui.main_window import MainWindow
-    from workbench.ui.pump import process_events
-    from workbench.ui.tasks import pool
+    from workbench.ui.qthreading.pump import process_events
+    from workbench.ui.qthreading.tasks import pool
 
     app = make_app()
     recipe = tmp / "train.yaml"

@@ -29,7 +29,7 @@ def main() -> int:
     from workbench.core.events import StageStarted
     from workbench.ui.app import make_app
     from workbench.ui.main_window import MainWindow
-    from workbench.ui.pump import process_events
+    from workbench.ui.qthreading.pump import process_events
 
     app = make_app()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def main() -> int:
     pump(lambda: True, 0.3)
     shot(exits, "early_exit_analysis")
     exits.close()
-    from workbench.ui.tasks import pool
+    from workbench.ui.qthreading.tasks import pool
     pool().waitForDone(10_000)
     return 0
 

@@ -35,7 +35,7 @@ def main(model: str | None = None, data: str | None = None, recipe: str | None =
     window = MainWindow(model=model, data=data, recipe=recipe)
     window.show()
     code = int(app.exec())
-    from .tasks import pool
+    from .qthreading.tasks import pool
     pool().clear()             # queued work is dropped; running work (a model load) may finish
     pool().waitForDone(10_000)
     return code

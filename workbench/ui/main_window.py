@@ -21,12 +21,12 @@ from .pipeline.pipeline_editor import PipelineEditor
 from .widgets.plots import PlotsPanel
 from .pipeline.recipe_doc import RecipeDocument
 from .pipeline.recipe_files import RecipeFiles
-from .run_control import RunControl
+from .qthreading.run_control import RunControl
 from .widgets.run_panel import RunPanel
 from .widgets.runs_view import RunsView
 from .dialogs.compare import CompareDialog
 from .dialogs.export import ExportDialog
-from .tasks import run_task
+from .qthreading.tasks import run_task
 
 LAYOUT_VERSION = 1
 

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayo
 
 from ...core.export import formats
 from ...core.snapshot_tools import export_spec
-from ..tasks import run_task
+from ..qthreading.tasks import run_task
 
 
 class ExportDialog(QDialog):

@@ -16,10 +16,10 @@ import torch
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from ..core.errors import BadInput, WorkbenchError
-from ..core.child_run import ChildRun
-from ..core.recipe import Recipe
-from ..core.runner import Run
+from ...core.errors import BadInput, WorkbenchError
+from ...core.child_run import ChildRun
+from ...core.recipe import Recipe
+from ...core.runner import Run
 from .tasks import background_priority
 
 def leave_a_core_for_the_gui() -> None:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
-from ..core.errors import WorkbenchError
+from ...core.errors import WorkbenchError
 
 BACKGROUND_NICE = 10
 _POOL: QThreadPool | None = None

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from ..core.events import RunFinished, SnapshotSaved, StageFailed, StageStarted
-from ..core.recipe import Recipe
-from .dialogs import errors
+from ...core.events import RunFinished, SnapshotSaved, StageFailed, StageStarted
+from ...core.recipe import Recipe
+from ..dialogs import errors
 from .pump import process_events
 from .worker import RunWorker
 
