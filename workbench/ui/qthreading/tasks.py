@@ -2,6 +2,7 @@
 
 Used for everything slow that is not a recipe run: loading and measuring a model, reading a
 layer's weights, exporting a snapshot. Results are plain data (dicts, numpy arrays), never modules.
+`run_task` starts one job; a `TaskSlot` holds one job per purpose, where only the latest request counts.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ...core.errors import WorkbenchError
 
 BACKGROUND_NICE = 10
 _POOL: QThreadPool | None = None
+_ALIVE: dict = {}   # task -> its relay, kept alive until the result is delivered (or the task is taken back)
 
 
 def background_priority() -> None:
@@ -28,7 +30,6 @@ def background_priority() -> None:
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
         except OSError:
             pass
-_ALIVE: dict = {}   # task -> its relay, kept alive until the result is delivered
 
 
 def pool() -> QThreadPool:
@@ -104,10 +105,47 @@ def _deliver(callback, *args: Any) -> None:
 def run_task(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
              on_error: Callable[[str, str], None] | None = None) -> Task:
     """Start `fn(*args)` on the pool; callbacks run on the GUI thread."""
-    task = Task(fn, *args)
+    return _start(Task(fn, *args), on_done, on_error)
+
+
+def _start(task: Task, on_done, on_error) -> Task:
     _ALIVE[task] = _Relay(task, on_done, on_error)
     pool().start(task)
     return task
+
+
+class TaskSlot:
+    """One job at a time for one purpose (a model load, a snapshot browse, a layer's arrays): the latest request wins.
+
+    `submit` supersedes the slot's previous job: a job still waiting in the pool's queue is taken out of it and never
+    runs; a job already running finishes, but its result (or error) is dropped. Callbacks run on the GUI thread.
+    """
+
+    def __init__(self) -> None:
+        self.task: Task | None = None   # the job whose result will be delivered
+
+    def submit(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[str, str], None] | None = None) -> Task:
+        self.cancel()
+        task = self.task = Task(fn, *args)
+        return _start(task, lambda result: self._finish(task, on_done, result),
+                      lambda message, details: self._finish(task, on_error, message, details))
+
+    def cancel(self) -> None:
+        """Forget the current job: out of the queue if it has not started, its result ignored if it has."""
+        task, self.task = self.task, None
+        if task is not None and pool().tryTake(task):
+            _ALIVE.pop(task, None)
+
+    def pending(self) -> bool:
+        return self.task is not None
+
+    def _finish(self, task: Task, callback, *args: Any) -> None:
+        if task is not self.task:
+            return   # superseded while it ran
+        self.task = None
+        if callback is not None:
+            callback(*args)
 
 
 def busy() -> bool:
