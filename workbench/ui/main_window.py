@@ -109,6 +109,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.control.runStarted.connect(lambda d, title: self.runs.add_run(d, title))
         self.control.snapshotSaved.connect(lambda d, row: self.runs.add_snapshot(d, row))
         self.control.runEnded.connect(self._run_ended)
+        self.control.failed.connect(self.show_error)
         self.doc.undo_stack.cleanChanged.connect(self._clean_changed)
 
     def _initial(self, model: str | None, recipe: str | None) -> None:
@@ -298,6 +299,9 @@ class MainWindow(RecipeFiles, QMainWindow):
         if folder:
             paths = self.plots.export_all(folder)
             self.statusBar().showMessage(f"Wrote {len(paths)} PNG files to {folder}", 8000)
+
+    def show_error(self, title: str, message: str, details: str = "") -> None:
+        errors.show_error(self, title, message, details)
 
     # --- window state ----------------------------------------------------------------------------------
     def _clean_changed(self, _clean: bool) -> None:

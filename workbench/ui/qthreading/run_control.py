@@ -1,4 +1,4 @@
-"""Starting, stopping and following a run: connects a RunWorker's events to the window's panels."""
+"""Starting, stopping and following a run: passes a RunWorker's events on to the panels and reports failures."""
 from __future__ import annotations
 
 import time
@@ -9,23 +9,23 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from ...core.events import RunFinished, SnapshotSaved, StageFailed, StageStarted
 from ...core.recipe import Recipe
-from ..dialogs import errors
 from .pump import process_events
 from .worker import RunWorker
 
 
 class RunControl(QObject):
-    """One run at a time. `stateChanged(running)`; `stageChanged(text)` for the status bar."""
+    """One run at a time. `stateChanged(running)`; `stageChanged(text)` for the status bar; `failed(title, message,
+    details)` when a stage fails or the run cannot start or crashes (the window shows it; a stop is not a failure)."""
 
     stateChanged = Signal(bool)
     stageChanged = Signal(str)
     snapshotSaved = Signal(str, dict)   # run dir, report row with absolute path and layers
     runStarted = Signal(str, str)       # run dir, title
     runEnded = Signal(str, bool, str)   # run dir, ok, message
+    failed = Signal(str, str, str)      # title, message, details
 
-    def __init__(self, window) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
         self.worker: RunWorker | None = None
         self.out_dir = ""
         self.last_failure: StageFailed | None = None
@@ -92,9 +92,8 @@ class RunControl(QObject):
         elif isinstance(ev, StageFailed):
             self.last_failure = ev
             if not ev.cancelled:
-                errors.show_error(self.window, "Stage failed",
-                                  f"Stage {ev.index + 1} ({ev.kind}) failed: {ev.message}\n\n"
-                                  "The model is back at the last snapshot.", ev.details)
+                self.failed.emit("Stage failed", f"Stage {ev.index + 1} ({ev.kind}) failed: {ev.message}\n\n"
+                                 "The model is back at the last snapshot.", ev.details)
         elif isinstance(ev, RunFinished):
             cancelled = self.last_failure is not None and self.last_failure.cancelled
             status = "finished" if ev.ok else "stopped" if cancelled else "failed"
@@ -103,12 +102,12 @@ class RunControl(QObject):
     @Slot(str, str)
     def _failed_to_start(self, message: str, details: str) -> None:
         self.runEnded.emit(self.out_dir, False, "not started")
-        errors.show_error(self.window, "Cannot run", message, details)
+        self.failed.emit("Cannot run", message, details)
 
     @Slot(str, str)
     def _crashed(self, message: str, details: str) -> None:
         self.runEnded.emit(self.out_dir, False, "crashed")
-        errors.show_error(self.window, "Run failed", message, details)
+        self.failed.emit("Run failed", message, details)
 
     @Slot()
     def _done(self) -> None:
