@@ -72,6 +72,16 @@ def test_export_dialog_verifies(make_window, qtbot, tmp_path):
     dialog.close()
 
 
+def test_one_export_plots_action_for_the_menu_and_the_plots_panel(make_window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+    w = make_window()
+    assert w.plots.export_button.defaultAction() is w.acts["export_plots"]
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "pngs"))
+    w.plots.export_button.click()
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == sorted(f"{n}.png" for n in w.plots.widgets())
+    assert "PNG files" in w.statusBar().currentMessage()
+
+
 def test_stop_keeps_the_previous_snapshot(make_window, qtbot, messages):
     w = make_window(stages=LONG)
     ended = []

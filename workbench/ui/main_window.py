@@ -80,6 +80,7 @@ class MainWindow(RecipeFiles, QMainWindow):
             self.menus["view"].addAction(dock.toggleViewAction())
         self.menus["view"].addSeparator()
         self.menus["view"].addAction(self.acts["reset_layout"])
+        self.plots.export_button.setDefaultAction(self.acts["export_plots"])
         self.toolbar, self.device_combo = build_toolbar(self, self.acts)
         self.addToolBar(self.toolbar)
         self.status_device, self.status_model, self.status_stage = QLabel(), QLabel(), QLabel("idle")

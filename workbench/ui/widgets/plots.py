@@ -4,8 +4,10 @@ Events only update plain data here; a timer redraws what changed at most 20 time
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QToolButton, QVBoxLayout, QWidget
 
 from ...core.events import LayerStats, Metric, Series, SnapshotSaved
 from .pg_setup import color, export_png, pg, plot_widget
@@ -71,14 +73,14 @@ class PlotsPanel(QWidget):
         self.tabs.addTab(self.bars, "Sparsity")
         self.tabs.addTab(self.scatter_plot, "Ratio vs accuracy")
         self.tabs.addTab(self.series_box, "Analysis")
-        export = QPushButton("Export PNG…")
-        export.clicked.connect(self._export_dialog)
+        self.export_button = QToolButton()   # the window gives it its "Export plots as PNG…" action
+        self.export_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.tabs, 1)
         row = QHBoxLayout()
         row.addStretch()
-        row.addWidget(export)
+        row.addWidget(self.export_button)
         layout.addLayout(row)
 
     # --- data in ---------------------------------------------------------------------------------
@@ -223,7 +225,6 @@ class PlotsPanel(QWidget):
         return out
 
     def export_all(self, folder: str) -> list[str]:
-        from pathlib import Path
         Path(folder).mkdir(parents=True, exist_ok=True)
         paths = []
         for name, widget in self.widgets().items():
@@ -231,8 +232,3 @@ class PlotsPanel(QWidget):
             export_png(widget, path)
             paths.append(path)
         return paths
-
-    def _export_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export plots as PNG into…")
-        if folder:
-            self.export_all(folder)
