@@ -28,7 +28,11 @@ def test_report_matches_interface(tmp_path):
     job, evs = run_all(recipe, out_dir=tmp_path)
     assert isinstance(evs[-1], E.RunFinished) and evs[-1].ok
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["model"] == SMALL and report["data"] == "sample:digits" and report["status"] == "ok"
+    assert report["model"] == SMALL and report["data"] == "sample:digits" and report["status"] == "finished"
+    env = report["environment"]
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu" and env["threads"] == torch.get_num_threads()
+    assert env["world_size"] == 1 and env["backend"] is None and env["cpu"] and env["workbench"]
+    assert [json.loads(line)["name"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()].count("loss") == 2
     assert [s["stage"] for s in report["snapshots"]] == ["baseline", "train"]
     keys = {"index", "stage", "accuracy", "params", "nonzero_params", "sparsity", "flops", "dense_bytes",
             "compressed_bytes", "compression_ratio", "latency_ms", "seconds", "path"}
@@ -104,7 +108,7 @@ def test_failing_stage_restores_last_snapshot(tmp_path, monkeypatch):
     failed = [e for e in evs if isinstance(e, E.StageFailed)]
     assert len(failed) == 1 and "nan" in failed[0].message and not failed[0].cancelled
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["status"] == "failed" and "stage 1 (train)" in report["message"]
+    assert report["status"] == "failed" and "stage 2 (train)" in report["message"]
     assert report["current_snapshot"] == "01-train"
     kept = load_snapshot(tmp_path / "snapshots" / "01-train").module.state_dict()
     assert all(torch.equal(kept[k], v) for k, v in job.session.model.state_dict().items())

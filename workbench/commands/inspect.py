@@ -4,20 +4,26 @@ from __future__ import annotations
 import json
 
 
-def human(n: float) -> str:
+def human(n: float | None) -> str:
+    if n is None:
+        return "n/a"
     for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= div:
             return f"{n / div:.2f}{unit}"
     return f"{n:.0f}"
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
 def format_table(info: dict) -> str:
     rows = [("layer", "type", "shape", "params", "non-zero", "sparsity", "FLOPs")]
     for r in info["layers"]:
         rows.append((r["name"], r["type"], "x".join(map(str, r["shape"])), f"{r['params']:,}",
-                     f"{r['nonzero_params']:,}", f"{r['sparsity']:.1%}", human(r["flops"])))
+                     f"{r['nonzero_params']:,}", _pct(r["sparsity"]), human(r["flops"])))
     t = info["total"]
-    rows.append(("TOTAL", "", "", f"{t['params']:,}", f"{t['nonzero_params']:,}", f"{t['sparsity']:.1%}", human(t["flops"])))
+    rows.append(("TOTAL", "", "", f"{t['params']:,}", f"{t['nonzero_params']:,}", _pct(t["sparsity"]), human(t["flops"])))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     lines = []
     for k, row in enumerate(rows):

@@ -10,11 +10,18 @@ from ..core.recipe import Recipe
 from ..core.runner import Run
 
 
+def _n(value, fmt: str = ",", unit: str = "") -> str:
+    """A number for a log line; n/a for what could not be measured (null in report.json)."""
+    return "n/a" if value is None else f"{value:{fmt}}{unit}"
+
+
 def snapshot_line(m: dict) -> str:
-    ratio = f"{m['compression_ratio']:.1f}x" if m.get("compression_ratio") else "n/a"
-    return (f"snapshot {m['index']} {m['stage']}: accuracy {m['accuracy']:.4f}, params {m['params']:,} "
-            f"(non-zero {m['nonzero_params']:,}, sparsity {m['sparsity']:.1%}), FLOPs {m['flops']:,}, "
-            f"compressed {m['compressed_bytes']:,} B ({m.get('compressed_format')}, {ratio}), latency {m['latency_ms']:.3f} ms")
+    ratio = _n(m.get("compression_ratio"), ".1f", "x")
+    val = f", val {_n(m.get('val_accuracy'), '.4f')}" if "val_accuracy" in m else ""
+    return (f"snapshot {m['index']} {m['stage']}: accuracy {_n(m.get('accuracy'), '.4f')}{val}, params {m['params']:,} "
+            f"(non-zero {m['nonzero_params']:,}, sparsity {_n(m.get('sparsity'), '.1%')}), FLOPs {_n(m.get('flops'))}, "
+            f"compressed {_n(m.get('compressed_bytes'))} B ({m.get('compressed_format')}, {ratio}), "
+            f"latency {_n(m.get('latency_ms'), '.3f')} ms")
 
 
 class Reporter:

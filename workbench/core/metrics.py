@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import statistics
 import time
 from collections.abc import Iterable, Iterator
@@ -19,13 +20,18 @@ from torch.utils.flop_counter import FlopCounterMode
 
 @dataclass
 class LayerInfo:
+    """One module that owns parameters. `sparsity` is the fraction of zeros in its weight when it is a
+    prunable layer (Linear or convolution, float or int8) and None otherwise; `flops` is None where
+    FlopCounterMode cannot count the module's operations (int8 kernels)."""
     name: str
     type: str
     shape: list[int]
     params: int
     nonzero_params: int
-    sparsity: float
-    flops: int
+    sparsity: float | None
+    flops: int | None
+    weights: int = 0              # prunable weights (0 for other layers)
+    nonzero_weights: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,8 +47,8 @@ def layer_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
             b = module.bias() if callable(getattr(module, "bias", None)) else None
             if b is not None:
                 tensors["bias"] = b.detach()
-        except Exception:  # noqa: BLE001 - a module whose packed weights cannot be read has none to show
-            pass
+        except Exception as exc:
+            raise ValueError(f"cannot read the packed weights of {type(module).__name__}: {exc}") from exc
     return tensors
 
 
@@ -81,6 +87,18 @@ def flops_per_module(model: nn.Module, example: torch.Tensor) -> tuple[int, dict
     return total, per_module
 
 
+def is_prunable(module: nn.Module, weight: torch.Tensor | None) -> bool:
+    """Linear and convolution layers (float, fused or int8): the layers whose weights sparsity counts."""
+    return weight is not None and weight.ndim >= 2 and bool(_PRUNABLE_NAME.search(type(module).__name__))
+
+
+_PRUNABLE_NAME = re.compile(r"Linear|Conv")
+
+
+def _is_int8_module(module: nn.Module) -> bool:
+    return not any(True for _ in module.parameters(recurse=False)) and callable(getattr(module, "weight", None))
+
+
 def layer_table(model: nn.Module, example: torch.Tensor | None = None) -> list[LayerInfo]:
     flops = flops_per_module(model, example)[1] if example is not None else {}
     rows = []
@@ -89,26 +107,35 @@ def layer_table(model: nn.Module, example: torch.Tensor | None = None) -> list[L
         weight = tensors.get("weight", next(iter(tensors.values())))
         params = sum(t.numel() for t in tensors.values())
         nonzero = sum(int(torch.count_nonzero(t)) for t in tensors.values())
-        rows.append(LayerInfo(name, type(m).__name__, list(weight.shape), params, nonzero,
-                              1.0 - nonzero / params if params else 0.0, flops.get(name, 0)))
+        prunable = is_prunable(m, tensors.get("weight"))
+        weights = weight.numel() if prunable else 0
+        nz_weights = int(torch.count_nonzero(weight)) if prunable else 0
+        sparsity = (1.0 - nz_weights / weights if weights else 0.0) if prunable else None
+        layer_flops = None if _is_int8_module(m) else flops.get(name, 0)
+        rows.append(LayerInfo(name, type(m).__name__, list(weight.shape), params, nonzero, sparsity, layer_flops,
+                              weights, nz_weights))
     return rows
 
 
 def summarize(rows: Iterable[LayerInfo], flops_total: int | None = None) -> dict:
+    """Totals. `sparsity` counts the prunable weights only (Linear and convolution weights); `flops` is None
+    when any layer's operations cannot be counted (int8), never a partial sum that reads like a total."""
     rows = list(rows)
     params = sum(r.params for r in rows)
     nonzero = sum(r.nonzero_params for r in rows)
+    weights = sum(r.weights for r in rows)
+    nz_weights = sum(r.nonzero_weights for r in rows)
+    countable = all(r.flops is not None for r in rows)
+    flops = (flops_total if flops_total is not None else sum(r.flops or 0 for r in rows)) if countable else None
     return {
         "params": params,
         "nonzero_params": nonzero,
-        "sparsity": 1.0 - nonzero / params if params else 0.0,
-        "flops": flops_total if flops_total is not None else sum(r.flops for r in rows),
+        "sparsity": 1.0 - nz_weights / weights if weights else 0.0,
+        "weights": weights,
+        "nonzero_weights": nz_weights,
+        "flops": flops,
         "dense_bytes": params * 4,
     }
-
-
-def file_bytes(path: str | os.PathLike) -> int:
-    return os.path.getsize(path)
 
 
 def is_quantized(model: nn.Module) -> bool:

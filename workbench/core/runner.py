@@ -7,8 +7,8 @@ The CLI draws a progress bar from these events; the GUI worker forwards them as 
 """
 from __future__ import annotations
 
-import json
 import random
+import tempfile
 import threading
 import time
 import traceback
@@ -23,12 +23,12 @@ import torch
 from . import stages
 from .data import load_data
 from .errors import BadInput, Cancelled, WorkbenchError
-from .events import ExportWritten, Log, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
-from .io import atomic_write_text
+from .events import ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
 from .measure import measure
 from .recipe import Recipe
+from .run_folder import RunReport, read_run
 from .session import Session
-from .snapshots import folder_name, load_snapshot, save_snapshot, update_metrics
+from .snapshots import folder_name, load_snapshot, read_meta, save_snapshot
 from .specs import check_fits, load_model
 
 PROGRESS_INTERVAL = 0.05  # seconds between forwarded Progress events
@@ -63,6 +63,7 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
     check_fits(loaded.module, bundle, model_spec)
     if out_dir is None:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}"
+    check_out_dir(Path(out_dir))
     session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), trust,
                       recipe=recipe, model_spec=model_spec, data_spec=data_spec)
     for i, spec in enumerate(recipe.stages):
@@ -75,6 +76,20 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
     return session
 
 
+def check_out_dir(out: Path) -> None:
+    """BadInput unless the run can write into `out` (and no live run is writing there already)."""
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise BadInput(f"--out {out}: cannot write there ({exc.strerror or type(exc).__name__})") from None
+    if read_run(out).status == "running":
+        raise BadInput(f"--out {out}: another run is writing to this folder right now")
+
+
 class Run:
     """One execution of a recipe. Iterate `events()`; call `cancel()` from any thread."""
 
@@ -83,7 +98,7 @@ class Run:
         self.options = options
         self._cancel = threading.Event()
         self.session: Session | None = None
-        self.report: dict = {}
+        self.report: RunReport | None = None
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -95,16 +110,29 @@ class Run:
     def events(self) -> Iterator:
         session = self.session = prepare(self.recipe, cancel=self._cancel, **self.options)
         assert session.out_dir is not None
-        session.out_dir.mkdir(parents=True, exist_ok=True)
-        self.report = {"model": session.model_spec, "data": session.data_spec,
-                       "recipe": self.recipe.to_dict(), "status": "running", "snapshots": [], "exports": [],
-                       "compressed_bytes_note": "size of the smallest file (among the formats listed per "
-                                                "snapshot in compressed_format) written, read back and verified"}
+        self.report = RunReport(session.out_dir, {
+            "model": session.model_spec, "data": session.data_spec, "recipe": self.recipe.to_dict(),
+            "compressed_bytes_note": "size of the smallest file (among the formats listed per snapshot in "
+                                     "compressed_format) written, read back and verified"}, str(session.device))
+        self.report.write()
+        try:
+            yield from self._stages(session)
+        except GeneratorExit:            # the caller stopped listening: the run ends here, as cancelled
+            self.report.end("cancelled", "stopped before the end")
+            raise
+        except BaseException:            # Ctrl-C twice, SystemExit: the report must not say "running"
+            self.report.end("interrupted", "interrupted")
+            raise
+
+    def _stages(self, session: Session) -> Iterator:
         yield Log("info", f"writing to {session.out_dir}")
-        yield from self._snapshot(session, 0, "baseline", 0.0, [])
-        enabled = [(i, s) for i, s in enumerate(self.recipe.stages) if s.enabled]
+        try:
+            yield from self._snapshot(session, 0, "baseline", 0.0, [])
+        except Exception as exc:  # noqa: BLE001 - the baseline could not be written or measured
+            yield from self._fail(session, -1, "baseline", exc)
+            return
         done_specs: list = []
-        for i, spec in enabled:
+        for i, spec in ((i, s) for i, s in enumerate(self.recipe.stages) if s.enabled):
             module = stages.get(spec.kind)
             session.stage_index = i
             seed_everything(session.seed + i + 1)
@@ -112,20 +140,19 @@ class Run:
             t0 = time.perf_counter()
             try:
                 session.check_cancel()
-                yield from self._forward(session, module.run(session, spec.params))
+                yield from self._forward(session, module.run(session, spec.params), i, spec.title)
+                done_specs.append(spec)
+                if getattr(module, "CHANGES_MODEL", True):
+                    yield from self._snapshot(session, len(session.snapshots), spec.kind, time.perf_counter() - t0, done_specs)
             except Exception as exc:  # noqa: BLE001 - every failure keeps the last snapshot
                 yield from self._fail(session, i, spec.kind, exc)
                 return
-            done_specs.append(spec)
-            if getattr(module, "CHANGES_MODEL", True):
-                yield from self._snapshot(session, len(session.snapshots), spec.kind, time.perf_counter() - t0, done_specs)
-            self._write_report()
-        self.report["status"] = "ok"
-        path = self._write_report()
+            self.report.write()
+        path = self.report.end("finished")
         yield RunFinished(str(session.out_dir), str(path), True, "finished")
 
     # --- internals -----------------------------------------------------------------------------
-    def _forward(self, session: Session, gen: Iterator) -> Iterator:
+    def _forward(self, session: Session, gen: Iterator, index: int, label: str) -> Iterator:
         last = 0.0
         for event in gen:
             session.check_cancel()
@@ -134,31 +161,41 @@ class Run:
                 if now - last < PROGRESS_INTERVAL and event.done < event.total:
                     continue
                 last = now
-            if isinstance(event, ExportWritten):
-                self.report["exports"] = session.exports
+            elif isinstance(event, Metric):
+                self.report.metric(index + 1, label, event.name, event.step, event.value)
+            elif isinstance(event, ExportWritten):
+                self.report.data["exports"] = session.exports
             yield event
         session.check_cancel()
 
     def _snapshot(self, session: Session, index: int, stage: str, seconds: float, done_specs: list) -> Iterator:
         recipe_so_far = Recipe(list(done_specs), self.recipe.model, self.recipe.data, self.recipe.seed).to_dict()
         yield Progress(0, 1, f"measuring snapshot {index} ({stage})")
-        path = save_snapshot(session, index, stage, recipe_so_far)
         baseline = session.snapshots[0]["dense_bytes"] if session.snapshots else None
-        metrics = measure(session, path, baseline)
-        metrics["seconds"] = seconds
-        update_metrics(path, metrics)
+
+        def measured(folder: Path) -> dict:
+            return {**measure(session, folder, baseline), "seconds": seconds}
+
+        path = save_snapshot(session, index, stage, recipe_so_far, measured)
+        metrics = read_meta(path)["metrics"]
         row = {"index": index, "stage": stage, **{k: v for k, v in metrics.items() if k not in ("layers", "measured_at")},
                "path": str(path.relative_to(session.out_dir))}
         session.snapshots.append(row)
         session.snapshot_paths.append(path)
-        self.report["snapshots"] = session.snapshots
-        self._write_report()
+        self.report.data["snapshots"] = session.snapshots
+        self.report.write()
+        if metrics.get("compressed_failures"):
+            reasons = "; ".join(f"{k}: {v}" for k, v in metrics["compressed_failures"].items())
+            yield Log("warning", f"snapshot {index}: some compressed formats failed ({reasons}); "
+                                 f"kept {metrics.get('compressed_format')}")
         yield SnapshotSaved(index, stage, str(path), {**row, "layers": metrics["layers"]})
 
     def _fail(self, session: Session, index: int, kind: str, exc: BaseException) -> Iterator:
         cancelled = isinstance(exc, Cancelled)
         if isinstance(exc, WorkbenchError):
             message, details = exc.message, exc.details or traceback.format_exc()
+        elif isinstance(exc, OSError):
+            message, details = _os_message(exc), traceback.format_exc()
         else:
             message, details = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         restored = session.snapshot_paths[-1] if session.snapshot_paths else None
@@ -169,22 +206,25 @@ class Run:
             session.masks = loaded.state["masks"]
             session.codebooks = loaded.state["codebooks"]
             session.history = loaded.meta["history"]
-        self.report["status"] = "cancelled" if cancelled else "failed"
-        self.report["message"] = f"stage {index} ({kind}): {message}"
-        self.report["current_snapshot"] = folder_name(len(session.snapshots) - 1, session.snapshots[-1]["stage"]) if session.snapshots else None
-        path = self._write_report()
+        where = f"stage {index + 1} ({kind})" if index >= 0 else "the baseline snapshot"
+        current = folder_name(len(session.snapshots) - 1, session.snapshots[-1]["stage"]) if session.snapshots else None
+        try:
+            path = self.report.end("cancelled" if cancelled else "failed", f"{where}: {message}", current_snapshot=current)
+        except OSError as write_error:   # e.g. the disk is full: say so, the snapshots on disk stay as they are
+            path = self.report.path
+            message += f" (report.json could not be updated either: {_os_message(write_error)})"
         yield StageFailed(index, kind, message, details, cancelled)
         yield Log("warning" if cancelled else "error",
-                  f"stage {index} ({kind}) {'cancelled' if cancelled else 'failed'}: {message}; "
+                  f"{where} {'cancelled' if cancelled else 'failed'}: {message}; "
                   f"the current model is snapshot {len(session.snapshots) - 1}")
         yield RunFinished(str(session.out_dir), str(path), False, message)
 
-    def _write_report(self) -> Path:
-        assert self.session and self.session.out_dir
-        path = self.session.out_dir / "report.json"
-        self.report["exports"] = self.session.exports
-        atomic_write_text(path, json.dumps(self.report, indent=2, default=str))
-        return path
+
+def _os_message(exc: OSError) -> str:
+    import errno
+    if exc.errno == errno.ENOSPC:
+        return f"the disk is full (writing {exc.filename or 'a file'})"
+    return f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": ")
 
 
 def run(recipe: Recipe, **options: Any) -> Iterator:

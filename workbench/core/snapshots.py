@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
 from .export import ExportSource, export_model, formats
+from .export.safetensors_format import save as save_weights
 from .export.state_dict import cpu_state_dict
-from .io import atomic_dir, atomic_write_text
+from .io import atomic_dir, jsonable
 from .models import LoadedModel, load_state_into, rebuild
 
 META = "snapshot.json"
@@ -33,38 +35,31 @@ def folder_name(index: int, stage: str) -> str:
     return f"{index:02d}-{stage}"
 
 
-def save_snapshot(session, index: int, stage: str, recipe: dict | None, metrics: dict | None = None) -> Path:
-    """Write the session's model as snapshot `index` under out_dir/snapshots (atomically)."""
+def save_snapshot(session, index: int, stage: str, recipe: dict | None,
+                  measure: Callable[[Path], dict] | None = None) -> Path:
+    """Write the session's model as snapshot `index` under out_dir/snapshots, measured, in one atomic step.
+
+    `measure(folder)` runs inside the temporary folder (it writes the compressed file there) before the
+    folder is renamed into place, so a snapshot folder under its final name is always complete: a run
+    killed while measuring leaves only a hidden `.NN-stage.*` temporary folder, which readers ignore.
+    """
     assert session.out_dir is not None
     target = session.out_dir / "snapshots" / folder_name(index, stage)
     with atomic_dir(target) as tmp:
         sd = cpu_state_dict(session.model)
         if all(getattr(v, "is_quantized", True) is False for v in sd.values()):
-            save_file({k: v.contiguous().clone() for k, v in sd.items()}, str(tmp / "model.safetensors"))
+            save_weights(session.model, session.record, tmp / "model.safetensors")
         else:
             torch.save(sd, tmp / "model.pt")
         state = {f"mask/{k}": v.to(torch.uint8).cpu().contiguous() for k, v in session.masks.items()}
         state.update({f"codebook/{k}": v.float().cpu().contiguous() for k, v in session.codebooks.items()})
         if state:
             save_file(state, str(tmp / "state.safetensors"))
+        metrics = measure(tmp) if measure is not None else {}
         meta = {"index": index, "stage": stage, "record": session.record, "history": session.history,
-                "recipe": recipe, "metrics": metrics or {}, "extra": _jsonable(session.extra)}
-        (tmp / META).write_text(json.dumps(meta, indent=2))
+                "recipe": recipe, "metrics": metrics, "extra": jsonable(session.extra)}
+        (tmp / META).write_text(json.dumps(meta, indent=2, allow_nan=False))
     return target
-
-
-def _jsonable(obj: Any) -> Any:
-    try:
-        json.dumps(obj)
-        return obj
-    except TypeError:
-        return {}
-
-
-def update_metrics(path: Path, metrics: dict) -> None:
-    meta = read_meta(path)
-    meta["metrics"] = metrics
-    atomic_write_text(path / META, json.dumps(meta, indent=2))
 
 
 def read_meta(path: str | Path) -> dict:
@@ -102,20 +97,31 @@ def load_snapshot(path: str | Path) -> LoadedModel:
                        state=state, meta={"history": meta.get("history", []), "snapshot": meta})
 
 
-def smallest_file(session, folder: Path) -> tuple[str, int]:
-    """Write every candidate format, verify each, keep the smallest as folder/compressed.*; (format, bytes)."""
+def smallest_file(session, folder: Path, check_cancel=None) -> dict:
+    """Write every candidate format, verify each, keep the smallest as folder/compressed.*.
+
+    Returns {"format", "bytes", "failed": {format: reason}}; format "none" and bytes None when no
+    candidate could be written and verified (the reasons say why: a full disk, a model no format takes).
+    """
     source = ExportSource.from_session(session)
     best: tuple[int, str, Path] | None = None
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+    failed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".candidates-") as tmp:
         for name, fmt in formats().items():
             if not fmt.candidate:
                 continue
+            if check_cancel is not None:
+                check_cancel()
             result = export_model(source, name, Path(tmp) / f"compressed{fmt.suffix}")
-            if result.verified and (best is None or result.bytes < best[0]):
+            if not result.verified:
+                if not (fmt.applies and fmt.applies(source)):   # a format that does not apply is no failure
+                    failed[name] = result.error or "not verified"
+                continue
+            if best is None or result.bytes < best[0]:
                 best = (result.bytes, name, Path(result.path))
         if best is None:
-            return "none", 0
+            return {"format": "none", "bytes": None, "failed": failed}
         for old in folder.glob("compressed.*"):
             old.unlink()
         shutil.move(str(best[2]), folder / best[2].name)
-    return best[1], best[0]
+    return {"format": best[1], "bytes": best[0], "failed": failed}

@@ -79,6 +79,8 @@ def layer_stats(model: nn.Module, original: dict[str, int] | None = None) -> dic
     out: dict[str, dict[str, float]] = {}
     for row in layer_table(model):
         base = (original or {}).get(row.name) or row.params
+        if row.sparsity is None and base == row.params:
+            continue                      # not a prunable layer, and unchanged: nothing to show
         out[row.name] = {"sparsity": 1.0 - row.nonzero_params / base if base else 0.0, "params": float(row.params),
                          "nonzero_params": float(row.nonzero_params), "kept": row.params / base if base else 1.0}
     return out
