@@ -1,4 +1,4 @@
-"""The window's actions (with shortcuts and standard icons), menus and toolbar."""
+"""The window's actions (with shortcuts and standard icons), menus, toolbar and status bar labels."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +6,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QStyle, QToolBar
+
+from . import settings
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "resources" / "recipes"
 SP = QStyle.StandardPixmap
@@ -121,3 +123,20 @@ def build_toolbar(window, acts: dict[str, QAction]) -> tuple[QToolBar, QComboBox
         pass
     bar.addWidget(device)
     return bar, device
+
+
+def build_status_bar(window, device: QComboBox) -> tuple[QLabel, QLabel, QLabel]:
+    """The permanent labels: the model, the device (following the combo box, set to the last one used), the stage."""
+    model, device_label, stage = QLabel(), QLabel(), QLabel("idle")
+    for w in (model, device_label, stage):
+        window.statusBar().addPermanentWidget(w)
+    device.currentTextChanged.connect(lambda d: device_label.setText(f"device: {d}"))
+    device.setCurrentText(str(settings.value("device", "cpu")))
+    device_label.setText(f"device: {device.currentText()}")
+    return model, device_label, stage
+
+
+def shortcuts_text(acts: dict[str, QAction]) -> str:
+    """One line per action with a shortcut, for Help ▸ Keyboard shortcuts."""
+    return "\n".join(f"{a.text().replace('&', '')}: {a.shortcut().toString()}" for a in acts.values()
+                     if not a.shortcut().isEmpty())

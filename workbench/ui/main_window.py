@@ -1,38 +1,34 @@
-"""The main window: dockable panels around the plots, toolbar, menus, status bar, remembered layout."""
+"""The main window: assembles the panels, docks, menus, toolbar and status bar around one AppState and connects them."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow
 
-from ..core.data import load_data
 from ..core.errors import RecipeError
-from ..core.layer_data import CACHE, layer_arrays, open_model
-from ..core.snapshot_tools import compare_snapshots
 from . import settings
+from .actions import build_actions, build_menus, build_status_bar, build_toolbar, fill_ready_made, fill_recent, shortcuts_text
 from .dialogs import errors
-from .actions import build_actions, build_menus, build_toolbar, fill_ready_made, fill_recent
-from .widgets.layer_view import LayerInspector
-from .widgets.model_browser import ModelBrowser
+from .dialogs.compare import CompareDialog, open_compare
+from .dialogs.export import ExportDialog, open_export
 from .dialogs.open_data import OpenDataDialog
 from .dialogs.open_model import OpenModelDialog, dropped_spec
 from .pipeline.pipeline_editor import PipelineEditor
-from .widgets.plots import PlotsPanel
 from .pipeline.recipe_doc import RecipeDocument
 from .pipeline.recipe_files import RecipeFiles
+from .qthreading.model_control import ModelControl
 from .qthreading.run_control import RunControl
+from .state import AppState
+from .widgets.layer_view import LayerInspector
+from .widgets.model_browser import ModelBrowser
+from .widgets.plots import PlotsPanel
 from .widgets.run_panel import RunPanel
 from .widgets.runs_view import RunsView
-from .dialogs.compare import CompareDialog
-from .dialogs.export import ExportDialog
-from .qthreading.tasks import run_task
 
 LAYOUT_VERSION = 1
-
-
-def _layer(source: str, layer: str):
-    return layer_arrays(CACHE.get(source), layer)
+LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
+                       Qt.DockWidgetArea.BottomDockWidgetArea)
 
 
 class MainWindow(RecipeFiles, QMainWindow):
@@ -42,34 +38,20 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.setWindowTitle("Workbench")
         self.setAcceptDrops(True)
         self.resize(1500, 940)
-        self.model_spec: str | None = None
-        self.data_spec: str | None = data or settings.value("data", "sample:digits")
-        self.runs_dir = runs_dir or settings.value("runs_dir", str(Path.cwd() / "runs"))
-        self.inspect_source = ""
-        self.current_layer = ""
-        self._layer_token = 0
-        self._model_token = 0
-        self._browse_token = 0
-        self.model_info: dict | None = None   # the current model's measurements (the browser may show a snapshot)
+        self.state = AppState(data or settings.value("data", "sample:digits"),
+                              runs_dir or settings.value("runs_dir", str(Path.cwd() / "runs")), self)
         self.doc = RecipeDocument(self)
         self.browser, self.inspector = ModelBrowser(), LayerInspector()
         self.editor, self.plots = PipelineEditor(self.doc), PlotsPanel()
         self.runs, self.run_panel = RunsView(), RunPanel()
+        self.loader = ModelControl(self.state, self.browser, self.inspector, self)
         self.control = RunControl(self)
         self.control.listeners += [self.run_panel.handle, self.plots.handle]
         self.setCentralWidget(self.plots)
-        self.docks = {}
-        for key, title, widget, area in (
-                ("browser", "Model", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-                ("inspector", "Layer inspector", self.inspector, Qt.DockWidgetArea.LeftDockWidgetArea),
-                ("pipeline", "Pipeline", self.editor, Qt.DockWidgetArea.RightDockWidgetArea),
-                ("runs", "Runs and snapshots", self.runs, Qt.DockWidgetArea.BottomDockWidgetArea),
-                ("progress", "Progress and log", self.run_panel, Qt.DockWidgetArea.BottomDockWidgetArea)):
-            dock = QDockWidget(title, self)
-            dock.setObjectName(f"dock_{key}")
-            dock.setWidget(widget)
-            self.addDockWidget(area, dock)
-            self.docks[key] = dock
+        self.docks = {key: self._dock(key, title, widget, area) for key, title, widget, area in (
+            ("browser", "Model", self.browser, LEFT), ("inspector", "Layer inspector", self.inspector, LEFT),
+            ("pipeline", "Pipeline", self.editor, RIGHT), ("runs", "Runs and snapshots", self.runs, BOTTOM),
+            ("progress", "Progress and log", self.run_panel, BOTTOM))}
         self.resizeDocks([self.docks["browser"], self.docks["pipeline"]], [580, 440], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["runs"]], [230], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["browser"], self.docks["inspector"]], [360, 420], Qt.Orientation.Vertical)
@@ -83,23 +65,34 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.plots.export_button.setDefaultAction(self.acts["export_plots"])
         self.toolbar, self.device_combo = build_toolbar(self, self.acts)
         self.addToolBar(self.toolbar)
-        self.status_device, self.status_model, self.status_stage = QLabel(), QLabel(), QLabel("idle")
-        for w in (self.status_model, self.status_device, self.status_stage):
-            self.statusBar().addPermanentWidget(w)
-        self.device_combo.currentTextChanged.connect(lambda d: self.status_device.setText(f"device: {d}"))
-        self.device_combo.setCurrentText(str(settings.value("device", "cpu")))
-        self.status_device.setText(f"device: {self.device_combo.currentText()}")
+        self.status_model, self.status_device, self.status_stage = build_status_bar(self, self.device_combo)
         self._connect()
         self._refresh_menus()
         self._restore()
         self._set_running(False)
-        self.runs.load_dir(self.runs_dir)
-        self._initial(model, recipe)
+        self.runs.load_dir(self.state.runs_dir)
+        self.open_start_recipe(recipe)
+        self.open_model(str(model or self.doc.state["top"].get("model") or settings.value("model", "sample:digits_mlp")))
+
+    def _dock(self, key: str, title: str, widget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{key}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
 
     # --- wiring -----------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        self.browser.layerSelected.connect(self.select_layer)
-        self.runs.snapshotSelected.connect(self.select_snapshot)
+        state = self.state
+        self.browser.layerSelected.connect(state.set_layer)
+        self.runs.snapshotSelected.connect(state.set_snapshot)
+        state.modelChanged.connect(self._model_changed)
+        state.dataChanged.connect(self._data_changed)
+        state.snapshotChanged.connect(lambda path: self.plots.select_point(path or None))
+        state.runsDirChanged.connect(self._runs_dir_changed)
+        self.loader.status.connect(self.status_model.setText)
+        self.loader.notice.connect(self.statusBar().showMessage)
+        self.loader.failed.connect(self.show_error)
         self.runs.pointsChanged.connect(self.plots.set_points)
         self.runs.forkRequested.connect(self.fork)
         self.runs.exportRequested.connect(self.export_dialog)
@@ -113,128 +106,50 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.control.failed.connect(self.show_error)
         self.doc.undo_stack.cleanChanged.connect(self._clean_changed)
 
-    def _initial(self, model: str | None, recipe: str | None) -> None:
-        if recipe:
-            self.open_recipe(recipe)
-        elif settings.value("recipe") and Path(str(settings.value("recipe"))).exists():
-            self.open_recipe(str(settings.value("recipe")), quiet=True)
-        else:
-            self.doc.replace({"top": {"name": "quick", "seed": 0}, "stages": []})
-            self.doc.add_stage("train")
-            self.doc.set_value(0, "epochs", 1)
-            self.doc.add_stage("export")
-            self.doc.undo_stack.clear()
-        start = model or self.doc.state["top"].get("model") or settings.value("model", "sample:digits_mlp")
-        self.open_model(str(start))
+    @property
+    def model_spec(self) -> str | None:
+        return self.state.model_spec
+
+    @property
+    def data_spec(self) -> str | None:
+        return self.state.data_spec
+
+    @data_spec.setter
+    def data_spec(self, spec: str) -> None:
+        self.state.set_data(spec)
 
     # --- models and data -----------------------------------------------------------------------------
     def open_model_dialog(self) -> None:
-        dialog = OpenModelDialog(self, settings.recent("models"), str(Path(self.runs_dir)))
+        dialog = OpenModelDialog(self, settings.recent("models"), str(Path(self.state.runs_dir)))
         if dialog.exec() and dialog.spec():
             self.open_model(dialog.spec())
 
     def open_model(self, spec: str) -> None:
-        """Load and measure off the GUI thread; the tree fills in when it is done."""
-        self._model_token += 1
-        token = self._model_token
-        self.browser.set_loading(spec)
-        self.status_model.setText(f"model: {spec} (loading…)")
-        run_task(open_model, spec, self.data_spec,
-                 on_done=lambda info: self._model_opened(token, spec, info),
-                 on_error=lambda msg, details: self._model_failed(token, spec, msg, details))
+        self.loader.open_model(spec)
 
-    def _model_opened(self, token: int, spec: str, info: dict) -> None:
-        if token != self._model_token:
-            return
-        self.model_spec, self.model_info = spec, info
-        self._browse_token += 1
-        self.browser.show_info(info)
-        self.editor.set_layer_names(self.browser.layer_names())
-        self.status_model.setText(f"model: {spec}")
+    def _model_changed(self, spec: str) -> None:
+        self.editor.set_layer_names(self.state.layer_names())
         settings.set_value("model", spec)
         settings.add_recent("models", spec)
         self._refresh_menus()
-        if self.current_layer not in self.browser.layer_names():
-            self.current_layer = next(iter(self.browser.layer_names()), "")
-        if self.current_layer:
-            self.browser.select_layer(self.current_layer)
-        if not self.runs.selected_paths():
-            self.inspect_source = spec
-            self._load_layer()
-
-    def _model_failed(self, token: int, spec: str, message: str, details: str) -> None:
-        if token != self._model_token:
-            return
-        self.status_model.setText(f"model: {self.model_spec or 'none'}")
-        if self.model_spec and self.browser.info:
-            self.browser.show_info(self.browser.info)   # the model that was open stays open
-        else:
-            self.browser.set_failed(spec, message)
-        errors.show_error(self, "Cannot open model", message, details)
 
     def open_data_dialog(self) -> None:
-        dialog = OpenDataDialog(self, self.data_spec or "", settings.recent("data"))
+        dialog = OpenDataDialog(self, self.state.data_spec or "", settings.recent("data"))
         if dialog.exec() and dialog.spec():
             self.set_data(dialog.spec())
 
     def set_data(self, spec: str) -> None:
-        """Check the data spec off the GUI thread; keep the current data if it does not load."""
-        self.statusBar().showMessage(f"Loading data {spec}…")
-        run_task(load_data, spec, on_done=lambda _bundle: self._data_loaded(spec),
-                 on_error=lambda msg, details: errors.show_error(self, "Cannot open data", msg, details))
+        self.loader.set_data(spec)
 
-    def _data_loaded(self, spec: str) -> None:
-        self.data_spec = spec
+    def _data_changed(self, spec: str) -> None:
         settings.set_value("data", spec)
         settings.add_recent("data", spec)
-        CACHE.clear()
-        self.statusBar().showMessage(f"Data: {spec}", 5000)
-        if self.model_spec:
-            self.open_model(self.model_spec)
         self._update_title()
 
     def fork(self, snapshot: str) -> None:
         """The snapshot becomes the current model; the pipeline is kept for editing."""
         self.open_model(snapshot)
         self.statusBar().showMessage(f"Forked from {snapshot}: runs now start from this snapshot.", 8000)
-
-    # --- layer inspector -------------------------------------------------------------------------------
-    def select_layer(self, name: str) -> None:
-        self.current_layer = name
-        self._load_layer()
-
-    def select_snapshot(self, path: str) -> None:
-        """The browser and the inspector show the selected snapshot (no selection: the current model)."""
-        self.inspect_source = path or (self.model_spec or "")
-        self.plots.select_point(path or None)
-        self._load_layer()
-        self._browse_token += 1
-        token = self._browse_token
-        if not path:
-            if self.model_info:
-                self.browser.show_info(self.model_info)
-                self.browser.select_layer(self.current_layer)
-            return
-        label = f"snapshot {Path(path).parent.parent.name}/{Path(path).name}"
-        run_task(open_model, path, self.data_spec,
-                 on_done=lambda info: token == self._browse_token and self._show_snapshot(info, label),
-                 on_error=lambda msg, _d: self.statusBar().showMessage(f"Cannot read {path}: {msg}", 8000))
-
-    def _show_snapshot(self, info: dict, label: str) -> None:
-        self.browser.show_info(info, label)
-        self.browser.select_layer(self.current_layer)
-
-    def _load_layer(self) -> None:
-        source, layer = self.inspect_source or self.model_spec, self.current_layer
-        if not source or not layer:
-            return
-        self._layer_token += 1
-        token = self._layer_token
-        label = Path(source).name if Path(source).exists() else source
-        self.inspector.set_loading(layer, label)
-        run_task(_layer, source, layer,
-                 on_done=lambda arrays: token == self._layer_token and self.inspector.show_arrays(arrays, label),
-                 on_error=lambda msg, _d: token == self._layer_token and self.inspector.set_failed(layer, msg))
 
     # --- runs --------------------------------------------------------------------------------------------
     def start_run(self) -> bool:
@@ -243,18 +158,18 @@ class MainWindow(RecipeFiles, QMainWindow):
         try:
             recipe = self.doc.recipe()
         except RecipeError as exc:
-            errors.show_error(self, "Fix the recipe first", f"The recipe is not valid: {exc.message}",
-                              "\n".join(self.doc.all_errors()))
+            self.show_error("Fix the recipe first", f"The recipe is not valid: {exc.message}", "\n".join(self.doc.all_errors()))
             return False
-        model = self.model_spec or recipe.model
+        model = self.state.model_spec or recipe.model
         if not model:
-            errors.show_error(self, "No model", "Open a model first (File ▸ Open model…).")
+            self.show_error("No model", "Open a model first (File ▸ Open model…).")
             return False
         self.plots.clear_run()
         self.run_panel.start(sum(1 for s in recipe.stages if s.enabled), recipe.name or "run")
         self.docks["progress"].raise_()
-        settings.set_value("device", self.device_combo.currentText())
-        return self.control.start(recipe, model, self.data_spec, self.runs_dir, self.device_combo.currentText())
+        device = self.device_combo.currentText()
+        settings.set_value("device", device)
+        return self.control.start(recipe, model, self.state.data_spec, self.state.runs_dir, device)
 
     def stop_run(self) -> None:
         self.control.stop()
@@ -269,30 +184,22 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.statusBar().showMessage(f"Run {status}: {run_dir}", 10000)
 
     def choose_runs_dir(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Runs folder", self.runs_dir)
+        folder = QFileDialog.getExistingDirectory(self, "Runs folder", self.state.runs_dir)
         if folder:
-            self.runs_dir = folder
-            settings.set_value("runs_dir", folder)
-            self.runs.load_dir(folder)
+            self.state.set_runs_dir(folder)
 
-    # --- snapshots ------------------------------------------------------------------------------------
+    def _runs_dir_changed(self, folder: str) -> None:
+        settings.set_value("runs_dir", folder)
+        self.runs.load_dir(folder)
+
+    # --- snapshots and plots ------------------------------------------------------------------------------
     def export_dialog(self, spec: str | None = None) -> ExportDialog | None:
-        spec = spec or next(iter(self.runs.selected_paths()), None) or self.model_spec
-        if not spec:
-            errors.show_error(self, "Nothing to export", "Open a model or select a snapshot first.")
-            return None
-        self._export = ExportDialog(spec, self.data_spec, str(Path(self.runs_dir) / "exports"), self)
-        self._export.show()
+        spec = spec or next(iter(self.runs.selected_paths()), None) or self.state.model_spec
+        self._export = open_export(self, spec, self.state.data_spec, str(Path(self.state.runs_dir) / "exports"))
         return self._export
 
     def compare(self, a: str, b: str) -> CompareDialog | None:
-        try:
-            result = compare_snapshots(a, b)
-        except Exception as exc:  # noqa: BLE001 - unreadable snapshot.json: a message, not a crash
-            errors.show_error(self, "Cannot compare", str(exc))
-            return None
-        self._compare = CompareDialog(result, self)
-        self._compare.show()
+        self._compare = open_compare(self, a, b)
         return self._compare
 
     def export_plots_dialog(self) -> None:
@@ -301,10 +208,13 @@ class MainWindow(RecipeFiles, QMainWindow):
             paths = self.plots.export_all(folder)
             self.statusBar().showMessage(f"Wrote {len(paths)} PNG files to {folder}", 8000)
 
+    # --- messages and window state -----------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> None:
         errors.show_error(self, title, message, details)
 
-    # --- window state ----------------------------------------------------------------------------------
+    def show_shortcuts(self) -> None:
+        errors.show_info(self, "Keyboard shortcuts", shortcuts_text(self.acts))
+
     def _clean_changed(self, _clean: bool) -> None:
         try:
             self._update_title()
@@ -314,7 +224,7 @@ class MainWindow(RecipeFiles, QMainWindow):
     def _update_title(self) -> None:
         name = Path(self.doc.path).name if self.doc.path else "untitled recipe"
         dirty = "" if self.doc.undo_stack.isClean() else " •"
-        self.setWindowTitle(f"Workbench · {name}{dirty} · data {self.data_spec or 'none'}")
+        self.setWindowTitle(f"Workbench · {name}{dirty} · data {self.state.data_spec or 'none'}")
 
     def _refresh_menus(self) -> None:
         fill_recent(self.menus["recent_models"], settings.recent("models"), self.open_model)
@@ -333,16 +243,11 @@ class MainWindow(RecipeFiles, QMainWindow):
         for dock in self.docks.values():
             dock.show()
 
-    def show_shortcuts(self) -> None:
-        lines = [f"{a.text().replace('&', '')}: {a.shortcut().toString()}" for a in self.acts.values()
-                 if not a.shortcut().isEmpty()]
-        errors.show_info(self, "Keyboard shortcuts", "\n".join(lines))
-
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def dropEvent(self, event) -> None:
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         recipes = [p for p in paths if p.endswith((".yaml", ".yml", ".json"))]
         if recipes:
@@ -351,10 +256,10 @@ class MainWindow(RecipeFiles, QMainWindow):
         if spec:
             self.open_model(spec)
         elif paths and not recipes:
-            errors.show_error(self, "Cannot open", f"{Path(paths[0]).name}: not a model file, snapshot folder or recipe.")
+            self.show_error("Cannot open", f"{Path(paths[0]).name}: not a model file, snapshot folder or recipe.")
         event.acceptProposedAction()
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event) -> None:
         if self.control.running():
             if not errors.ask(self, "A run is active", "A run is still going. Stop it and quit? "
                               "The last finished snapshot is kept."):
@@ -362,10 +267,10 @@ class MainWindow(RecipeFiles, QMainWindow):
                 return
             self.status_stage.setText("stage: stopping…")
             if not self.control.stop_and_wait():
-                errors.show_error(self, "Still stopping", "The run did not stop in time; try again in a moment.")
+                self.show_error("Still stopping", "The run did not stop in time; try again in a moment.")
                 event.ignore()
                 return
         settings.set_value("window/geometry", self.saveGeometry())
         settings.set_value("window/state", self.saveState(LAYOUT_VERSION))
-        settings.set_value("runs_dir", self.runs_dir)
+        settings.set_value("runs_dir", self.state.runs_dir)
         event.accept()

@@ -5,7 +5,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout
 
+from ...core.snapshot_tools import compare_snapshots
 from .. import formatting as F
+from . import errors
 
 TOTAL_ROWS = (("accuracy", lambda v: F.percent(v, 2)), ("params", F.count), ("nonzero_params", F.count),
               ("flops", F.human), ("compressed_bytes", F.size), ("compression_ratio", F.ratio), ("latency_ms", F.ms))
@@ -58,3 +60,15 @@ class CompareDialog(QDialog):
         layout.addWidget(QLabel("Per layer (changed rows highlighted):"))
         layout.addWidget(self.layers_table, 1)
         layout.addWidget(buttons)
+
+
+def open_compare(parent, a: str, b: str) -> CompareDialog | None:
+    """Compare two snapshots in a dialog (shown, not modal); an unreadable snapshot is a message instead."""
+    try:
+        result = compare_snapshots(a, b)
+    except Exception as exc:  # noqa: BLE001 - unreadable snapshot.json: a message, not a crash
+        errors.show_error(parent, "Cannot compare", str(exc))
+        return None
+    dialog = CompareDialog(result, parent)
+    dialog.show()
+    return dialog

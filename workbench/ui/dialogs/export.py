@@ -4,12 +4,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPushButton, QVBoxLayout)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+)
 
 from ...core.export import formats
 from ...core.snapshot_tools import export_spec
 from ..qthreading.tasks import run_task
+from . import errors
 
 
 class ExportDialog(QDialog):
@@ -94,3 +105,13 @@ class ExportDialog(QDialog):
         self.error = message
         self.export_button.setEnabled(True)
         self.status.setText(f"<span style='color:#b91c1c'>Export failed: {message}</span>")
+
+
+def open_export(parent, spec: str | None, data_spec: str | None, out_dir: str) -> ExportDialog | None:
+    """The export dialog for a snapshot or model spec (shown, not modal); without one, a message instead."""
+    if not spec:
+        errors.show_error(parent, "Nothing to export", "Open a model or select a snapshot first.")
+        return None
+    dialog = ExportDialog(spec, data_spec, out_dir, parent)
+    dialog.show()
+    return dialog

@@ -14,6 +14,20 @@ from ..dialogs import errors
 class RecipeFiles:
     """File ▸ Open recipe / Save recipe / Save recipe as, ready-made and recent recipes."""
 
+    def open_start_recipe(self, path: str | None) -> None:
+        """The recipe asked for, else the last one opened, else a quick train-and-export recipe."""
+        last = settings.value("recipe")
+        if path:
+            self.open_recipe(path)
+        elif last and Path(str(last)).exists():
+            self.open_recipe(str(last), quiet=True)
+        else:
+            self.doc.replace({"top": {"name": "quick", "seed": 0}, "stages": []})
+            self.doc.add_stage("train")
+            self.doc.set_value(0, "epochs", 1)
+            self.doc.add_stage("export")
+            self.doc.undo_stack.clear()
+
     def open_recipe_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open recipe", str(Path(self.doc.path or ".").parent),
                                               "Recipes (*.yaml *.yml *.json);;All files (*)")

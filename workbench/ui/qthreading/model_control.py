@@ -1,0 +1,102 @@
+"""Opening models and data, browsing snapshots and reading layers off the GUI thread, so that the model browser and
+the layer inspector follow the AppState. One TaskSlot per purpose: only the latest request of each kind lands."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from ...core.data import load_data
+from ...core.layer_data import CACHE, layer_arrays, open_model
+from ..state import AppState
+from .tasks import TaskSlot, run_task
+
+
+def _layer(source: str, layer: str):
+    return layer_arrays(CACHE.get(source), layer)
+
+
+class ModelControl(QObject):
+    """`status(text)` for the status bar's model label, `notice(text, ms)` for a passing message, `failed(title,
+    message, details)` for the window to show."""
+
+    status = Signal(str)
+    notice = Signal(str, int)
+    failed = Signal(str, str, str)
+
+    def __init__(self, state: AppState, browser, inspector, parent=None) -> None:
+        super().__init__(parent)
+        self.state, self.browser, self.inspector = state, browser, inspector
+        self.models, self.snapshots, self.layers = TaskSlot(), TaskSlot(), TaskSlot()
+        state.layerChanged.connect(self.load_layer)
+        state.snapshotChanged.connect(self._browse)
+
+    # --- the current model and the data -------------------------------------------------------------
+    def open_model(self, spec: str) -> None:
+        """Load and measure off the GUI thread; the tree fills in when it is done."""
+        self.browser.set_loading(spec)
+        self.status.emit(f"model: {spec} (loading…)")
+        self.models.submit(open_model, spec, self.state.data_spec, on_done=lambda info: self._opened(spec, info),
+                           on_error=lambda message, details: self._failed(spec, message, details))
+
+    def _opened(self, spec: str, info: dict) -> None:
+        self.snapshots.cancel()   # a snapshot still loading would cover the model just opened
+        self.browser.show_info(info)
+        self.status.emit(f"model: {spec}")
+        self.state.set_model(spec, info)
+        names = self.state.layer_names()
+        layer = self.state.layer if self.state.layer in names else next(iter(names), "")
+        again = layer == self.state.layer and not self.state.snapshot   # the same layer of a new model
+        self.state.set_layer(layer)   # another layer loads through layerChanged
+        if layer:
+            self.browser.select_layer(layer)
+        if again:
+            self.load_layer()
+
+    def _failed(self, spec: str, message: str, details: str) -> None:
+        self.status.emit(f"model: {self.state.model_spec or 'none'}")
+        if self.state.model_spec and self.browser.info:
+            self.browser.show_info(self.browser.info)   # the model that was open stays open
+        else:
+            self.browser.set_failed(spec, message)
+        self.failed.emit("Cannot open model", message, details)
+
+    def set_data(self, spec: str) -> None:
+        """Check the data spec off the GUI thread; keep the current data if it does not load."""
+        self.notice.emit(f"Loading data {spec}…", 0)
+        run_task(load_data, spec, on_done=lambda _bundle: self._data_loaded(spec),
+                 on_error=lambda message, details: self.failed.emit("Cannot open data", message, details))
+
+    def _data_loaded(self, spec: str) -> None:
+        CACHE.clear()
+        self.state.set_data(spec)
+        self.notice.emit(f"Data: {spec}", 5000)
+        if self.state.model_spec:
+            self.open_model(self.state.model_spec)   # measured again on the new data
+
+    # --- what the browser and the inspector show ------------------------------------------------------
+    def _browse(self, path: str) -> None:
+        """The browser and the inspector show the selected snapshot (no selection: the current model)."""
+        self.load_layer()
+        self.snapshots.cancel()
+        if not path:
+            if self.state.model_info:
+                self.browser.show_info(self.state.model_info)
+                self.browser.select_layer(self.state.layer)
+            return
+        label = f"snapshot {Path(path).parent.parent.name}/{Path(path).name}"
+        self.snapshots.submit(open_model, path, self.state.data_spec, on_done=lambda info: self._show_snapshot(info, label),
+                              on_error=lambda message, _d: self.notice.emit(f"Cannot read {path}: {message}", 8000))
+
+    def _show_snapshot(self, info: dict, label: str) -> None:
+        self.browser.show_info(info, label)
+        self.browser.select_layer(self.state.layer)
+
+    def load_layer(self, *_args) -> None:
+        source, layer = self.state.inspect_source, self.state.layer
+        if not source or not layer:
+            return
+        label = Path(source).name if Path(source).exists() else source
+        self.inspector.set_loading(layer, label)
+        self.layers.submit(_layer, source, layer, on_done=lambda arrays: self.inspector.show_arrays(arrays, label),
+                           on_error=lambda message, _d: self.inspector.set_failed(layer, message))
