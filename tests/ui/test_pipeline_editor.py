@@ -80,7 +80,7 @@ def test_structured_values_typed_as_yaml_are_validated(make_window):
 def test_remove_duplicate_reorder_disable_undo(make_window):
     w = make_window()
     editor, doc = w.editor, w.doc
-    kinds = lambda: [s["kind"] for s in doc.stages]  # noqa: E731
+    kinds = lambda: [s["kind"] for s in doc.stages]
     assert kinds() == ["train", "export"]
     editor.cards.setCurrentRow(0)
     editor.duplicate()

@@ -13,8 +13,8 @@ GIL_SWITCH_INTERVAL = 0.001
 def make_app(argv: list[str] | None = None):
     from PySide6.QtWidgets import QApplication
 
-    from .widgets import pg_setup  # noqa: F401 - configures pyqtgraph (after PySide6)
     from .settings import APP, ORG
+    from .widgets import pg_setup  # noqa: F401 - configures pyqtgraph (after PySide6)
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)

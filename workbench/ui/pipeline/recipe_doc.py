@@ -6,7 +6,8 @@ replaces the whole (small) state, so undo and redo are exact and the YAML is alw
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import yaml
 from PySide6.QtCore import QObject, Signal
@@ -21,7 +22,7 @@ from ...core.recipe import STAGE_KEYS, TOP_FIELDS, Recipe, new_stage
 class EditCommand(QUndoCommand):
     """Replace the document's state; consecutive edits with the same merge key become one step."""
 
-    def __init__(self, doc: "RecipeDocument", before: dict, after: dict, text: str, merge_key: Any = None) -> None:
+    def __init__(self, doc: RecipeDocument, before: dict, after: dict, text: str, merge_key: Any = None) -> None:
         super().__init__(text)
         self.doc, self.before, self.after, self.merge_key = doc, before, after, merge_key
 

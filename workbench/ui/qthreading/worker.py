@@ -13,14 +13,14 @@ import os
 import traceback
 
 import torch
-
 from PySide6.QtCore import QObject, QThread, Signal
 
-from ...core.errors import BadInput, WorkbenchError
 from ...core.child_run import ChildRun
+from ...core.errors import BadInput, WorkbenchError
 from ...core.recipe import Recipe
 from ...core.runner import Run
 from .tasks import background_priority
+
 
 def leave_a_core_for_the_gui() -> None:
     """torch's intra-op threads default to one per core; on a small machine they starve the GUI thread.

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRect, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import (QHeaderView, QLabel, QLineEdit, QStyledItemDelegate, QStyleOptionViewItem, QTreeView,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QStyledItemDelegate, QStyleOptionViewItem, QTreeView, QVBoxLayout, QWidget
 
 from .. import formatting as F
 
@@ -18,7 +17,7 @@ DISPLAY = (str, str, F.shape, F.count, F.count, F.percent, F.human)
 class Node:
     __slots__ = ("name", "short", "type", "row", "parent", "children", "layer", "_totals")
 
-    def __init__(self, name: str, short: str, parent: "Node | None") -> None:
+    def __init__(self, name: str, short: str, parent: Node | None) -> None:
         self.name, self.short, self.parent = name, short, parent
         self.children: list[Node] = []
         self.type = ""

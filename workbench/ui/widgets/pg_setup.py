@@ -1,8 +1,8 @@
 """pyqtgraph, imported after PySide6 and configured once for every plot in the application."""
 from __future__ import annotations
 
-import PySide6.QtCore  # noqa: F401 - PySide6 must be imported before pyqtgraph
 import pyqtgraph as pg
+import PySide6.QtCore  # noqa: F401 - PySide6 must be imported before pyqtgraph
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="#374151")
 
