@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, dest="fmt")
     e.add_argument("--out", required=True)
     e.add_argument("--arch"), e.add_argument("--data"), e.add_argument("--trust", action="store_true")
+    ls = sub.add_parser("runs", help="list the runs in a folder and their snapshots (status, metrics)")
+    ls.add_argument("runs_dir", nargs="?", help="the runs folder (default: ./runs)")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 
 
@@ -54,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         if command == "run":
             from .commands.run import run_command
             return run_command(args)
+        if command == "runs":
+            from .commands.runs import runs_command
+            return runs_command(args)
         if command == "export":
             from .commands.export import export_command
             return export_command(args)

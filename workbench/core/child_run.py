@@ -83,6 +83,10 @@ class ChildRun:
     def cancel(self) -> None:
         self._cancel.set()
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     def kill(self) -> None:
         """Last resort (the run ignores cancel): files are written atomically, so nothing is left half-written."""
         if self._process.is_alive():

@@ -1,0 +1,156 @@
+"""Faults during runs: a killed run keeps every complete snapshot and reads as interrupted; nothing under a
+final name is ever half-written; the child run process reports crashes, deaths and bad input."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_helpers import ROOT, run_cli
+from workbench.core.errors import BadInput, WorkbenchError
+from workbench.core.events import RunFinished, SnapshotSaved
+from workbench.core.recipe import Recipe, new_stage
+from workbench.core.run_folder import list_runs, read_run
+from workbench.core.snapshots import load_snapshot
+
+RECIPE = """model: arch:mlp:hidden=64
+data: sample:digits
+stages:
+  - kind: train
+    epochs: 2
+  - kind: prune
+    sparsity: 0.5
+    finetune_epochs: 1
+  - kind: quantize
+    method: kmeans
+    bits: 5
+  - kind: export
+    formats: [safetensors, packed, onnx]
+"""
+
+
+def start_run(tmp_path: Path, out: Path) -> subprocess.Popen:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE)
+    return subprocess.Popen([sys.executable, "-m", "workbench", "run", str(recipe), "--out", str(out), "--quiet"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def assert_everything_final_is_complete(out: Path) -> None:
+    """Every file and folder under its final name is whole: report.json parses, snapshots load, exports verify."""
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] in ("running", "finished")
+    folders = sorted(p for p in (out / "snapshots").iterdir() if not p.name.startswith(".")) \
+        if (out / "snapshots").exists() else []
+    assert len(folders) >= len(report["snapshots"])       # report rows lag the folders, never lead them
+    for folder in folders:
+        loaded = load_snapshot(folder)
+        meta = json.loads((folder / "snapshot.json").read_text())
+        assert meta["metrics"]["params"] > 0 and loaded.module is not None
+        compressed = list(folder.glob("compressed.*"))
+        assert len(compressed) == 1 and compressed[0].stat().st_size == meta["metrics"]["compressed_bytes"]
+    for line in (out / "metrics.jsonl").read_text().splitlines()[:-1] if (out / "metrics.jsonl").exists() else []:
+        json.loads(line)                                   # only the very last line may be cut short
+    exports = out / "exports"
+    for f in exports.iterdir() if exports.exists() else []:
+        assert not f.name.startswith(".") or f.suffix == ".tmp"
+        if not f.name.startswith("."):
+            assert f.stat().st_size > 0
+
+
+def test_killed_run_reads_as_interrupted_and_keeps_its_snapshots(tmp_path):
+    out = tmp_path / "run"
+    proc = start_run(tmp_path, out)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                if len(json.loads((out / "report.json").read_text())["snapshots"]) >= 2:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run wrote no second snapshot in time")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert json.loads((out / "report.json").read_text())["status"] == "running"   # as the killed process left it
+    run = read_run(out)
+    assert run.status == "interrupted"
+    assert_everything_final_is_complete(out)
+    listed = run_cli("runs", str(tmp_path), "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert rows[0]["status"] == "interrupted" and len(rows[0]["snapshots"]) >= 2
+    assert "[interrupted]" in run_cli("runs", str(tmp_path)).stdout
+
+
+@pytest.mark.slow
+def test_kill_at_random_points_never_leaves_a_half_written_file(tmp_path):
+    rng = random.Random(7)
+    for k in range(4):
+        out = tmp_path / f"run{k}"
+        proc = start_run(tmp_path, out)
+        time.sleep(rng.uniform(3.0, 25.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if (out / "report.json").exists():
+            assert_everything_final_is_complete(out)
+    assert all(r.status in ("interrupted", "finished") for r in list_runs(tmp_path))
+
+
+def test_out_that_cannot_be_written_is_refused_before_the_run(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    cases = [a_file, a_file / "below", Path("/proc/workbench-run")]
+    if os.geteuid() != 0:            # root writes anywhere
+        cases.append(read_only / "run")
+    for out in cases:
+        proc = run_cli("run", str(recipe), "--out", str(out))
+        assert proc.returncode == 2, (out, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(out) in lines[0] and "Traceback" not in proc.stderr
+
+
+# --- the child run process (what the GUI uses) ---------------------------------------------------------
+
+def _child(recipe: Recipe, tmp_path: Path, **kw):
+    from workbench.core.child_run import ChildRun
+    return ChildRun(recipe, model="arch:mlp:hidden=16", data="sample:digits", out_dir=str(tmp_path / "run"), **kw)
+
+
+def test_child_run_streams_the_same_events(tmp_path):
+    events = list(_child(Recipe([new_stage("train", epochs=1)]), tmp_path).events())
+    assert [e.stage for e in events if isinstance(e, SnapshotSaved)] == ["baseline", "train"]
+    assert isinstance(events[-1], RunFinished) and events[-1].ok
+    assert read_run(tmp_path / "run").status == "finished"
+
+
+def test_child_run_bad_input_is_raised_before_any_event(tmp_path):
+    run = _child(Recipe([new_stage("train", epochs=1)]), tmp_path, seed=None, device="tpu")
+    with pytest.raises(BadInput, match="--device"):
+        next(iter(run.events()))
+
+
+def test_child_run_that_is_killed_ends_with_an_error_and_an_interrupted_folder(tmp_path):
+    run = _child(Recipe([new_stage("train", epochs=200)]), tmp_path)
+    events = run.events()
+    with pytest.raises(WorkbenchError, match="ended unexpectedly"):
+        for event in events:
+            if isinstance(event, SnapshotSaved):          # the baseline is on disk: now the process dies
+                os.kill(run.pid, signal.SIGKILL)
+    assert read_run(tmp_path / "run").status == "interrupted"
+    assert load_snapshot(tmp_path / "run" / "snapshots" / "00-baseline").module is not None

@@ -1,0 +1,49 @@
+"""`workbench runs [RUNS_DIR] [--json]`: the runs in a folder and their snapshots, as the GUI's runs view lists them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..core.errors import BadInput
+from ..core.run_folder import list_runs
+
+COLUMNS = (("index", "#", "{}"), ("stage", "stage", "{}"), ("accuracy", "test acc", "{:.2%}"),
+           ("val_accuracy", "val acc", "{:.2%}"), ("params", "params", "{:,}"), ("nonzero_params", "non-zero", "{:,}"),
+           ("sparsity", "sparsity", "{:.1%}"), ("flops", "FLOPs", "{:,}"), ("compressed_bytes", "compressed B", "{:,}"),
+           ("compression_ratio", "ratio", "{:.1f}x"), ("latency_ms", "latency ms", "{:.3f}"))
+
+
+def _cell(row: dict, key: str, fmt: str) -> str:
+    value = row.get(key)
+    return "n/a" if value is None else fmt.format(value)
+
+
+def format_runs(runs) -> str:
+    lines = []
+    for run in runs:
+        report = run.report
+        head = f"{run.path.name}  [{run.status}]  model {report.get('model', '?')}  data {report.get('data', '?')}"
+        lines.append(head if not run.error else f"{run.path.name}  [unreadable: {run.error}]")
+        if report.get("message") and run.status != "finished":
+            lines.append(f"  {report['message']}")
+        rows = [[title for _, title, _ in COLUMNS]] + [[_cell(s, k, f) for k, _, f in COLUMNS] for s in run.snapshots]
+        if len(rows) > 1:
+            widths = [max(len(r[c]) for r in rows) for c in range(len(COLUMNS))]
+            for r in rows:
+                lines.append("  " + "  ".join(v.rjust(w) if c > 1 else v.ljust(w) for c, (v, w) in enumerate(zip(r, widths))))
+        lines.append("")
+    return "\n".join(lines).rstrip() or "no runs"
+
+
+def runs_command(args) -> int:
+    folder = Path(args.runs_dir or "runs")
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"{folder}: not a folder")
+    runs = list_runs(folder)
+    if args.json:
+        print(json.dumps([{"path": str(r.path), "status": r.status, "error": r.error, **{
+            k: r.report.get(k) for k in ("model", "data", "message", "environment", "splits")},
+            "snapshots": r.snapshots, "exports": r.report.get("exports", [])} for r in runs], indent=1))
+    else:
+        print(format_runs(runs) if runs else f"no runs in {folder}")
+    return 0
