@@ -40,7 +40,7 @@ def one(settings: dict, epochs: int, seed: int) -> dict:
     for event in run.events():
         if isinstance(event, StageFailed):
             raise RuntimeError(event.message)
-    rows = run.report["snapshots"]
+    rows = run.report.data["snapshots"]
     return {"teacher_acc": rows[0]["accuracy"], "teacher_params": rows[0]["params"], "acc": rows[-1]["accuracy"],
             "params": rows[-1]["params"], "seconds": time.perf_counter() - start}
 

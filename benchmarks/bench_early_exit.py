@@ -23,7 +23,7 @@ def main() -> None:
         if isinstance(event, StageFailed):
             raise RuntimeError(event.message)
     result = run.session.extra["early_exit"]
-    base = run.report["snapshots"][0]
+    base = run.report.data["snapshots"][0]
     rows = [{"threshold": r["threshold"], "accuracy": 100 * r["accuracy"], "mflops": r["mflops"],
              "saving": 1 - r["mflops"] * 1e6 / base["flops"], "shares": " / ".join(f"{100 * s:.0f}%" for s in r["exit_share"]),
              "latency_ms": r["latency_ms"]} for r in result["thresholds"]]

@@ -31,10 +31,10 @@ def main() -> int:
     last = list(run.events())[-1]
     seconds = time.perf_counter() - t0
     assert isinstance(last, RunFinished) and last.ok, getattr(last, "message", last)
-    rows = run.report["snapshots"]
+    rows = run.report.data["snapshots"]
     base, pruned = rows[0], next(r for r in rows if r["stage"] == "prune")
     result = {
-        "recipe": str(Path(args.recipe).relative_to(ROOT)), "model": run.report["model"],
+        "recipe": str(Path(args.recipe).relative_to(ROOT)), "model": run.report.data["model"],
         "baseline_accuracy": base["accuracy"], "final_accuracy": pruned["accuracy"],
         "accuracy_drop_points": 100 * (base["accuracy"] - pruned["accuracy"]),
         "sparsity": pruned["sparsity"], "weight_sparsity": weight_sparsity(run.session.model),

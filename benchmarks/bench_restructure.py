@@ -77,7 +77,7 @@ def recipe_table() -> list[dict]:
         if isinstance(event, StageFailed):
             raise RuntimeError(event.message)
     return [{"snapshot": f"{r['index']} {r['stage']}", "accuracy": 100 * r["accuracy"], "params": r["params"],
-             "mflops": r["flops"] / 1e6, "latency_ms": r["latency_ms"]} for r in run.report["snapshots"]]
+             "mflops": r["flops"] / 1e6, "latency_ms": r["latency_ms"]} for r in run.report.data["snapshots"]]
 
 
 def main() -> None:

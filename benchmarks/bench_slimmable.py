@@ -30,7 +30,7 @@ def alone(width: int) -> float:
     from workbench.core.recipe import Recipe
     run = _run(Recipe.from_dict({"model": f"arch:resnet8:width={width}", "data": "sample:digits", "stages": [
         {"kind": "train", "epochs": 30, "optimizer": "adam", "lr": 0.002, "weight_decay": 0.0001, "schedule": "cosine"}]}))
-    return run.report["snapshots"][-1]["accuracy"]
+    return run.report.data["snapshots"][-1]["accuracy"]
 
 
 def main() -> None:
@@ -47,9 +47,9 @@ def main() -> None:
         r["flops_ratio"] = full["mflops"] / r["mflops"]
         channels = round(16 * r["width"])
         r["alone"] = None if args.skip_alone or r["width"] == 1.0 else 100 * alone(channels)
-    base = run.report["snapshots"][0]
+    base = run.report.data["snapshots"][0]
     print(f"sample:digits_resnet before: {100 * base['accuracy']:.2f}% (trained alone at full width); "
-          f"deployed width 0.5: {100 * run.report['snapshots'][1]['accuracy']:.2f}%\n")
+          f"deployed width 0.5: {100 * run.report.data['snapshots'][1]['accuracy']:.2f}%\n")
     print(table(rows, [("width", "width", "g"), ("accuracy", "test acc % (slimmable)", ".2f"),
                        ("alone", "same width trained alone %", ".2f"), ("params", "params", ","),
                        ("mflops", "MFLOPs", ".2f"), ("flops_ratio", "FLOPs ratio", ".1f"),

@@ -27,7 +27,7 @@ stages:
     assert _metric(events, "distill/teacher_accuracy")[0] > 0.99
     acc = _metric(events, "distill/accuracy")
     assert len(acc) == 6 and acc[-1] > 0.9                  # a fresh 64-32-10 MLP, six epochs
-    rows = run.report["snapshots"]
+    rows = run.report.data["snapshots"]
     assert rows[1]["params"] == 64 * 32 + 32 + 32 * 10 + 10   # the student's architecture replaced the input's
     assert rows[1]["compression_ratio"] > 20                  # 2,410 parameters against 50,610
     snap = load_snapshot(tmp_path / "run" / rows[1]["path"])
@@ -82,7 +82,7 @@ stages:
     assert history[0]["teacher_accuracy"] > 0.99
     # an ensemble's soft targets are the mean of its members'
     assert 0.95 < history[2]["teacher_accuracy"] <= 1.0
-    assert [r["stage"] for r in run.report["snapshots"]] == ["baseline", "distill", "distill", "distill"]
+    assert [r["stage"] for r in run.report.data["snapshots"]] == ["baseline", "distill", "distill", "distill"]
 
 
 def test_reinit_keeps_the_pruned_structure(tmp_path):
@@ -97,7 +97,7 @@ stages:
     epochs: 2
 """, tmp_path)
     assert_ok(events)
-    rows = run.report["snapshots"]
+    rows = run.report.data["snapshots"]
     assert rows[2]["nonzero_params"] == rows[1]["nonzero_params"]   # masks kept zero through distillation
     before = load_snapshot(tmp_path / "run" / rows[1]["path"]).module.fc1.weight
     after = run.session.model.fc1.weight

@@ -54,7 +54,7 @@ stages:
     latency_samples: 10
 """, tmp_path)
     assert_ok(events)
-    rows = run.report["snapshots"]
+    rows = run.report.data["snapshots"]
     assert rows[1]["accuracy"] == rows[0]["accuracy"]          # backbone frozen: the final exit is unchanged
     result = json.loads((tmp_path / "run" / "early_exit.json").read_text())
     points = result["thresholds"]

@@ -1,10 +1,13 @@
 """pt2, TorchScript, ONNX and ONNX int8 exports: written, read back by a fresh loader, verified; errors are reported."""
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from cli_helpers import run_cli
 from prune_helpers import assert_ok, run_recipe
 
-from workbench.core.export import formats
+from workbench.core.export import ExportSource, export_model, formats
 from workbench.core.snapshot_tools import export_spec
 from workbench.core.specs import load_model
 
@@ -62,9 +65,11 @@ stages:
     formats: [pt2, torchscript, onnx, onnx_int8]
 """, tmp_path)
     assert_ok(events)
-    exports = {e["format"]: e for e in run.report["exports"]}
+    exports = {e["format"]: e for e in run.report.data["exports"]}
     assert set(exports) == {"pt2", "torchscript", "onnx", "onnx_int8"}
-    assert all(e["verified"] and e["bytes"] > 0 for e in exports.values())
+    assert all(e["verified"] and e["bytes"] > 0 and e["check"] for e in exports.values())
+    assert exports["onnx_int8"]["check"].startswith("top-1 agreement >= 95% on 64+ inputs")
+    assert exports["onnx_int8"]["breakdown"]["verified_on"] >= 64 and exports["pt2"]["check"].startswith("max |output diff|")
     assert (tmp_path / "run" / exports["onnx"]["path"]).exists()
     done = run_cli("export", "sample:digits_mlp", "--format", "onnx", "--out", str(tmp_path / "cli.onnx"))
     assert done.returncode == 0 and "verified" in done.stdout
@@ -78,7 +83,36 @@ stages:
     method: int8_dynamic
 """, tmp_path)
     assert_ok(events)
-    snapshot = tmp_path / "run" / run.report["snapshots"][-1]["path"]
+    snapshot = tmp_path / "run" / run.report.data["snapshots"][-1]["path"]
     result = export_spec(str(snapshot), "onnx", tmp_path / "q.onnx", "sample:digits")
     assert not result.verified and "onnx_int8" in result.error
     assert not (tmp_path / "q.onnx").exists()                # nothing half-written
+
+
+@pytest.mark.parametrize("setting", ["dir: /tmp/outside", "dir: ../../up", "name: ../../x", "name: sub/x"])
+def test_export_stage_writes_only_inside_the_run_folder(tmp_path, setting):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model: sample:digits_mlp\nstages:\n  - kind: export\n    {setting}\n")
+    proc = run_cli("run", str(recipe), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2 and f"stages[0].{setting.split(':')[0]}" in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists() and not Path("/tmp/outside").exists()
+
+
+def test_export_cli_bad_out_is_exit_2_and_files_get_normal_permissions(tmp_path):
+    proc = run_cli("export", "sample:digits_mlp", "--format", "safetensors", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "is a folder" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = run_cli("export", "sample:digits_mlp", "--format", "safetensors", "--out", str(tmp_path / "no" / "m.safetensors"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    out = tmp_path / "m.safetensors"
+    assert run_cli("export", "sample:digits_mlp", "--format", "safetensors", "--out", str(out)).returncode == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask        # not the 0600 of a temporary file
+
+
+def test_a_file_that_fails_verification_is_not_left_under_its_name(tmp_path, monkeypatch):
+    fmt = formats()["safetensors"]
+    monkeypatch.setattr(fmt, "tolerance", -1.0)              # nothing can pass
+    result = export_model(ExportSource.from_loaded(load_model("sample:digits_mlp")), "safetensors", tmp_path / "m.safetensors")
+    assert not result.verified and "not kept" in result.error
+    assert list(tmp_path.iterdir()) == []

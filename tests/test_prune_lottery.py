@@ -33,7 +33,7 @@ stages:
   - {kind: prune, sparsity: 0.8, rewind: init, finetune_epochs: 5, lr: 0.003}
 """, tmp_path)
     assert_ok(events)
-    rows = run.report["snapshots"]
+    rows = run.report.data["snapshots"]
     assert rows[1]["accuracy"] > 0.9 and rows[1]["sparsity"] > 0.7
 
 

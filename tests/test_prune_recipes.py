@@ -30,10 +30,10 @@ def test_recipe_validates_and_runs(name, tmp_path):
     run = Run(_shortened(recipe), out_dir=tmp_path / "run")
     events = list(run.events())
     assert_ok(events)
-    rows = run.report["snapshots"]
+    rows = run.report.data["snapshots"]
     if name == "iterative_magnitude":
         assert rows[1]["sparsity"] > 0.89 and rows[1]["accuracy"] > 0.85
-        assert run.report["exports"] and all(e["verified"] for e in run.report["exports"])
+        assert run.report.data["exports"] and all(e["verified"] for e in run.report.data["exports"])
     elif name == "structured_channels":
         assert rows[0]["params"] / rows[-1]["params"] > 3.0 and rows[-1]["flops"] < rows[0]["flops"] / 3
     elif name == "lottery_ticket":

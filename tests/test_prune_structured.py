@@ -47,7 +47,7 @@ stages:
   - {kind: prune, method: l1, structured: true, scope: layer, sparsity: 0.5, finetune_epochs: 1}
 """, tmp_path)
     assert_ok(events)
-    base, pruned = run.report["snapshots"]
+    base, pruned = run.report.data["snapshots"]
     assert 3.0 < base["params"] / pruned["params"] < 4.2
     assert 3.0 < base["flops"] / pruned["flops"] < 4.2
     assert pruned["accuracy"] > 0.5

@@ -83,7 +83,7 @@ stages:
         if name in masks:
             assert int(p[~masks[name]].count_nonzero()) == 0
             assert int(p[masks[name]].count_nonzero()) > 0.95 * int(masks[name].sum())
-    rows = run.report["snapshots"]
+    rows = run.report.data["snapshots"]
     assert rows[1]["sparsity"] == pytest.approx(rows[2]["sparsity"], abs=1e-9) and rows[1]["sparsity"] > 0.7
 
 
@@ -119,7 +119,7 @@ stages:
   - {kind: prune, sparsity: 0.8, schedule: iterative, steps: 3, finetune_epochs: 2, lr: 0.0005}
 """, tmp_path)
     assert_ok(events)
-    base, final = run.report["snapshots"][0], run.report["snapshots"][1]
+    base, final = run.report.data["snapshots"][0], run.report.data["snapshots"][1]
     assert final["sparsity"] > 0.75
     assert final["accuracy"] >= base["accuracy"] - 0.02, (base["accuracy"], final["accuracy"])
 

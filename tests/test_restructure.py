@@ -88,7 +88,7 @@ stages:
     {settings}
 """, tmp_path)
     assert_ok(events)
-    rows = run.report["snapshots"]
+    rows = run.report.data["snapshots"]
     assert check(rows), rows
     snap = load_snapshot(tmp_path / "run" / rows[1]["path"])    # rebuilt from the record, weights loaded
     x = torch.randn(3, 1, 8, 8)

@@ -18,7 +18,7 @@ stages:
     assert_ok(events)
     series = {e.name: e for e in events if isinstance(e, Series)}
     assert set(series) == {"sensitivity/fc1", "sensitivity/fc2", "sensitivity/fc3"}
-    base = run.report["snapshots"][0]["accuracy"]
+    base = run.report.data["snapshots"][0]["accuracy"]
     for s in series.values():
         assert s.x == (0.0, 0.5, 0.99) and s.x_label == "sparsity" and s.y_label == "accuracy"
         assert s.y[0] == pytest.approx(base)          # nothing pruned: the baseline
@@ -26,7 +26,7 @@ stages:
         assert s.y[2] < base - 0.05                   # 99% of one layer gone hurts
     # the model is unchanged
     assert run.session.model.fc1.weight.count_nonzero() == run.session.model.fc1.weight.numel()
-    assert len(run.report["snapshots"]) == 2 and run.report["snapshots"][1]["accuracy"] == pytest.approx(base)
+    assert len(run.report.data["snapshots"]) == 2 and run.report.data["snapshots"][1]["accuracy"] == pytest.approx(base)
     table = run.session.extra["sensitivity"]
     assert table["layers"]["fc1"] == list(series["sensitivity/fc1"].y)
     saved = json.loads((run.session.snapshot_paths[-1] / "snapshot.json").read_text())["extra"]["sensitivity"]

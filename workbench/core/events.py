@@ -77,6 +77,7 @@ class ExportResult:
     max_abs_diff: float | None
     error: str | None = None
     details: dict = field(default_factory=dict)
+    check: str = ""                 # what "verified" meant for this format
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,8 +2,9 @@
 
 Activation ranges are calibrated on the data's calibration split (or the example inputs when exported
 without data). The file runs int8 kernels in onnxruntime, so its outputs differ from the float model's
-by the quantization error: verification uses a looser tolerance, and `top1_agreement` says how often
-the int8 file picks the same class as the model on the example inputs.
+by the quantization error: verification reads the file back and runs it on at least 64 inputs (examples,
+then calibration inputs), requires the same top-1 class as the float model on at least 95% of them and
+outputs within 10% of the largest output; `top1_agreement` records the share.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import ExportSource, Format, reference_output
+from . import ExportSource, Format
 from .onnx import export_onnx, quantized_reason, runner
 
 
@@ -41,10 +42,7 @@ def write(source: ExportSource, path: Path) -> dict:
                         per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QUInt8)
         fp32_bytes = fp32.stat().st_size
-    got = runner(path)(source.example)
-    expected = reference_output(source.model, source.example)
-    agree = float((got.argmax(1) == expected.argmax(1)).float().mean())
-    return {"calibration_samples": sum(len(b) for b in batches), "top1_agreement": agree, "fp32_onnx_bytes": fp32_bytes}
+    return {"calibration_samples": sum(len(b) for b in batches), "fp32_onnx_bytes": fp32_bytes}
 
 
 def read(path: Path, record: dict):
@@ -52,4 +50,4 @@ def read(path: Path, record: dict):
 
 
 FORMAT = Format("onnx_int8", ".int8.onnx", "ONNX quantized to int8 by onnxruntime (static, calibrated)", write, read,
-                tolerance=0.1, applies=quantized_reason)
+                tolerance=0.1, applies=quantized_reason, min_top1_agreement=0.95, min_inputs=64)

@@ -20,15 +20,28 @@ def _format_names() -> list[str]:
     return sorted(formats())
 
 
+def _inside_run_folder(value: str) -> str | None:
+    parts = Path(value).parts
+    if Path(value).is_absolute() or value.startswith("~") or ".." in parts:
+        return f"must be a folder inside the run's output folder (relative, without '..'), got {value!r}"
+    return None
+
+
+def _plain_name(value: str) -> str | None:
+    if not value or value in (".", "..") or any(c in value for c in "/\\\0"):
+        return f"must be a plain file name stem (no folders), got {value!r}"
+    return None
+
+
 @dataclass
 class Params:
     formats: list[str] = param(["safetensors"], "Formats to write.", choices=_format_names())
-    dir: str = param("exports", "Folder (relative to the run's output folder) for the files.")
-    name: str = param("model", "File name stem.")
+    dir: str = param("exports", "Folder (relative to the run's output folder) for the files.", check=_inside_run_folder)
+    name: str = param("model", "File name stem.", check=_plain_name)
 
 
 def run(session, p: Params) -> Iterator:
-    out = Path(p.dir) if Path(p.dir).is_absolute() else (session.out_dir or Path(".")) / p.dir
+    out = (session.out_dir or Path(".")) / p.dir
     source = ExportSource.from_session(session)
     failed = []
     for i, name in enumerate(p.formats):
