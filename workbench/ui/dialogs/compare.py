@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import QDialog, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout
 
 from ...core.snapshot_tools import compare_snapshots
 from .. import formatting as F
 from . import errors
+from .common import Buttons, button_box
 
 TOTAL_ROWS = (("accuracy", lambda v: F.percent(v, 2)), ("params", F.count), ("nonzero_params", F.count),
               ("flops", F.human), ("compressed_bytes", F.size), ("compression_ratio", F.ratio), ("latency_ms", F.ms))
@@ -52,14 +53,12 @@ class CompareDialog(QDialog):
         self.totals_table.setMinimumHeight(24 * (len(totals) + 1) + 6)
         self.layers_table = _table(["layer", "shape A", "shape B", "non-zero A", "non-zero B", "Δ non-zero",
                                     "sparsity A", "sparsity B", "Δ sparsity"], rows, changed)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"<b>A</b> = {result['a']['path']}<br><b>B</b> = {result['b']['path']}"))
         layout.addWidget(self.totals_table)
         layout.addWidget(QLabel("Per layer (changed rows highlighted):"))
         layout.addWidget(self.layers_table, 1)
-        layout.addWidget(buttons)
+        layout.addWidget(button_box(self, Buttons.Close))
 
 
 def open_compare(parent, a: str, b: str) -> CompareDialog | None:

@@ -4,23 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QPushButton,
-    QVBoxLayout,
-)
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
 
 from ...core.export import formats
 from ...core.snapshot_tools import export_spec
 from ..qthreading.tasks import run_task
 from . import errors
+from .common import Buttons, button_box, with_button
 
 
 class ExportDialog(QDialog):
@@ -41,22 +31,16 @@ class ExportDialog(QDialog):
             self.list.addItem(item)
         self.list.currentItemChanged.connect(lambda *_: self._format_changed())
         self.path = QLineEdit()
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
         self.status = QLabel("Choose a format.")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.buttons = button_box(self, Buttons.Close)
         self.export_button = self.buttons.addButton("Export", QDialogButtonBox.ButtonRole.ActionRole)
         self.export_button.clicked.connect(self.start)
-        self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"Source: <b>{spec}</b>"))
         layout.addWidget(self.list, 1)
-        layout.addLayout(row)
+        layout.addLayout(with_button(self.path, "Browse…", self._browse))
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
         self.list.setCurrentRow(0)

@@ -4,7 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QListWidget, QListWidgetItem, QVBoxLayout
+from PySide6.QtWidgets import QDialog, QListWidget, QListWidgetItem, QVBoxLayout
+
+from .common import button_box
 
 
 class LayerPicker(QDialog):
@@ -20,12 +22,9 @@ class LayerPicker(QDialog):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if name in chosen else Qt.CheckState.Unchecked)
             self.view.addItem(item)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.view)
-        layout.addWidget(buttons)
+        layout.addWidget(button_box(self))
 
     def picked(self) -> list[str]:
         return [self.view.item(i).text() for i in range(self.view.count())

@@ -3,23 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QPushButton,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDialog, QFileDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QTabWidget, QVBoxLayout, QWidget
 
 from ...core import archs
 from ...core.models import sample_index, torchvision_names
+from .common import Buttons, button_box, buttons_row
 
 MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".ts", ".jit", ".bin", ".ckpt")
 MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
@@ -71,30 +59,20 @@ class OpenModelDialog(QDialog):
             self.tabs.addTab(page, title)
         self.tabs.addTab(self._file_page(), "File or folder")
         self.spec_edit = QLineEdit(placeholderText="or type a spec: sample:NAME, torchvision:NAME, arch:NAME, a path")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.spec_edit)
-        layout.addWidget(buttons)
+        layout.addWidget(button_box(self, Buttons.Open | Buttons.Cancel))
 
     def _file_page(self) -> QWidget:
         page = QWidget()
         self.path_edit = QLineEdit(placeholderText="/path/to/model.safetensors or a snapshot folder")
-        file_btn, dir_btn = QPushButton("Choose file…"), QPushButton("Choose snapshot folder…")
-        file_btn.clicked.connect(self._choose_file)
-        dir_btn.clicked.connect(self._choose_dir)
-        row = QHBoxLayout()
-        row.addWidget(file_btn)
-        row.addWidget(dir_btn)
-        row.addStretch()
         hint = QLabel("Files: .safetensors, .pt/.pth state dicts (with a workbench record), .pt2, TorchScript, or a "
                       "snapshot folder from a run. You can also drop files on the main window.")
         hint.setWordWrap(True)
         layout = QVBoxLayout(page)
         layout.addWidget(self.path_edit)
-        layout.addLayout(row)
+        layout.addLayout(buttons_row(("Choose file…", self._choose_file), ("Choose snapshot folder…", self._choose_dir)))
         layout.addWidget(hint)
         layout.addStretch()
         return page
