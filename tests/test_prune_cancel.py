@@ -1,7 +1,6 @@
-"""Cancelling a prune stage stops it within a second and leaves the previous snapshot as the model."""
+"""Cancelling a prune stage stops it at its next event and leaves the previous snapshot as the model."""
 import json
 import threading
-import time
 
 import pytest
 import torch
@@ -19,20 +18,20 @@ from workbench.core.snapshots import load_snapshot
 def test_cancel_during_pruning_keeps_previous_snapshot(tmp_path, prune):
     run = Run(Recipe.from_text(f"model: sample:digits_mlp\nstages:\n  - {{kind: train, epochs: 1}}\n  - {prune}\n"),
               out_dir=tmp_path / "run")
-    cancelled_at = None
-    failed = None
+    after_cancel = None
     in_prune = False
     for event in run.events():
+        if after_cancel is not None:
+            after_cancel.append(event)
         if isinstance(event, StageStarted):
             in_prune = event.kind == "prune"
-        if in_prune and isinstance(event, Progress) and cancelled_at is None:
-            cancelled_at = time.monotonic()
-            threading.Thread(target=run.cancel).start()   # as the GUI would, from another thread
-        if isinstance(event, StageFailed):
-            failed = event
-            stopped_at = time.monotonic()
-    assert failed is not None and failed.cancelled and failed.index == 1
-    assert stopped_at - cancelled_at < 1.0
+        if in_prune and isinstance(event, Progress) and after_cancel is None:
+            worker = threading.Thread(target=run.cancel)   # as the GUI would, from another thread
+            worker.start()
+            worker.join()
+            after_cancel = []
+    failed = after_cancel[0]                            # the stage stops at its very next event
+    assert isinstance(failed, StageFailed) and failed.cancelled and failed.index == 1
     session = run.session
     assert len(session.snapshot_paths) == 2      # baseline + train; no prune snapshot
     previous = load_snapshot(session.snapshot_paths[-1]).module.state_dict()

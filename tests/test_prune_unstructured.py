@@ -34,10 +34,9 @@ def test_thresholds_hit_the_requested_sparsity(spec, scope):
         assert all(abs(s - 0.8) < 0.005 for s in per_layer), per_layer
     else:  # one threshold: layers end up with different sparsities
         assert max(per_layer) - min(per_layer) > 0.05
-    # masks agree with the zeros
+    # masks agree with the zeros (the trained weights have no exact zeros of their own)
     for name, m in layers.items():
-        mask = session.masks[f"{name}.weight"]
-        assert torch.equal(mask, m.weight != 0) or int((m.weight[mask] == 0).sum()) == 0
+        assert torch.equal(session.masks[f"{name}.weight"], m.weight != 0), name
 
 
 def test_classifier_kept_denser_by_default():
@@ -46,8 +45,9 @@ def test_classifier_kept_denser_by_default():
     assert p.classifier_scale == 0.5
     assert classifier_name(session.model, session.example_input(1)) == "fc3"
     assert abs(_layer_sparsity(session.model, "fc3") - 0.45) < 0.005
-    # the global threshold's layers (all but the classifier) hit the target together
-    assert abs(weight_sparsity(session.model, ["fc1", "fc2"]) - 0.9) < 0.005
+    # the global threshold compensates for the spared classifier: the whole model meets the target
+    assert abs(weight_sparsity(session.model) - 0.9) < 0.001
+    assert weight_sparsity(session.model, ["fc1", "fc2"]) > 0.9
 
 
 def test_overrides_and_exclusions():

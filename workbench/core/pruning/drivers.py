@@ -24,7 +24,8 @@ class UnstructuredDriver:
         self.session, self.p, self.target = session, p, target
         self.layers = prunable_layers(session.model)
         self.plan = unstructured.make_plan(list(self.layers), p.sparsity, p.scope, p.overrides, p.exclude,
-                                           classifier, p.classifier_scale)
+                                           classifier, p.classifier_scale,
+                                           {n: m.weight.numel() for n, m in self.layers.items()})
         self.generator = torch.Generator().manual_seed(session.seed)
 
     def prune_step(self, k: int) -> Iterator:

@@ -2,9 +2,12 @@
 
 Targets are fractions of each layer's *weight* tensor (biases and batch-norm parameters are never
 pruned). A layer-wise plan prunes every layer to its own target; a global plan ranks the scores of
-all "shared" layers together under one threshold, so the shared layers together hit the target
-while redundant layers give up more. Overridden layers, and the final classifier (pruned to
-`classifier_scale` x the target unless that is 1), always get their own layer-wise target.
+all "shared" layers together under one threshold while redundant layers give up more. Overridden layers,
+and the final classifier (pruned to `classifier_scale` x the target unless that is 1), get their own
+layer-wise targets; the global threshold then compensates, so that the target is met over *all* prunable
+weights (`sparsity: 0.9, scope: global` ends at 90% of the weights, not 89% because the classifier was
+spared). Excluded layers count as dense; when the shared layers cannot make up for them, the plan prunes
+them all and the sparsity reached is reported.
 Already-masked weights stay masked (a pruned weight is never revived).
 """
 from __future__ import annotations
@@ -20,13 +23,22 @@ from torch import nn
 class Plan:
     """Final sparsity per layer: `shared` layers share one global threshold at `shared_sparsity`."""
     shared: list[str] = field(default_factory=list)
-    shared_sparsity: float = 0.0
+    shared_sparsity: float = 0.0          # global scope: the target over all prunable weights (`sizes`)
     fixed: dict[str, float] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)   # weights of every prunable layer (global scope)
 
     def scaled(self, fraction_of: Callable[[float], float]) -> Plan:
         """The same plan with every target mapped through a schedule (final -> this step's target)."""
         return Plan(list(self.shared), fraction_of(self.shared_sparsity),
-                    {k: fraction_of(v) for k, v in self.fixed.items()})
+                    {k: fraction_of(v) for k, v in self.fixed.items()}, dict(self.sizes))
+
+    def shared_prune_count(self, shared_total: int) -> int:
+        """How many of the shared layers' weights go, so that the whole model meets the target."""
+        if not self.sizes:
+            return round(self.shared_sparsity * shared_total)
+        wanted = round(self.shared_sparsity * sum(self.sizes.values()))
+        by_fixed = sum(round(t * self.sizes[name]) for name, t in self.fixed.items())
+        return min(shared_total, max(0, wanted - by_fixed))
 
     @property
     def layers(self) -> list[str]:
@@ -34,8 +46,9 @@ class Plan:
 
 
 def make_plan(layers: list[str], sparsity: float, scope: str, overrides: dict[str, float], exclude: list[str],
-              classifier: str | None, classifier_scale: float) -> Plan:
-    plan = Plan(shared_sparsity=sparsity)
+              classifier: str | None, classifier_scale: float, sizes: dict[str, int] | None = None) -> Plan:
+    """`sizes` (weights per layer) makes a global plan meet `sparsity` over all the layers."""
+    plan = Plan(shared_sparsity=sparsity, sizes=dict(sizes or {}) if scope == "global" else {})
     for name in layers:
         if name in overrides:
             plan.fixed[name] = overrides[name]
@@ -77,7 +90,7 @@ def compute_masks(layers: dict[str, nn.Module], scores: dict[str, torch.Tensor],
             olds.append(old.flatten().to(flat[-1].device) if old is not None
                         else torch.ones(flat[-1].numel(), dtype=torch.bool, device=flat[-1].device))
         total = sum(t.numel() for t in flat)
-        keep = _keep_mask(torch.cat(flat), torch.cat(olds), round(plan.shared_sparsity * total))
+        keep = _keep_mask(torch.cat(flat), torch.cat(olds), plan.shared_prune_count(total))
         for name, part in zip(plan.shared, keep.split([t.numel() for t in flat])):
             masks[f"{name}.weight"] = part.view(scores[name].shape)
     return masks

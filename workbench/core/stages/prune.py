@@ -160,6 +160,8 @@ def run(session, p: Params) -> Iterator:
         if rewinder is not None:
             driver.rewind(rewinder)
         sparsity = 1.0 - _nonzero_weights(session.model) / weights0
+        yield Log("info", f"pruning step {k + 1}/{n}: {sparsity:.2%} of the prunable weights removed or zero "
+                          f"(target {target(p.sparsity, k):.2%})")
         yield LayerStats(layer_stats(session.model, original))
         yield Metric("prune/sparsity", sparsity, k + 1)
         yield Metric("prune/accuracy", accuracy(session.model, session.data.test, session.device), k + 1)
