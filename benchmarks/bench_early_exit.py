@@ -24,14 +24,14 @@ def main() -> None:
             raise RuntimeError(event.message)
     result = run.session.extra["early_exit"]
     base = run.report.data["snapshots"][0]
-    rows = [{"threshold": r["threshold"], "accuracy": 100 * r["accuracy"], "mflops": r["mflops"],
-             "saving": 1 - r["mflops"] * 1e6 / base["flops"], "shares": " / ".join(f"{100 * s:.0f}%" for s in r["exit_share"]),
+    rows = [{"threshold": r["threshold"], "accuracy": 100 * r["accuracy"], "mflops": r["expected_mflops"],
+             "saving": 1 - r["expected_mflops"] * 1e6 / base["flops"], "shares": " / ".join(f"{100 * s:.0f}%" for s in r["exit_share"]),
              "latency_ms": r["latency_ms"]} for r in result["thresholds"]]
     print(f"baseline {base['accuracy'] * 100:.2f}% at {base['flops'] / 1e6:.2f} MFLOPs, latency {base['latency_ms']:.3f} ms; "
           f"exits alone: " + ", ".join(f"{n} {100 * a:.2f}% at {f:.2f} MFLOPs" for n, a, f in
                                        zip([*result["exits"], "final"], result["exit_accuracy"], result["exit_mflops"])))
     print()
-    print(table(rows, [("threshold", "threshold", "g"), ("accuracy", "test acc %", ".2f"), ("mflops", "avg MFLOPs", ".2f"),
+    print(table(rows, [("threshold", "threshold", "g"), ("accuracy", "test acc %", ".2f"), ("mflops", "expected MFLOPs", ".2f"),
                        ("saving", "FLOPs saved vs baseline", ".0%"), ("shares", "leave at layer1 / layer2 / final", ""),
                        ("latency_ms", "mean latency ms", ".3f")]))
     print("wrote", write_result("early_exit", {"baseline": {k: base[k] for k in ("accuracy", "flops", "latency_ms")},

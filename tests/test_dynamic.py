@@ -60,7 +60,7 @@ stages:
     points = result["thresholds"]
     assert [r["threshold"] for r in points] == [0.5, 0.9, 0.99]
     assert all(abs(sum(r["exit_share"]) - 1) < 1e-6 for r in points)
-    assert points[0]["mflops"] <= points[1]["mflops"] <= points[2]["mflops"]   # stricter: more compute
+    assert points[0]["expected_mflops"] <= points[1]["expected_mflops"] <= points[2]["expected_mflops"]   # stricter: more compute
     assert points[0]["exit_share"][2] < 1.0                    # some samples really leave early
     assert result["exit_accuracy"][2] == pytest.approx(rows[0]["accuracy"])
     series = [e for e in events if isinstance(e, Series)]
