@@ -31,7 +31,7 @@ def main() -> int:
     from workbench.ui.main_window import MainWindow
     from workbench.ui.qthreading.pump import process_events
 
-    app = make_app()
+    app = make_app()  # noqa: F841 - the QApplication must stay referenced while the windows live
     OUT.mkdir(parents=True, exist_ok=True)
 
     def pump(condition, timeout: float = 120.0) -> bool:

@@ -1,11 +1,12 @@
 """The window's actions (with shortcuts and standard icons), menus, toolbar and status bar labels."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QStyle, QToolBar
+from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMenu, QStyle, QToolBar
 
 from . import settings
 
@@ -56,7 +57,8 @@ def build_actions(window) -> dict[str, QAction]:
     return out
 
 
-def build_menus(window, acts: dict[str, QAction]) -> dict[str, QMenu]:
+def build_menus(window, acts: dict[str, QAction], docks: Iterable[QDockWidget] = ()) -> dict[str, QMenu]:
+    """File, Edit, Run, View (a toggle for each dock, then Reset layout) and Help."""
     bar = window.menuBar()
     file_menu = bar.addMenu("&File")
     recent_models = QMenu("Recent models", window)
@@ -77,6 +79,10 @@ def build_menus(window, acts: dict[str, QAction]) -> dict[str, QMenu]:
     run.addAction(acts["run"])
     run.addAction(acts["stop"])
     view = bar.addMenu("&View")
+    for dock in docks:
+        view.addAction(dock.toggleViewAction())
+    view.addSeparator()
+    view.addAction(acts["reset_layout"])
     help_menu = bar.addMenu("&Help")
     help_menu.addAction(acts["shortcuts"])
     return {"file": file_menu, "recent_models": recent_models, "recent_recipes": recent_recipes, "ready": ready,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow
 
 from ..core.errors import RecipeError
@@ -57,18 +57,15 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.resizeDocks([self.docks["browser"], self.docks["inspector"]], [360, 420], Qt.Orientation.Vertical)
         self._default_state = self.saveState(LAYOUT_VERSION)
         self.acts = build_actions(self)
-        self.menus = build_menus(self, self.acts)
-        for dock in self.docks.values():
-            self.menus["view"].addAction(dock.toggleViewAction())
-        self.menus["view"].addSeparator()
-        self.menus["view"].addAction(self.acts["reset_layout"])
+        self.menus = build_menus(self, self.acts, self.docks.values())
+        self.acts["export_plots"].setIconText("Export PNG…")   # the text on the plots panel's button
         self.plots.export_button.setDefaultAction(self.acts["export_plots"])
         self.toolbar, self.device_combo = build_toolbar(self, self.acts)
         self.addToolBar(self.toolbar)
         self.status_model, self.status_device, self.status_stage = build_status_bar(self, self.device_combo)
         self._connect()
         self._refresh_menus()
-        self._restore()
+        settings.restore_window(self, LAYOUT_VERSION)
         self._set_running(False)
         self.runs.load_dir(self.state.runs_dir)
         self.open_start_recipe(recipe)
@@ -106,7 +103,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.control.failed.connect(self.show_error)
         self.doc.undo_stack.cleanChanged.connect(self._clean_changed)
 
-    @property
+    @property   # the state's model and data, where scripts and tests have always read them
     def model_spec(self) -> str | None:
         return self.state.model_spec
 
@@ -231,13 +228,6 @@ class MainWindow(RecipeFiles, QMainWindow):
         fill_recent(self.menus["recent_recipes"], settings.recent("recipes"), self.open_recipe)
         fill_ready_made(self.menus["ready"], self.open_recipe)
 
-    def _restore(self) -> None:
-        geometry, state = settings.value("window/geometry"), settings.value("window/state")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
-            self.restoreState(state, LAYOUT_VERSION)
-
     def reset_layout(self) -> None:
         self.restoreState(self._default_state, LAYOUT_VERSION)
         for dock in self.docks.values():
@@ -270,7 +260,6 @@ class MainWindow(RecipeFiles, QMainWindow):
                 self.show_error("Still stopping", "The run did not stop in time; try again in a moment.")
                 event.ignore()
                 return
-        settings.set_value("window/geometry", self.saveGeometry())
-        settings.set_value("window/state", self.saveState(LAYOUT_VERSION))
+        settings.save_window(self, LAYOUT_VERSION)
         settings.set_value("runs_dir", self.state.runs_dir)
         event.accept()

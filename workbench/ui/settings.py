@@ -1,7 +1,7 @@
 """Settings remembered between sessions (QSettings, INI format, so tests can point it at a folder)."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QByteArray, QSettings
 
 ORG, APP = "workbench", "workbench"
 MAX_RECENT = 10
@@ -31,3 +31,17 @@ def value(key: str, default=None):
 
 def set_value(key: str, val) -> None:
     settings().setValue(key, val)
+
+
+def restore_window(window, version: int) -> None:
+    """The main window's size, position and dock layout as they were when it last closed."""
+    geometry, state = value("window/geometry"), value("window/state")
+    if isinstance(geometry, QByteArray):
+        window.restoreGeometry(geometry)
+    if isinstance(state, QByteArray):
+        window.restoreState(state, version)
+
+
+def save_window(window, version: int) -> None:
+    set_value("window/geometry", window.saveGeometry())
+    set_value("window/state", window.saveState(version))
