@@ -63,7 +63,6 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
     check_fits(loaded.module, bundle, model_spec)
     if out_dir is None:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}"
-    check_out_dir(Path(out_dir))
     session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), trust,
                       recipe=recipe, model_spec=model_spec, data_spec=data_spec)
     for i, spec in enumerate(recipe.stages):
@@ -73,6 +72,7 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
                 session.stage_index = i
                 check(session, spec.params)
     session.stage_index = -1
+    check_out_dir(Path(out_dir))      # last: a run refused for anything else leaves no folder behind
     return session
 
 
