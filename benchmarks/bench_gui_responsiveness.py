@@ -76,7 +76,7 @@ def main() -> int:
     from workbench.ui.qthreading.pump import process_events
     from workbench.ui.qthreading.tasks import pool
 
-    app = make_app()
+    app = make_app()  # noqa: F841 - keeps the QApplication alive
     recipe = tmp / "train.yaml"
     recipe.write_text(yaml.safe_dump({"name": "bench", "stages": [{"kind": "train", "epochs": args.epochs}]}))
     window = MainWindow(model=args.model, data="sample:digits", recipe=str(recipe), runs_dir=str(tmp / "runs"))

@@ -23,19 +23,23 @@ class Node:
         self.type = ""
         self.row: dict | None = None   # the inspect row when this module owns parameters
         self.layer = False
-        self._totals: tuple[int, int, int] | None = None
+        self._totals: tuple | None = None
 
-    def totals(self) -> tuple[int, int, int]:
-        """(params, non-zeros, FLOPs) of this module and everything below it, computed once."""
+    def totals(self) -> tuple[int, int, int | None, int, int]:
+        """(params, non-zeros, FLOPs or None when uncountable, prunable weights, their non-zeros) of this
+        module and everything below it, computed once."""
         if self._totals is not None:
             return self._totals
-        p = nz = fl = 0
+        p = nz = w = nzw = 0
+        fl: int | None = 0
         if self.row:
             p, nz, fl = self.row["params"], self.row["nonzero_params"], self.row["flops"]
+            w, nzw = self.row.get("weights", 0), self.row.get("nonzero_weights", 0)
         for c in self.children:
-            cp, cnz, cfl = c.totals()
-            p, nz, fl = p + cp, nz + cnz, fl + cfl
-        self._totals = (p, nz, fl)
+            cp, cnz, cfl, cw, cnzw = c.totals()
+            p, nz, w, nzw = p + cp, nz + cnz, w + cw, nzw + cnzw
+            fl = None if fl is None or cfl is None else fl + cfl
+        self._totals = (p, nz, fl, w, nzw)
         return self._totals
 
 
@@ -105,9 +109,9 @@ class LayerTreeModel(QAbstractItemModel):
         return None
 
     def raw(self, node: Node, column: int):
-        params, nonzero, flops = node.totals()
-        values = (node.short, node.type, node.row["shape"] if node.row else None, params, nonzero,
-                  1.0 - nonzero / params if params else 0.0, flops)
+        params, nonzero, flops, weights, nz_weights = node.totals()
+        sparsity = 1.0 - nz_weights / weights if weights else None     # prunable weights only
+        values = (node.short, node.type, node.row["shape"] if node.row else None, params, nonzero, sparsity, flops)
         return values[column]
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -130,7 +134,7 @@ class LayerTreeModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return DISPLAY[col](self.raw(node, col))
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{node.name or '(model)'}: {self.raw(node, 3):,} parameters, {self.raw(node, 6):,} FLOPs"
+            return f"{node.name or '(model)'}: {self.raw(node, 3):,} parameters, {F.human(self.raw(node, 6))} FLOPs"
         if role == Qt.ItemDataRole.TextAlignmentRole and col >= 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and not node.layer and col >= 3:

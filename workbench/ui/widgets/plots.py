@@ -100,7 +100,7 @@ class PlotsPanel(QWidget):
             self._mark("bars")
         elif isinstance(event, SnapshotSaved):
             layers = event.metrics.get("layers") or {}
-            self.sparsity = {n: float(v.get("sparsity", 0.0)) for n, v in layers.items()}
+            self.sparsity = {n: float(v["sparsity"]) for n, v in layers.items() if v.get("sparsity") is not None}
             self._mark("bars")
         elif isinstance(event, Series):
             key = (event.x_label or "x", event.y_label or "y")
