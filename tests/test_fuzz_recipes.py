@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import types
 import typing
 
 import pytest
@@ -29,7 +30,7 @@ def _valid_value(f, tp) -> st.SearchStrategy:
     meta = f.metadata
     origin = typing.get_origin(tp)
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if origin in (typing.Union, types.UnionType):
         tp = args[0]
         origin = typing.get_origin(tp)
     if meta.get("choices") and tp is str:

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import ROOT, run_cli
+
 from workbench.core.errors import BadInput, WorkbenchError
 from workbench.core.events import RunFinished, SnapshotSaved
 from workbench.core.recipe import Recipe, new_stage

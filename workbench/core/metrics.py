@@ -6,7 +6,6 @@ latency by timing real forward passes, sizes from files on disk.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import statistics
 import time
