@@ -130,7 +130,8 @@ def test_invalid_recipes_show_messages(make_window, tmp_path, messages):
     assert w.open_recipe(str(bad_value))         # loaded, the bad value marked inline
     assert "epochs" in messages[-1][1]
     w.editor.cards.setCurrentRow(0)
-    assert "must be" in w.editor.form.error_text("epochs") or w.doc.stage_errors(0)
+    assert w.editor.form.error_text("epochs") == "must be in [0, 1000], got -3"   # shown next to the field
+    assert any("epochs" in e for e in w.doc.stage_errors(0))
     assert not w.open_recipe(str(tmp_path / "missing.yaml"))
 
 

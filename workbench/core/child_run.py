@@ -91,7 +91,10 @@ class ChildRun:
         """Last resort (the run ignores cancel): files are written atomically, so nothing is left half-written."""
         if self._process.is_alive():
             self._process.terminate()
-            self._process.join(5)
+            self._process.join(0.5)
+        if self._process.is_alive():
+            self._process.kill()         # SIGKILL: it cannot be ignored
+            self._process.join(2)
 
     def events(self) -> Iterator:
         self._process.start()

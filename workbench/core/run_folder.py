@@ -71,6 +71,18 @@ class RunReport:
             self._metrics = None
 
 
+def mark_ended(path: str | Path, status: str, message: str) -> None:
+    """Set the status of a run whose process was stopped from outside (the GUI killed it after Stop)."""
+    report_path = Path(path) / REPORT
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(report, dict) and report.get("status") == "running":
+        report.update(status=status, message=message)
+        atomic_write_text(report_path, json.dumps(report, indent=2))
+
+
 @dataclass
 class RunInfo:
     path: Path

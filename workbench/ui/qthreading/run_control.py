@@ -5,10 +5,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from ...core.events import RunFinished, SnapshotSaved, StageFailed, StageStarted
 from ...core.recipe import Recipe
+from ...core.run_folder import mark_ended
 from .pump import process_events
 from .worker import RunWorker
 
@@ -24,6 +25,8 @@ class RunControl(QObject):
     runEnded = Signal(str, bool, str)   # run dir, ok, message
     failed = Signal(str, str, str)      # title, message, details
 
+    KILL_AFTER_MS = 5000                # Stop: a stage that has not ended by then is ended by killing its process
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.worker: RunWorker | None = None
@@ -31,6 +34,10 @@ class RunControl(QObject):
         self.last_failure: StageFailed | None = None
         self.listeners: list = []       # callables taking each event (panels)
         self.in_process = False         # True: run on a thread of this process (tests patch stages that way)
+        self.killed = False             # Stop had to kill the run's process
+        self._kill_timer = QTimer(self)
+        self._kill_timer.setSingleShot(True)
+        self._kill_timer.timeout.connect(self._kill)
 
     def running(self) -> bool:
         return self.worker is not None and not self.worker.finished
@@ -46,6 +53,7 @@ class RunControl(QObject):
             out = out.with_name(f"{out.name.split('~')[0]}~{n}")
         self.out_dir = str(out.resolve())
         self.last_failure = None
+        self.killed = False
         worker = self.worker = RunWorker(recipe, self.in_process, model=model, data=data, out_dir=self.out_dir,
                                          device=device)
         queued = Qt.ConnectionType.QueuedConnection   # slots run on the GUI thread, whatever the sender
@@ -60,9 +68,23 @@ class RunControl(QObject):
         return True
 
     def stop(self) -> None:
+        """Cancel at the run's next event; if the stage has not ended after KILL_AFTER_MS, kill its process."""
         if self.running():
             self.worker.cancel()
             self.stageChanged.emit("stopping…")
+            if not self.in_process:
+                self._kill_timer.start(self.KILL_AFTER_MS)
+
+    @Slot()
+    def _kill(self) -> None:
+        kill = getattr(self.worker.run, "kill", None) if self.running() else None
+        if kill is None:
+            return
+        self.killed = True
+        self.stageChanged.emit("stopping: killing the run's process…")
+        kill()        # files are written atomically: every complete snapshot stays; report.json is fixed below
+        mark_ended(self.out_dir, "cancelled", f"stopped by the user; the stage did not end within "
+                                              f"{self.KILL_AFTER_MS // 1000} s, so its process was killed")
 
     def stop_and_wait(self, timeout_s: float = 20.0) -> bool:
         """Cancel and keep the event loop turning until the worker thread has ended (for closing the window)."""
@@ -106,11 +128,15 @@ class RunControl(QObject):
 
     @Slot(str, str)
     def _crashed(self, message: str, details: str) -> None:
+        if self.killed:                  # the user asked for it: not a failure to report
+            self.runEnded.emit(self.out_dir, False, "stopped")
+            return
         self.runEnded.emit(self.out_dir, False, "crashed")
         self.failed.emit("Run failed", message, details)
 
     @Slot()
     def _done(self) -> None:
+        self._kill_timer.stop()
         worker, self.worker = self.worker, None
         if worker is not None:
             worker.wait(5000)
