@@ -71,6 +71,25 @@ def test_export_dialog_verifies(make_window, qtbot, tmp_path):
     dialog.close()
 
 
+def test_a_second_run_and_an_export_while_a_run_writes_snapshots(make_window, qtbot, tmp_path, messages):
+    w = make_window(stages=LONG)
+    assert w.start_run()
+    qtbot.waitUntil(lambda: len(w.runs.snapshots) == 1, timeout=60_000)   # the baseline is written
+    assert not w.start_run() and not w.acts["run"].isEnabled()          # one run at a time
+    baseline = next(iter(w.runs.snapshots))
+    w.runs.select(baseline)
+    dialog = w.export_dialog()
+    dialog.select_format("safetensors")
+    dialog.path.setText(str(tmp_path / "while_running.safetensors"))
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.result is not None or dialog.error is not None, timeout=60_000)
+    assert dialog.result.verified and w.control.running()
+    dialog.close()
+    w.stop_run()
+    wait_run(qtbot, w, timeout=60_000)
+    assert not messages
+
+
 def test_one_export_plots_action_for_the_menu_and_the_plots_panel(make_window, qtbot, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
     w = make_window()

@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 import queue
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -121,3 +122,44 @@ class ChildRun:
                 threading.Thread(target=self._process.join, daemon=True).start()
             else:       # stopped early (the caller closed the generator, or the child died)
                 self.kill()
+
+
+def _trial_load(spec: str, data_spec: str | None, arch: str | None, trust: bool, answer: Any) -> None:
+    try:
+        from .data import load_data
+        from .specs import load_model
+        data = load_data(data_spec) if data_spec else None
+        try:
+            load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust)
+        except BadInput:
+            load_model(spec, arch=arch, trust=trust)
+        answer.put(None)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        answer.put(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
+
+
+def load_in_child(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False,
+                  timeout: float = 120.0) -> None:
+    """Load a model once in a child process first, bounded in time: a trusted file's code (TorchScript,
+    pickles) may loop forever or exhaust memory, and must not take the GUI down with it. BadInput when it
+    fails or takes longer than `timeout` seconds."""
+    ctx = _context()
+    answer = ctx.Queue()
+    process = ctx.Process(target=_trial_load, args=(spec, data_spec, arch, trust, answer), name="workbench-load", daemon=True)
+    process.start()
+    deadline = time.monotonic() + timeout
+    message: str | None = f"loading did not finish within {timeout:.0f} s; stopped"
+    while time.monotonic() < deadline:
+        try:
+            message = answer.get(timeout=POLL_SECONDS)
+            break
+        except queue.Empty:
+            if not process.is_alive():
+                message = f"the loading process died (exit code {process.exitcode})"
+                break
+    process.join(2)
+    if process.is_alive():
+        process.kill()
+        process.join(2)
+    if message:
+        raise BadInput(f"{spec}: {message}" if not message.startswith(str(spec)) else message)

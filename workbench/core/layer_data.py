@@ -23,11 +23,14 @@ DISTINCT_MAX = 5_000_000  # count distinct values only up to this many weights
 
 
 class ModelCache:
-    """A few loaded models by spec; `put` lets a caller share a model it already loaded."""
+    """A few loaded models by spec; `put` lets a caller share a model it already loaded. The options a spec
+    was opened with (`arch` for a bare state dict, `trust`) are remembered, so a reload after eviction loads
+    the same model the same way."""
 
     def __init__(self, size: int = 3) -> None:
         self.size = size
         self._items: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._options: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def get(self, spec: str, input_shape=None, num_classes=None) -> LoadedModel:
@@ -35,14 +38,17 @@ class ModelCache:
             if spec in self._items:
                 self._items.move_to_end(spec)
                 return self._items[spec]
-        loaded = load_model(spec, input_shape, num_classes)
-        self.put(spec, loaded)
+            options = dict(self._options.get(spec, {}))
+        loaded = load_model(spec, input_shape, num_classes, **options)
+        self.put(spec, loaded, options)
         return loaded
 
-    def put(self, spec: str, loaded: LoadedModel) -> None:
+    def put(self, spec: str, loaded: LoadedModel, options: dict | None = None) -> None:
         with self._lock:
             self._items[spec] = loaded
             self._items.move_to_end(spec)
+            if options:
+                self._options[spec] = {k: v for k, v in options.items() if v}
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
@@ -135,7 +141,7 @@ def layer_arrays(loaded: LoadedModel, layer: str) -> LayerArrays:
                        kept, book, heat, pruned, label, down, numbers)
 
 
-def open_model(spec: str, data_spec: str | None = None) -> dict:
+def open_model(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False) -> dict:
     """Load a model for browsing (sized by the data when it fits) and measure it like `workbench inspect`.
 
     Returns inspect's dict plus "module_types" ({qualified name: class name} for every module) and
@@ -148,14 +154,14 @@ def open_model(spec: str, data_spec: str | None = None) -> dict:
     data, warning, loaded = None, "", None
     if data_spec:
         data = load_data(data_spec)
-        loaded = load_model(spec, data.input_shape, data.num_classes)
+        loaded = load_model(spec, data.input_shape, data.num_classes, arch=arch, trust=trust)
         try:
             check_fits(loaded.module, data, spec)
         except BadInput as exc:
             warning, data, loaded = f"measured without {data_spec}: {exc.message}", None, None
     if loaded is None:
-        loaded = load_model(spec)
-    CACHE.put(spec, loaded)
+        loaded = load_model(spec, arch=arch, trust=trust)
+    CACHE.put(spec, loaded, {"arch": arch, "trust": trust})
     info = inspect_loaded(loaded, data)
     info["module_types"] = {name: type(m).__name__ for name, m in loaded.module.named_modules()}
     info["warning"] = warning

@@ -90,6 +90,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.loader.status.connect(self.status_model.setText)
         self.loader.notice.connect(self.statusBar().showMessage)
         self.loader.failed.connect(self.show_error)
+        self.loader.needsTrust.connect(self.ask_trust)
         self.runs.pointsChanged.connect(self.plots.set_points)
         self.runs.forkRequested.connect(self.fork)
         self.runs.exportRequested.connect(self.export_dialog)
@@ -119,10 +120,18 @@ class MainWindow(RecipeFiles, QMainWindow):
     def open_model_dialog(self) -> None:
         dialog = OpenModelDialog(self, settings.recent("models"), str(Path(self.state.runs_dir)))
         if dialog.exec() and dialog.spec():
-            self.open_model(dialog.spec())
+            self.open_model(dialog.spec(), **dialog.options())
 
-    def open_model(self, spec: str) -> None:
-        self.loader.open_model(spec)
+    def open_model(self, spec: str, arch: str | None = None, trust: bool = False) -> None:
+        self.loader.open_model(spec, arch, trust)
+
+    def ask_trust(self, spec: str, reason: str, options: dict) -> None:
+        """A file that can run code was refused: loading it needs the user's explicit yes."""
+        why = reason.split("refused:", 1)[-1].split("; pass --trust")[0].strip()
+        if errors.ask(self, "Trust this file?", f"{Path(spec).name}: {why}.\n\nTrusting it runs that code now, with "
+                      "your permissions: it could read or change any of your files. Load it only if you trust "
+                      "where it came from.\n\nTrust and load it?"):
+            self.open_model(spec, options.get("arch"), trust=True)
 
     def _model_changed(self, spec: str) -> None:
         self.editor.set_layer_names(self.state.layer_names())
@@ -166,7 +175,8 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.docks["progress"].raise_()
         device = self.device_combo.currentText()
         settings.set_value("device", device)
-        return self.control.start(recipe, model, self.state.data_spec, self.state.runs_dir, device)
+        options = self.state.model_options if model == self.state.model_spec else {}
+        return self.control.start(recipe, model, self.state.data_spec, self.state.runs_dir, device, **options)
 
     def stop_run(self) -> None:
         self.control.stop()
@@ -192,7 +202,8 @@ class MainWindow(RecipeFiles, QMainWindow):
     # --- snapshots and plots ------------------------------------------------------------------------------
     def export_dialog(self, spec: str | None = None) -> ExportDialog | None:
         spec = spec or next(iter(self.runs.selected_paths()), None) or self.state.model_spec
-        self._export = open_export(self, spec, self.state.data_spec, str(Path(self.state.runs_dir) / "exports"))
+        options = self.state.model_options if spec == self.state.model_spec else {}
+        self._export = open_export(self, spec, self.state.data_spec, str(Path(self.state.runs_dir) / "exports"), options)
         return self._export
 
     def compare(self, a: str, b: str) -> CompareDialog | None:

@@ -19,6 +19,7 @@ class AppState(QObject):
         super().__init__(parent)
         self.model_spec: str | None = None
         self.model_info: dict | None = None   # the current model's measurements (the browser may show a snapshot)
+        self.model_options: dict = {}         # how it was loaded: {"arch": ..., "trust": ...} (files only)
         self.data_spec = data_spec
         self.layer = ""
         self.snapshot = ""
@@ -33,8 +34,8 @@ class AppState(QObject):
         """The current model's layers with weights."""
         return [r["name"] for r in self.model_info["layers"]] if self.model_info else []
 
-    def set_model(self, spec: str, info: dict) -> None:
-        self.model_spec, self.model_info = spec, info
+    def set_model(self, spec: str, info: dict, options: dict | None = None) -> None:
+        self.model_spec, self.model_info, self.model_options = spec, info, dict(options or {})
         self.modelChanged.emit(spec)
 
     def set_data(self, spec: str) -> None:

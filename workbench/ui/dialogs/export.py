@@ -16,9 +16,10 @@ from .common import Buttons, button_box, with_button
 class ExportDialog(QDialog):
     """Pick a format and a file; the export runs on a worker thread and the verification result is shown."""
 
-    def __init__(self, spec: str, data_spec: str | None, out_dir: str, parent=None) -> None:
+    def __init__(self, spec: str, data_spec: str | None, out_dir: str, parent=None, options: dict | None = None) -> None:
         super().__init__(parent)
         self.spec, self.data_spec, self.out_dir = spec, data_spec, out_dir
+        self.options = dict(options or {})      # arch / trust the model was opened with
         self.result = None
         self.error: str | None = None
         self.setWindowTitle("Export snapshot")
@@ -73,7 +74,8 @@ class ExportDialog(QDialog):
         self.result, self.error = None, None
         self.export_button.setEnabled(False)
         self.status.setText(f"Exporting {name}, then reading it back to verify…")
-        run_task(export_spec, self.spec, name, path, self.data_spec, on_done=self._done, on_error=self._failed)
+        run_task(export_spec, self.spec, name, path, self.data_spec, self.options.get("arch"), bool(self.options.get("trust")),
+                 on_done=self._done, on_error=self._failed)
 
     def _done(self, result) -> None:
         self.result = result
@@ -91,11 +93,11 @@ class ExportDialog(QDialog):
         self.status.setText(f"<span style='color:#b91c1c'>Export failed: {message}</span>")
 
 
-def open_export(parent, spec: str | None, data_spec: str | None, out_dir: str) -> ExportDialog | None:
+def open_export(parent, spec: str | None, data_spec: str | None, out_dir: str, options: dict | None = None) -> ExportDialog | None:
     """The export dialog for a snapshot or model spec (shown, not modal); without one, a message instead."""
     if not spec:
         errors.show_error(parent, "Nothing to export", "Open a model or select a snapshot first.")
         return None
-    dialog = ExportDialog(spec, data_spec, out_dir, parent)
+    dialog = ExportDialog(spec, data_spec, out_dir, parent, options)
     dialog.show()
     return dialog

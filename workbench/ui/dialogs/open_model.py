@@ -3,12 +3,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QDialog, QFileDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QCompleter,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...core import archs
 from ...core.models import sample_index, torchvision_names
 from .common import Buttons, button_box, buttons_row
 
+TRUST_TEXT = ("TorchScript files, pickled full models and .pt2 files with pickled parts contain code that runs "
+              "when they are loaded, with your permissions: it could read or change any of your files. Tick this only "
+              "for a file from a source you trust. Safetensors, plain state dicts and snapshot folders never need it.")
 MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".ts", ".jit", ".bin", ".ckpt")
 MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
 
@@ -70,12 +86,31 @@ class OpenModelDialog(QDialog):
         hint = QLabel("Files: .safetensors, .pt/.pth state dicts (with a workbench record), .pt2, TorchScript, or a "
                       "snapshot folder from a run. You can also drop files on the main window.")
         hint.setWordWrap(True)
+        self.arch_edit = QLineEdit(placeholderText="e.g. arch:lenet5, torchvision:resnet18 (for a bare state dict)")
+        self.arch_edit.setCompleter(QCompleter([f"arch:{n}" for n in archs.ARCHS] + [f"torchvision:{n}" for n in torchvision_names()], self))
+        self.arch_edit.setToolTip("A plain state dict holds only tensors: name the architecture they belong to.")
+        self.trust_box = QCheckBox("Trust this file: allow it to run code while it loads")
+        self.trust_box.setToolTip(TRUST_TEXT)
+        trust_hint = QLabel(TRUST_TEXT)
+        trust_hint.setWordWrap(True)
+        trust_hint.setObjectName("hint")
+        form = QFormLayout()
+        form.addRow("Architecture:", self.arch_edit)
         layout = QVBoxLayout(page)
         layout.addWidget(self.path_edit)
         layout.addLayout(buttons_row(("Choose file…", self._choose_file), ("Choose snapshot folder…", self._choose_dir)))
         layout.addWidget(hint)
+        layout.addLayout(form)
+        layout.addWidget(self.trust_box)
+        layout.addWidget(trust_hint)
         layout.addStretch()
         return page
+
+    def options(self) -> dict:
+        """How to load the chosen file: `arch` for a bare state dict, `trust` when the user ticked it."""
+        if self.spec_edit.text().strip() or self.tabs.currentIndex() < len(self.lists):
+            return {}
+        return {"arch": self.arch_edit.text().strip() or None, "trust": self.trust_box.isChecked()}
 
     def path_edit_clear(self, _text: str) -> None:
         self.spec_edit.clear()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from ...core.child_run import load_in_child
 from ...core.data import load_data
 from ...core.layer_data import CACHE, layer_arrays, open_model
 from ..state import AppState
@@ -16,6 +17,20 @@ def _layer(source: str, layer: str):
     return layer_arrays(CACHE.get(source), layer)
 
 
+def _open(spec: str, data_spec: str | None, options: dict) -> dict:
+    if options.get("trust"):
+        load_in_child(spec, data_spec, options.get("arch"), True, TRUSTED_LOAD_SECONDS)
+    return open_model(spec, data_spec, **options)
+
+
+def is_refusal(message: str) -> bool:
+    """Whether a load failed only because the file can run code and was not trusted."""
+    return "refused:" in message and "--trust" in message
+
+
+TRUSTED_LOAD_SECONDS = 120.0
+
+
 class ModelControl(QObject):
     """`status(text)` for the status bar's model label, `notice(text, ms)` for a passing message, `failed(title,
     message, details)` for the window to show."""
@@ -23,6 +38,7 @@ class ModelControl(QObject):
     status = Signal(str)
     notice = Signal(str, int)
     failed = Signal(str, str, str)
+    needsTrust = Signal(str, str, object)   # spec, why it was refused, the options it was opened with
 
     def __init__(self, state: AppState, browser, inspector, parent=None) -> None:
         super().__init__(parent)
@@ -32,18 +48,20 @@ class ModelControl(QObject):
         state.snapshotChanged.connect(self._browse)
 
     # --- the current model and the data -------------------------------------------------------------
-    def open_model(self, spec: str) -> None:
-        """Load and measure off the GUI thread; the tree fills in when it is done."""
+    def open_model(self, spec: str, arch: str | None = None, trust: bool = False) -> None:
+        """Load and measure off the GUI thread; the tree fills in when it is done. A trusted file is loaded in a
+        child process first, bounded in time, since its code may hang or exhaust memory."""
+        options = {"arch": arch or None, "trust": bool(trust)}
         self.browser.set_loading(spec)
-        self.status.emit(f"model: {spec} (loading…)")
-        self.models.submit(open_model, spec, self.state.data_spec, on_done=lambda info: self._opened(spec, info),
-                           on_error=lambda message, details: self._failed(spec, message, details))
+        self.status.emit(f"model: {spec} (loading{', trusted' if trust else ''}…)")
+        self.models.submit(_open, spec, self.state.data_spec, options, on_done=lambda info: self._opened(spec, info, options),
+                           on_error=lambda message, details: self._failed(spec, message, details, options))
 
-    def _opened(self, spec: str, info: dict) -> None:
+    def _opened(self, spec: str, info: dict, options: dict) -> None:
         self.snapshots.cancel()   # a snapshot still loading would cover the model just opened
         self.browser.show_info(info)
         self.status.emit(f"model: {spec}")
-        self.state.set_model(spec, info)
+        self.state.set_model(spec, info, options)
         names = self.state.layer_names()
         layer = self.state.layer if self.state.layer in names else next(iter(names), "")
         again = layer == self.state.layer and not self.state.snapshot   # the same layer of a new model
@@ -53,13 +71,16 @@ class ModelControl(QObject):
         if again:
             self.load_layer()
 
-    def _failed(self, spec: str, message: str, details: str) -> None:
+    def _failed(self, spec: str, message: str, details: str, options: dict) -> None:
         self.status.emit(f"model: {self.state.model_spec or 'none'}")
         if self.state.model_spec and self.browser.info:
             self.browser.show_info(self.browser.info)   # the model that was open stays open
         else:
             self.browser.set_failed(spec, message)
-        self.failed.emit("Cannot open model", message, details)
+        if is_refusal(message) and not options.get("trust"):
+            self.needsTrust.emit(spec, message, options)   # the window asks; only an explicit yes loads it
+        else:
+            self.failed.emit("Cannot open model", message, details)
 
     def set_data(self, spec: str) -> None:
         """Check the data spec off the GUI thread; keep the current data if it does not load."""
@@ -72,7 +93,7 @@ class ModelControl(QObject):
         self.state.set_data(spec)
         self.notice.emit(f"Data: {spec}", 5000)
         if self.state.model_spec:
-            self.open_model(self.state.model_spec)   # measured again on the new data
+            self.open_model(self.state.model_spec, **self.state.model_options)   # measured again on the new data
 
     # --- what the browser and the inspector show ------------------------------------------------------
     def _browse(self, path: str) -> None:

@@ -42,7 +42,8 @@ class RunControl(QObject):
     def running(self) -> bool:
         return self.worker is not None and not self.worker.finished
 
-    def start(self, recipe: Recipe, model: str, data: str | None, runs_dir: str, device: str) -> bool:
+    def start(self, recipe: Recipe, model: str, data: str | None, runs_dir: str, device: str,
+              arch: str | None = None, trust: bool = False) -> bool:
         if self.running():
             return False
         name = (recipe.name or "run").replace(" ", "_").replace("/", "_")
@@ -55,7 +56,7 @@ class RunControl(QObject):
         self.last_failure = None
         self.killed = False
         worker = self.worker = RunWorker(recipe, self.in_process, model=model, data=data, out_dir=self.out_dir,
-                                         device=device)
+                                         device=device, arch=arch, trust=trust)
         queued = Qt.ConnectionType.QueuedConnection   # slots run on the GUI thread, whatever the sender
         worker.event.connect(self._on_event, queued)
         worker.failedToStart.connect(self._failed_to_start, queued)
