@@ -10,13 +10,31 @@ import sys
 from pathlib import Path
 
 from .core.errors import BadInput, WorkbenchError
+from .core.limits import MAX_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_RECIPE = ROOT / "resources" / "recipes" / "deep_compression.yaml"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house rule for bad input: one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"workbench: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_SEED}] (numpy seeds take 32 bits), got {text[:40]}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="workbench", description="Make neural networks smaller and faster.")
+    p = _Parser(prog="workbench", description="Make neural networks smaller and faster.")
     sub = p.add_subparsers(dest="command")
     g = sub.add_parser("gui", help="open the desktop application (default)")
     g.add_argument("--model"), g.add_argument("--data"), g.add_argument("--recipe")
@@ -33,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--model"), r.add_argument("--data"), r.add_argument("--out")
     r.add_argument("--arch"), r.add_argument("--trust", action="store_true")
     r.add_argument("--device", default="cpu")
-    r.add_argument("--seed", type=int)
+    r.add_argument("--seed", type=_seed, help="random seed, 0 to 2**32-1 (default: the recipe's)")
     r.add_argument("--quiet", action="store_true", help="only the final summary")
 
     e = sub.add_parser("export", help="export a snapshot or model to a file, verified by reading it back")

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .errors import SpecError
+from .limits import MAX_HIDDEN_LAYERS, MAX_LAYER_SIZE, clip, int_in, short
 
 InputShape = tuple[int, int, int]
 
@@ -98,11 +99,29 @@ class ResNet(nn.Module):
         return self.fc(self.flatten(self.pool(x)))
 
 
-def _ints(value: str) -> list[int]:
+def _size(text: str, option: str) -> int:
+    """One layer size of an `arch:` option: an integer in [1, MAX_LAYER_SIZE]."""
     try:
-        return [int(v) for v in value.replace(",", "-").split("-") if v]
+        value = int(text.strip())
     except ValueError:
-        raise SpecError(f"expected sizes like 300-100, got {value!r}") from None
+        raise SpecError(f"{option}: expected a whole number, got {short(text)}") from None
+    if not int_in(value, 1, MAX_LAYER_SIZE):
+        raise SpecError(f"{option}: must be in [1, {MAX_LAYER_SIZE:,}], got {value}")
+    return value
+
+
+def _ints(value: str, option: str = "hidden") -> list[int]:
+    if not value.strip():
+        return []
+    parts = value.replace(",", "-").split("-")
+    if not all(p.strip() for p in parts):
+        raise SpecError(f"{option}: expected sizes like 300-100, got {short(value)}")
+    if len(parts) > MAX_HIDDEN_LAYERS:
+        raise SpecError(f"{option}: at most {MAX_HIDDEN_LAYERS} hidden layers, got {len(parts)}")
+    try:
+        return [_size(v, option) for v in parts]
+    except SpecError as exc:
+        raise SpecError(f"{exc.message} (expected sizes like 300-100)") from None
 
 
 def _build_mlp(shape: InputShape, classes: int, opts: dict[str, str]) -> nn.Module:
@@ -120,7 +139,7 @@ def _build_lenet5(shape: InputShape, classes: int, opts: dict[str, str]) -> nn.M
 
 def _build_resnet(blocks: int) -> Callable[[InputShape, int, dict[str, str]], nn.Module]:
     def build(shape: InputShape, classes: int, opts: dict[str, str]) -> nn.Module:
-        width = int(opts.pop("width", "16"))
+        width = _size(opts.pop("width", "16"), "width")
         return ResNet(shape[0], classes, width=width, blocks=blocks, input_size=min(shape[1], shape[2]))
     return build
 
@@ -156,7 +175,10 @@ def build_arch(text: str, input_shape: InputShape | None = None, num_classes: in
         hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(sorted(ARCHS))})"
         raise SpecError(f"unknown architecture {name!r}{hint}")
     builder, classic = ARCHS[name]
-    model = builder(tuple(input_shape or classic), num_classes or 10, opts)
+    try:
+        model = builder(tuple(input_shape or classic), num_classes or 10, opts)
+    except SpecError as exc:
+        raise SpecError(f"arch:{clip(text)}: {exc.message}") from None
     if opts:
         raise SpecError(f"unknown option(s) for arch:{name}: {', '.join(opts)}")
     return model

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import limits
 from .errors import SpecError
+from .limits import short
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_models"
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -158,26 +161,85 @@ def _svhn(spec: str, rest: str, seed: int) -> DataBundle:
                                 [0.44, 0.44, 0.47], [0.20, 0.20, 0.20], 255.0, 10, seed=seed)
 
 
+class ImageFileError(SpecError):
+    """An image file that cannot be read. Stays one line when a DataLoader worker re-raises it (the worker
+    passes the message "Caught ImageFileError in DataLoader worker ...\n<traceback>"; the last line is ours)."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        if message.startswith("Caught ") and "\n" in message:
+            details, message = message, message.rstrip().splitlines()[-1].partition(": ")[2]
+        super().__init__(message, details)
+
+
+def read_image(path: str):
+    """An image file as RGB, refusing decompression bombs; any failure is an ImageFileError naming the file."""
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with open(path, "rb") as fh:
+                img = Image.open(fh)
+                if img.width * img.height > limits.MAX_IMAGE_PIXELS:
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
+                return img.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageFileError(f"{path}: refused: more than {limits.MAX_IMAGE_PIXELS:,} pixels "
+                             "(a decompression bomb?)") from None
+    except Image.UnidentifiedImageError:
+        raise ImageFileError(f"{path}: not a readable image (unknown format or corrupt)") from None
+    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds of errors for a corrupt file
+        raise ImageFileError(f"{path}: not a readable image ({type(exc).__name__}: {str(exc).strip()[:100]})") from None
+
+
+def _image_size(spec: str, text: str) -> int:
+    if not text:
+        return 224
+    try:
+        size = int(text)
+    except ValueError:
+        raise SpecError(f"{spec}: image size must be a whole number, got {short(text)}") from None
+    if not 1 <= size <= limits.MAX_IMAGE_SIDE:
+        raise SpecError(f"{spec}: image size must be in [1, {limits.MAX_IMAGE_SIDE}], got {size}")
+    return size
+
+
+def check_images(spec: str, samples: list[tuple[str, int]], where: Path, at_least: int = 1) -> None:
+    """SpecError unless the folder holds `at_least` images and a spread of up to IMAGES_CHECKED of them decode."""
+    if len(samples) < at_least:
+        raise SpecError(f"{spec}: {where} holds {len(samples)} image(s); at least {at_least} are needed "
+                        "(some to train on, some to test)")
+    picks = sorted({round(i) for i in np.linspace(0, len(samples) - 1, min(limits.IMAGES_CHECKED, len(samples)))})
+    for i in picks:
+        try:
+            read_image(samples[i][0])
+        except ImageFileError as exc:
+            raise SpecError(f"{spec}: {exc.message}") from None
+
+
 def _imagefolder(spec: str, rest: str, seed: int) -> DataBundle:
     import torchvision.datasets as D
     import torchvision.transforms as T
     from torch.utils.data import DataLoader, Subset, random_split
 
     path, _, size_s = rest.partition(":")
+    size = _image_size(spec, size_s)
     root = _root(path, "imagefolder")
-    size = int(size_s) if size_s else 224
     tf = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(),
                     T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     try:
         if (root / "train").is_dir() and (root / "val").is_dir():
-            train_set, test_set = D.ImageFolder(str(root / "train"), tf), D.ImageFolder(str(root / "val"), tf)
+            train_set = D.ImageFolder(str(root / "train"), tf, loader=read_image)
+            test_set = D.ImageFolder(str(root / "val"), tf, loader=read_image)
+            check_images(spec, train_set.samples, root / "train")
+            check_images(spec, test_set.samples, root / "val")
             classes = train_set.classes
         else:
-            full = D.ImageFolder(str(root), tf)
+            full = D.ImageFolder(str(root), tf, loader=read_image)
+            check_images(spec, full.samples, root, at_least=2)
             n_test = max(1, len(full) // 5)
             train_set, test_set = random_split(full, [len(full) - n_test, n_test], torch.Generator().manual_seed(seed))
             classes = full.classes
-    except (FileNotFoundError, RuntimeError) as exc:
+    except (FileNotFoundError, RuntimeError, OSError) as exc:
         raise SpecError(f"{spec}: {str(exc).splitlines()[0]}") from None
     calib = Subset(train_set, list(range(min(256, len(train_set)))))
     gen = torch.Generator().manual_seed(seed)
@@ -186,12 +248,12 @@ def _imagefolder(spec: str, rest: str, seed: int) -> DataBundle:
                       (3, size, size), len(classes), list(classes))
 
 
-def _fake(spec: str, rest: str, seed: int) -> DataBundle:
-    import torchvision.datasets as D
-    import torchvision.transforms.functional as F
-
+def _fake_sizes(spec: str, rest: str) -> tuple[int, int, int, int, int]:
+    """(C, H, W, classes, N) of `fake:CxHxW:CLASSES[:N]`, checked against the bounds before anything is made."""
     parts = rest.split(":")
     try:
+        if len(parts) > 3:
+            raise ValueError
         c, h, w = (int(v) for v in parts[0].lower().split("x"))
         classes = int(parts[1])
         n = int(parts[2]) if len(parts) > 2 else 256
@@ -199,6 +261,24 @@ def _fake(spec: str, rest: str, seed: int) -> DataBundle:
         raise SpecError(f"{spec}: expected fake:CxHxW:CLASSES[:N], e.g. fake:3x224x224:1000:64") from None
     if min(c, h, w, classes, n) <= 0:
         raise SpecError(f"{spec}: sizes must be positive")
+    if c > 4:
+        raise SpecError(f"{spec}: fake images have 1 to 4 channels, got {c}")
+    problem = limits.shape_problem((c, h, w))
+    if problem:
+        raise SpecError(f"{spec}: {problem}")
+    if classes > limits.MAX_CLASSES:
+        raise SpecError(f"{spec}: at most {limits.MAX_CLASSES:,} classes, got {classes:,}")
+    if not 2 <= n <= limits.MAX_FAKE_SAMPLES or n * c * h * w > limits.MAX_FAKE_BYTES:
+        raise SpecError(f"{spec}: {n:,} samples of {c}x{h}x{w}; fake data holds 2 to {limits.MAX_FAKE_SAMPLES:,} "
+                        f"samples and at most {limits.MAX_FAKE_BYTES:,} bytes of pixels")
+    return c, h, w, classes, n
+
+
+def _fake(spec: str, rest: str, seed: int) -> DataBundle:
+    import torchvision.datasets as D
+    import torchvision.transforms.functional as F
+
+    c, h, w, classes, n = _fake_sizes(spec, rest)
     fake = D.FakeData(size=n, image_size=(c, h, w), num_classes=classes, random_offset=seed)
     x = torch.stack([F.pil_to_tensor(fake[i][0]) for i in range(n)])
     y = torch.tensor([int(fake[i][1]) for i in range(n)])

@@ -7,6 +7,7 @@ validator and the GUI's generated form, so the two can never disagree.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from dataclasses import MISSING, field, fields
 from typing import Any
 
 from .errors import RecipeError
+from .limits import short
 
 
 def param(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
@@ -75,9 +77,22 @@ class _Mismatch(Exception):
         self.path, self.message = path, message
 
 
+def _finite_everywhere(value: Any, path: str) -> None:
+    """_Mismatch at the first NaN or infinity inside a value of any shape."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Mismatch(path, f"must be a finite number, got {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite_everywhere(v, f"{path}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _finite_everywhere(v, f"{path}[{i}]")
+
+
 def _coerce(value: Any, tp: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:
+        _finite_everywhere(value, path)
         return value
     if origin in (typing.Union, types.UnionType):
         errors = []
@@ -89,7 +104,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         deepest = max(errors, key=lambda e: len(e.path))
         if deepest.path != path:
             raise deepest
-        raise _Mismatch(path, f"expected {type_name(tp)}, got {type(value).__name__} {value!r}")
+        raise _Mismatch(path, f"expected {type_name(tp)}, got {type(value).__name__} {short(value)}")
     if tp is type(None):
         if value is None:
             return None
@@ -97,30 +112,36 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise _Mismatch(path, f"expected true or false, got {value!r}")
+        raise _Mismatch(path, f"expected true or false, got {short(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise _Mismatch(path, f"expected an integer, got {value!r}")
+        raise _Mismatch(path, f"expected an integer, got {short(value)}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise _Mismatch(path, f"expected a number, got {value!r}")
+            try:
+                number = float(value)
+            except OverflowError:
+                raise _Mismatch(path, "must be a finite number, got an integer too large for a float") from None
+            if not math.isfinite(number):
+                raise _Mismatch(path, f"must be a finite number, got {number}")
+            return number
+        raise _Mismatch(path, f"expected a number, got {short(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise _Mismatch(path, f"expected text, got {value!r}")
+        raise _Mismatch(path, f"expected text, got {short(value)}")
     if origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
-            raise _Mismatch(path, f"expected a list, got {value!r}")
+            raise _Mismatch(path, f"expected a list, got {short(value)}")
         return [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         key_tp, val_tp = typing.get_args(tp) or (Any, Any)
         if not isinstance(value, dict):
-            raise _Mismatch(path, f"expected a mapping, got {value!r}")
+            raise _Mismatch(path, f"expected a mapping, got {short(value)}")
         return {_coerce(k, key_tp, f"{path}"): _coerce(v, val_tp, f"{path}.{k}") for k, v in value.items()}
     raise _Mismatch(path, f"unsupported type {tp}")
 
@@ -158,7 +179,7 @@ def check_value(f: dataclasses.Field, tp: Any, value: Any, path: str) -> Any:
         if choices is not None:
             for item in (value if isinstance(value, list) else [value]):
                 if isinstance(item, str) and item not in choices:
-                    raise _Mismatch(path, f"must be one of {', '.join(map(str, choices))}, got {item!r}")
+                    raise _Mismatch(path, f"must be one of {', '.join(map(str, choices))}, got {short(item)}")
         _check_numbers(value, meta, path)
         if meta.get("check"):
             problem = meta["check"](value)

@@ -8,10 +8,11 @@ from typing import Any
 
 import yaml
 
+from . import limits, stages
 from . import params as P
-from . import stages
 from .errors import RecipeError
 from .io import atomic_write_text
+from .limits import short
 
 TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description"}
 STAGE_KEYS = {"kind", "enabled", "label"}
@@ -72,40 +73,93 @@ class Recipe:
             if key not in TOP_FIELDS:
                 raise RecipeError(f"{key}: unknown recipe field (known: {', '.join(sorted(TOP_FIELDS))})")
         seed = raw.get("seed", 0)
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise RecipeError(f"seed: must be a non-negative integer, got {seed!r}")
+        if not limits.int_in(seed, 0, limits.MAX_SEED):
+            raise RecipeError(f"seed: must be a non-negative integer below 2**32 (0 to {limits.MAX_SEED}), got {short(seed)}")
         for key in ("model", "data", "name", "description"):
             if raw.get(key) is not None and not isinstance(raw[key], str):
-                raise RecipeError(f"{key}: expected text, got {raw[key]!r}")
+                raise RecipeError(f"{key}: expected text, got {short(raw[key])}")
         items = raw.get("stages")
         if not isinstance(items, list):
             raise RecipeError("stages: expected a list of stages")
+        if len(items) > limits.MAX_STAGES:
+            raise RecipeError(f"stages: at most {limits.MAX_STAGES} stages, got {len(items):,}")
         return cls([parse_stage(item, f"stages[{i}]") for i, item in enumerate(items)],
                    raw.get("model"), raw.get("data"), seed, raw.get("name") or "", raw.get("description") or "")
 
     @classmethod
     def from_text(cls, text: str, source: str = "recipe") -> Recipe:
+        if len(text) > limits.MAX_RECIPE_BYTES:
+            raise RecipeError(f"{source}: {len(text):,} characters; a recipe is at most {limits.MAX_RECIPE_BYTES:,}")
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml.load(text, Loader=BoundedLoader)   # a SafeLoader with bounds
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise RecipeError(f"{source}: not valid YAML{where} ({getattr(exc, 'problem', exc)})") from None
+            raise RecipeError(f"{source}: not valid YAML{where} ({getattr(exc, 'problem', None) or exc})") from None
+        except _TooBig as exc:
+            raise RecipeError(f"{source}: {exc}") from None
+        except (ValueError, RecursionError) as exc:   # e.g. an integer of more than 4300 digits
+            why = "an integer with too many digits" if "digits" in str(exc) else short(str(exc), 100)
+            raise RecipeError(f"{source}: not valid YAML ({why})") from None
         return cls.from_dict(raw)
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
         path = Path(path)
         try:
-            text = path.read_text()
+            size = path.stat().st_size
+            if size > limits.MAX_RECIPE_BYTES:
+                raise RecipeError(f"{path}: {size:,} bytes; a recipe is at most {limits.MAX_RECIPE_BYTES:,}")
+            data = path.read_bytes()
         except OSError as exc:
-            raise RecipeError(f"{path}: cannot read recipe ({exc.strerror})") from None
+            raise RecipeError(f"{path}: cannot read recipe ({exc.strerror or type(exc).__name__})") from None
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise RecipeError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
         return cls.from_text(text, str(path))
+
+
+class _TooBig(Exception):
+    pass
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader with bounds: nesting depth, and the number of nodes counting every alias as the
+    whole node it stands for, so a "billion laughs" document is refused before anything is expanded."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._sizes: dict[int, int] = {}     # id(node) -> nodes it stands for, for aliases to it
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._count(self._sizes.get(id(node), 1))
+            return node
+        self._depth += 1
+        if self._depth > limits.MAX_YAML_DEPTH:
+            raise _TooBig(f"nested more than {limits.MAX_YAML_DEPTH} levels deep")
+        before = self._nodes
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        self._count(1)
+        self._sizes[id(node)] = self._nodes - before
+        return node
+
+    def _count(self, n: int) -> None:
+        self._nodes += n
+        if self._nodes > limits.MAX_YAML_NODES:
+            raise _TooBig(f"more than {limits.MAX_YAML_NODES:,} values once its aliases (*name) are expanded")
 
 
 def parse_stage(item: Any, path: str) -> StageSpec:
     if not isinstance(item, dict) or "kind" not in item:
         raise RecipeError(f"{path}: expected a mapping with a 'kind'")
+    if not isinstance(item["kind"], str):
+        raise RecipeError(f"{path}.kind: expected text, got {short(item['kind'])}")
     module = stages.get(item["kind"], f"{path}.kind")
     enabled = item.get("enabled", True)
     if not isinstance(enabled, bool):

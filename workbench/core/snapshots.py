@@ -23,10 +23,13 @@ from safetensors.torch import load_file, save_file
 
 from .errors import CheckpointError
 from .export import ExportSource, export_model, formats
+from .export.safetensors_format import read_safetensors
 from .export.safetensors_format import save as save_weights
 from .export.state_dict import cpu_state_dict
 from .io import atomic_dir, jsonable
-from .models import LoadedModel, load_state_into, rebuild
+from .limits import MAX_META_BYTES
+from .models import LoadedModel, check_record, from_record
+from .untrusted import open_zip
 
 META = "snapshot.json"
 
@@ -65,36 +68,60 @@ def save_snapshot(session, index: int, stage: str, recipe: dict | None,
 def read_meta(path: str | Path) -> dict:
     path = Path(path)
     try:
-        return json.loads((path / META).read_text())
+        size = (path / META).stat().st_size
+        if size > MAX_META_BYTES:
+            raise CheckpointError(f"{path / META}: {size:,} bytes, more than a snapshot's {META} holds ({MAX_META_BYTES:,})")
+        meta = json.loads((path / META).read_bytes())
     except FileNotFoundError:
         raise CheckpointError(f"{path}: not a snapshot folder (no {META})") from None
-    except (json.JSONDecodeError, OSError) as exc:
-        raise CheckpointError(f"{path}: unreadable {META} ({exc})") from None
+    except (ValueError, RecursionError, OSError) as exc:
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise CheckpointError(f"{path}: unreadable {META} ({why})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: unreadable {META} (expected a JSON object, got {type(meta).__name__})")
+    return meta
+
+
+def _weights(path: Path) -> dict:
+    """The snapshot's state dict: model.safetensors (checksum checked when recorded) or a weights-only model.pt."""
+    if (path / "model.safetensors").exists():
+        return read_safetensors(path / "model.safetensors")[0]
+    if not (path / "model.pt").exists():
+        raise CheckpointError(f"{path}: no model.safetensors or model.pt in the snapshot folder")
+    zf = open_zip(path / "model.pt")         # refuses a zip bomb before torch reads it
+    if zf is not None:
+        zf.close()
+    try:
+        sd = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt weights in a snapshot folder
+        raise CheckpointError(f"{path}: corrupt snapshot weights ({str(exc).strip()[:120]})") from None
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"{path}: model.pt is not a state dict")
+    return sd
 
 
 def load_snapshot(path: str | Path) -> LoadedModel:
+    """The model of a snapshot folder: its record (snapshot.json) is validated and compared with the weights
+    on the meta device before the model is built (see `models.from_record`)."""
     path = Path(path)
     meta = read_meta(path)
-    record = meta["record"]
-    module = rebuild(record)
-    try:
-        if (path / "model.safetensors").exists():
-            sd = load_file(str(path / "model.safetensors"))
-        else:
-            sd = torch.load(path / "model.pt", map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt weights in a snapshot folder
-        raise CheckpointError(f"{path}: corrupt snapshot weights ({str(exc)[:120]})") from None
-    load_state_into(module, sd, record["base"])
+    record = check_record(meta.get("record"), str(path))
+    loaded = from_record(_weights(path), record, str(path))
     state: dict[str, Any] = {"masks": {}, "codebooks": {}, "extra": meta.get("extra", {})}
     if (path / "state.safetensors").exists():
-        for k, v in load_file(str(path / "state.safetensors")).items():
+        try:
+            saved = load_file(str(path / "state.safetensors"))
+        except Exception as exc:  # noqa: BLE001 - a corrupt state file in a snapshot folder
+            raise CheckpointError(f"{path}: corrupt state.safetensors ({str(exc).strip()[:120]})") from None
+        for k, v in saved.items():
             kind, _, name = k.partition("/")
             if kind == "mask":
                 state["masks"][name] = v.bool()
             elif kind == "codebook":
                 state["codebooks"][name] = v
-    return LoadedModel(module, str(path), tuple(record["input_shape"]), record["num_classes"], record,
-                       state=state, meta={"history": meta.get("history", []), "snapshot": meta})
+    loaded.state = state
+    loaded.meta = {"history": meta.get("history", []), "snapshot": meta}
+    return loaded
 
 
 def smallest_file(session, folder: Path, check_cancel=None) -> dict:

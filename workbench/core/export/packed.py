@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError
-from ..models import LoadedModel, load_state_into, rebuild
+from ..limits import clip, is_int, short
+from ..models import LoadedModel, check_layout, check_record, dtype_name, load_state_into, planned_layout, rebuild
 from ..packed.container import PREFIX, read_container, write_container
 from ..packed.huffman import HuffmanError
 from ..packed.tensor_codec import CodecError, decode_tensor, encode_tensor
@@ -57,40 +58,52 @@ def breakdown(encoded: list, header_bytes: int) -> dict:
             "total": header_bytes + sum(streams.values()), "layers": layers}
 
 
+def _tensor_metas(metas, path: Path) -> list[dict]:
+    """The header's tensor entries, each {"n": name, "s": [sizes], "d": dtype, ...}; CheckpointError otherwise."""
+    for i, m in enumerate(metas if isinstance(metas, list) else [None]):
+        ok = (isinstance(m, dict) and isinstance(m.get("n"), str) and isinstance(m.get("d"), str)
+              and isinstance(m.get("s"), list) and all(is_int(v) and v >= 0 for v in m["s"]))
+        if not ok:
+            raise CheckpointError(f"{path}: not a valid packed file (tensor entry {i} should hold a name, "
+                                  f"a list of sizes and a dtype, got {short(m)})")
+    return metas
+
+
 def load(path: str | Path) -> LoadedModel:
-    """Read a packed file into a model (and the masks/codebooks it was written with)."""
+    """Read a packed file into a model (and the masks/codebooks it was written with).
+
+    The record is validated and the model it describes worked out on the meta device; every tensor's
+    name, shape and dtype must match it before the model is built for real or anything decoded."""
     path = Path(path)
     header, streams = read_container(path)
-    record = header.get("record")
-    if not isinstance(record, dict) or "base" not in record:
-        raise CheckpointError(f"{path}: packed header has no model record")
-    try:
-        model = rebuild(record)
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a record naming something that cannot be built
-        raise CheckpointError(f"{path}: cannot rebuild the model it describes ({str(exc)[:120]})") from None
-    expected = model.state_dict()
-    metas = header["tensors"]
-    names = [m.get("n") if isinstance(m, dict) else None for m in metas]
-    if names != list(expected):
-        raise CheckpointError(f"{path}: tensors in the file do not match the architecture {record['base']}")
+    record = check_record(header.get("record"), str(path))
+    metas = _tensor_metas(header["tensors"], path)
+    expected = planned_layout(record, str(path), path.stat().st_size)
+    if expected is not None:
+        check_layout(expected, {m["n"]: (tuple(m["s"]), m["d"]) for m in metas}, str(path), record["base"])
+    model = rebuild(record, str(path), checked=True)
+    expected_sd = model.state_dict()
+    if [m["n"] for m in metas] != list(expected_sd):
+        raise CheckpointError(f"{path}: tensors in the file do not match the architecture {clip(record['base'])}")
     sd, state = {}, {"masks": {}, "codebooks": {}}
     for meta, parts in zip(metas, streams):
-        ref = expected[meta["n"]]
-        if list(meta.get("s", [])) != list(ref.shape) or meta.get("d") != str(ref.dtype).removeprefix("torch."):
-            raise CheckpointError(f"{path}: {meta['n']} is {meta.get('d')} {meta.get('s')} in the file, "
-                                  f"{ref.dtype} {list(ref.shape)} in the architecture")
+        ref = expected_sd[meta["n"]]
+        if list(meta["s"]) != list(ref.shape) or meta["d"] != dtype_name(ref.dtype):
+            raise CheckpointError(f"{path}: {meta['n']} is {meta['d']} {meta['s']} in the file, "
+                                  f"{dtype_name(ref.dtype)} {list(ref.shape)} in the architecture")
         try:
             t = decode_tensor(meta, parts, ref.dtype, ref.numel())
-        except (CodecError, HuffmanError, KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: corrupt data for {meta['n']} ({exc})") from None
+        except (CodecError, HuffmanError, KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise CheckpointError(f"{path}: corrupt data for {meta['n']} ({str(exc)[:120]})") from None
         sd[meta["n"]] = t
         if meta.get("mk"):
             state["masks"][meta["n"]] = t != 0
         if meta.get("cb"):
             state["codebooks"][meta["n"]] = t[t != 0].float().unique()
-    load_state_into(model, sd, record["base"])
+    try:
+        load_state_into(model, sd, record["base"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc.message}") from None
     return LoadedModel(model.eval(), str(path), tuple(record["input_shape"]), record["num_classes"], record,
                        state=state, meta={"format": "packed"})
 

@@ -1,14 +1,25 @@
-"""`safetensors`: the weights plus the model record in the header, so the file reloads without --arch."""
+"""`safetensors`: the weights plus the model record in the header, so the file reloads without --arch.
+
+The header metadata holds `workbench_record` (the record, JSON) and `workbench_sha256`, a digest of
+every tensor (name, dtype, shape and bytes, in name order): a file whose weights were altered after
+writing (a flipped bit on disk or in transfer) is refused. Files without a digest (older ones, other
+tools') still load.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
+import torch
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
 from ..models import from_record
 from . import ExportSource, Format
+
+RECORD_KEY = "workbench_record"
+DIGEST_KEY = "workbench_sha256"
 
 
 def plain_state_dict(model) -> dict:
@@ -20,8 +31,19 @@ def plain_state_dict(model) -> dict:
     return sd
 
 
+def digest(sd: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(sd):
+        t = sd[name].detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{list(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
 def save(model, record: dict, path: Path) -> None:
-    save_file(plain_state_dict(model), str(path), metadata={"workbench_record": json.dumps(record)})
+    sd = plain_state_dict(model)
+    save_file(sd, str(path), metadata={RECORD_KEY: json.dumps(record), DIGEST_KEY: digest(sd)})
 
 
 def write(source: ExportSource, path: Path) -> dict:
@@ -30,16 +52,23 @@ def write(source: ExportSource, path: Path) -> dict:
 
 
 def read_safetensors(path: Path) -> tuple[dict, dict | None]:
-    """(tensors, the workbench record or None) of a .safetensors file."""
+    """(tensors, the workbench record or None) of a .safetensors file; its checksum is checked when it has one.
+
+    The record is returned as found (any JSON value): `models.check_record` validates it."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
     try:
-        sd = load_file(str(path))
         with safe_open(str(path), "pt") as fh:
             meta = fh.metadata() or {}
-        record = json.loads(meta["workbench_record"]) if "workbench_record" in meta else None
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({str(exc)[:120]})") from None
+        sd = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({str(exc).strip()[:120]})") from None
+    try:
+        record = json.loads(meta[RECORD_KEY]) if RECORD_KEY in meta else None
+    except (ValueError, RecursionError):
+        raise CheckpointError(f"{path}: unreadable {RECORD_KEY} in the header (not JSON)") from None
+    if DIGEST_KEY in meta and meta[DIGEST_KEY] != digest(sd):
+        raise CheckpointError(f"{path}: weights do not match the recorded checksum (corrupted?)")
     return sd, record
 
 

@@ -70,7 +70,7 @@ def read_container(path: Path) -> tuple[dict, list[list[memoryview]]]:
         header = json.loads(text)
         tensors = header["tensors"]
         sizes = [[int(z) for z in t["z"]] for t in tensors]
-    except (zlib.error, ValueError, KeyError, TypeError) as exc:
+    except (zlib.error, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise _fail(path, f"unreadable header: {str(exc)[:100]}") from None
     if any(len(z) != 6 or min(z) < 0 for z in sizes) or sum(map(sum, sizes)) != len(body):
         raise _fail(path, f"stream sizes in the header do not add up to the {len(body)}-byte payload")

@@ -1,0 +1,102 @@
+"""Bounds on what an input may ask for, checked before anything is allocated.
+
+A spec, a recipe or a file is untrusted text: a few bytes can name a model of a trillion parameters,
+an image of 10^10 pixels or a YAML document that expands to gigabytes. Every reader checks these
+bounds first and raises a one-line `BadInput` naming the input and the size it asked for.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+MAX_PARAMS = 2_000_000_000        # parameters + buffers of one model (8 GB as float32)
+MAX_LAYER_SIZE = 1_000_000        # one hidden size / width of an `arch:` model
+MAX_HIDDEN_LAYERS = 64            # hidden layers of `arch:mlp`
+MAX_CLASSES = 100_000             # classes of a data set or a model record (ImageNet-21k has 21,841)
+MAX_IMAGE_SIDE = 4096             # height / width of an image input
+MAX_CHANNELS = 1024               # channels of an input
+MAX_INPUT_ELEMENTS = 3 * 4096 * 4096   # C x H x W of one input sample
+MAX_FAKE_SAMPLES = 50_000         # `fake:` samples (about 1.3 ms each to generate on one core)
+MAX_FAKE_BYTES = 256 << 20        # `fake:` pixels held in memory (uint8)
+MAX_IMAGE_PIXELS = 89_478_485     # one decoded image file (PIL's own decompression-bomb bound)
+IMAGES_CHECKED = 8                # image files opened and decoded when an image folder is loaded
+MAX_SEED = 2**32 - 1              # numpy's seed takes 32 bits
+MAX_RECIPE_BYTES = 1 << 20        # a recipe file
+MAX_STAGES = 200                  # stages in one recipe
+MAX_YAML_DEPTH = 32               # nesting of lists / mappings in a recipe
+MAX_YAML_NODES = 100_000          # YAML nodes after alias expansion (a "billion laughs" document)
+MAX_TRANSFORMS = 256              # transforms in a model record
+MAX_META_BYTES = 64 << 20         # a snapshot folder's snapshot.json
+# A record whose transforms cannot be replayed on the meta device (int8) is bounded instead by the
+# file: the model up to that transform may hold at most this many times the file's bytes, plus a slack.
+FILE_EXPANSION = 64
+FILE_SLACK_BYTES = 256 << 20
+
+
+def memory_bytes() -> int | None:
+    """Physical memory of this machine, or None where it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def human_bytes(n: float) -> str:
+    for unit, div in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def model_size_problem(params: int, nbytes: int) -> str | None:
+    """Why a model of `params` parameters and buffers taking `nbytes` cannot be built here; None when it can."""
+    memory = memory_bytes()
+    if params > MAX_PARAMS:
+        return (f"the model would have {params:,} parameters ({human_bytes(nbytes)}); "
+                f"the limit is {MAX_PARAMS:,}")
+    if memory and nbytes > memory // 2:
+        return (f"the model would take {human_bytes(nbytes)} ({params:,} parameters), more than half of "
+                f"this machine's {human_bytes(memory)} of memory")
+    return None
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def int_in(value: Any, lo: int, hi: int) -> bool:
+    return is_int(value) and lo <= value <= hi
+
+
+def shape_problem(shape: Any) -> str | None:
+    """Why `shape` is not a valid C x H x W input shape; None when it is."""
+    if not isinstance(shape, (list, tuple)) or len(shape) != 3 or not all(is_int(v) for v in shape):
+        return f"expected [channels, height, width] (3 positive integers), got {short(shape)}"
+    c, h, w = shape
+    if not int_in(c, 1, MAX_CHANNELS):
+        return f"channels must be in [1, {MAX_CHANNELS}], got {c}"
+    if not (int_in(h, 1, MAX_IMAGE_SIDE) and int_in(w, 1, MAX_IMAGE_SIDE)):
+        return f"height and width must be in [1, {MAX_IMAGE_SIDE}], got {h}x{w}"
+    if c * h * w > MAX_INPUT_ELEMENTS:
+        return f"{c}x{h}x{w} is more than {MAX_INPUT_ELEMENTS:,} values per sample"
+    return None
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """A repr for an error message: one line, at most about `limit` characters, whatever `value` holds."""
+    import reprlib
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlist, r.maxtuple, r.maxdict, r.maxlevel = limit, limit, 6, 6, 4, 3
+    text = r.repr(value).replace("\n", "\\n")
+    return text if len(text) <= limit + 10 else text[:limit] + "..."
+
+
+def clip(text: str, limit: int = 100) -> str:
+    """`text` (a spec, a path) cut to about `limit` characters, on one line."""
+    text = str(text).replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def finite(value: float) -> bool:
+    return math.isfinite(value)
