@@ -50,7 +50,8 @@ def _program(d: Path, suffix: str) -> Path:
     if not path.exists():
         model, x = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 100)).eval(), torch.randn(2, 1, 8, 8)
         if suffix == ".pt2":
-            torch.export.save(torch.export.export(model, (x,)), str(path))
+            batch = {0: torch.export.Dim("batch")}
+            torch.export.save(torch.export.export(model, (x,), dynamic_shapes=(batch,)), str(path))
         else:
             torch.jit.trace(model, x).save(str(path))
     return path
