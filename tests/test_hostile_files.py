@@ -1,6 +1,8 @@
 """Hostile model files: nothing runs without trust, each is refused with exit 2 and one line."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from cli_helpers import run_cli
@@ -115,3 +117,15 @@ def test_zip_bomb_is_refused_before_reading(tmp_path):
     assert path.stat().st_size < 4 * 2**20
     with pytest.raises(CheckpointError, match="zip bomb"):
         load_model(str(path))
+
+
+def test_pt2_exported_for_one_batch_size_inspects(tmp_path):
+    module = load_model("sample:digits_mlp").module.eval()
+    path = tmp_path / "fixed.pt2"
+    torch.export.save(torch.export.export(module, (torch.randn(2, 1, 8, 8),)), str(path))
+    loaded = load_model(str(path))
+    assert loaded.meta["batch"] == 2 and loaded.input_shape == (1, 8, 8)
+    proc = run_cli("inspect", str(path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    total = json.loads(proc.stdout)["total"]
+    assert total["params"] == 50610 and total["weights"] == 50200 and total["flops"] == 100400   # per sample

@@ -5,20 +5,32 @@ import torch
 
 from . import metrics
 from .data import load_data
+from .errors import BadInput
 from .models import LoadedModel
 from .specs import check_fits, load_model
 
 
 def example_for(loaded: LoadedModel) -> torch.Tensor:
     if not loaded.input_shape:
-        raise ValueError(f"{loaded.spec}: unknown input shape; give --data")
-    return torch.randn(1, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
+        raise BadInput(f"{loaded.spec}: its input shape is unknown; give --data")
+    batch = int(loaded.meta.get("batch") or 1)     # a program exported for one batch size runs only at that size
+    return torch.randn(batch, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
 
 
 def inspect_loaded(loaded: LoadedModel, data=None) -> dict:
-    example = data.example_input(1) if data is not None else example_for(loaded)
-    rows = metrics.layer_table(loaded.module, example)
-    total_flops, _ = metrics.flops_per_module(loaded.module, example)
+    example = data.example_input(int(loaded.meta.get("batch") or 1)) if data is not None else example_for(loaded)
+    try:
+        rows = metrics.layer_table(loaded.module, example)
+        total_flops, _ = metrics.flops_per_module(loaded.module, example)
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model that does not run on its own input shape: one line
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise BadInput(f"{loaded.spec}: does not run on an input of shape {list(example.shape)} ({first})") from None
+    if len(example) > 1:                  # FLOPs are per sample
+        for r in rows:
+            r.flops = None if r.flops is None else r.flops // len(example)
+        total_flops //= len(example)
     total = metrics.summarize(rows, total_flops)
     return {
         "model": loaded.spec,

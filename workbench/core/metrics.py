@@ -87,8 +87,12 @@ def flops_per_module(model: nn.Module, example: torch.Tensor) -> tuple[int, dict
 
 
 def is_prunable(module: nn.Module, weight: torch.Tensor | None) -> bool:
-    """Linear and convolution layers (float, fused or int8): the layers whose weights sparsity counts."""
-    return weight is not None and weight.ndim >= 2 and bool(_PRUNABLE_NAME.search(type(module).__name__))
+    """Linear and convolution layers (float, fused or int8): the layers whose weights sparsity counts. A
+    program loaded whole (`.pt2`) keeps its layers' names but not their classes (each is a plain `Module`):
+    there every matrix or kernel counts."""
+    if weight is None or weight.ndim < 2:
+        return False
+    return bool(_PRUNABLE_NAME.search(type(module).__name__)) or type(module) is nn.Module
 
 
 _PRUNABLE_NAME = re.compile(r"Linear|Conv")

@@ -60,7 +60,10 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool) -> Load
         module = untrusted.trainable_module(program)
         example = program.example_inputs[0][0] if program.example_inputs and program.example_inputs[0] else None
         ishape = tuple(example.shape[1:]) if isinstance(example, torch.Tensor) else None
-        return _frozen(module, path, ishape or shape, classes, "pt2")
+        loaded = _frozen(module, path, ishape or shape, classes, "pt2")
+        if isinstance(example, torch.Tensor) and not _dynamic_batch(program):
+            loaded.meta["batch"] = int(example.shape[0])
+        return loaded
     if suffix in (".pt", ".pth", ".ts", ".jit", ".bin", ".ckpt") and untrusted.is_torchscript(path):
         module, info = untrusted.load_torchscript(path, trust)
         return _frozen(module, path, shape, classes, "torchscript", info)
@@ -92,6 +95,16 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool) -> Load
     load_state_into(base.module, sd, arch)
     base.spec = str(path)
     return base
+
+
+def _dynamic_batch(program) -> bool:
+    """Whether a torch.export program takes any batch size (its first input's dim 0 is symbolic)."""
+    try:
+        spec = next(s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT")
+        node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == spec.arg.name)
+        return not isinstance(node.meta["val"].shape[0], int)
+    except (StopIteration, KeyError, AttributeError, IndexError):
+        return True
 
 
 def _unwrap_checkpoint(obj: Any) -> dict[str, torch.Tensor] | None:

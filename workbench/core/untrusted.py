@@ -44,12 +44,21 @@ def refuse(path: str | Path, what: str) -> CheckpointError:
 
 
 def open_zip(path: str | Path) -> zipfile.ZipFile | None:
-    """The file as a zip archive, or None when it is not one. Raises for a zip bomb."""
+    """The file as a zip archive, or None when it is not one. Raises for a zip bomb or a member whose bytes do
+    not match its CRC-32 (torch's own zip reader does not check them, so flipped weight bytes would load)."""
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError):
         return None
     check_zip_bounds(path, zf)
+    try:
+        bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        zf.close()
+        raise CheckpointError(f"{path}: corrupt archive ({_first_line(exc)})") from None
+    if bad is not None:
+        zf.close()
+        raise CheckpointError(f"{path}: corrupt archive: {bad} does not match its checksum")
     return zf
 
 
