@@ -19,7 +19,7 @@ $(DEVSTAMP): pyproject.toml | $(BIN)/python
 	touch $@ $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/workbench gui --model sample:digits_mlp --data sample:digits --recipe resources/recipes/deep_compression.yaml
+	$(BIN)/workbench gui --model sample:digits_mlp --data sample:digits --recipe deep_compression
 
 test: $(DEVSTAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

@@ -1,6 +1,6 @@
 """Slimmable widths on the digits: one network at four widths against narrow networks trained alone.
 
-Runs `resources/recipes/slimmable.yaml` (`sample:digits_resnet` fine-tuned for 15 epochs with all widths
+Runs `workbench/recipes/slimmable.yaml` (`sample:digits_resnet` fine-tuned for 15 epochs with all widths
 trained at every step) and prints each width's test accuracy, parameters, FLOPs and batch-1 latency,
 measured on the physically narrowed network with recalibrated batch norms. Beside it: the same narrow
 architectures (`arch:resnet8:width=4|8|12`) trained alone from scratch with the same optimiser for 30
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--skip-alone", action="store_true")
     args = ap.parse_args()
     from workbench.core.recipe import Recipe
-    run = _run(Recipe.load(ROOT / "resources" / "recipes" / "slimmable.yaml"))
+    run = _run(Recipe.load(ROOT / "workbench" / "recipes" / "slimmable.yaml"))
     rows = [dict(r) for r in run.session.extra["slimmable"]["widths"]]
     full = rows[0]
     for r in rows:

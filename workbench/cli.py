@@ -7,13 +7,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from .core.errors import BadInput, WorkbenchError
 from .core.limits import MAX_SEED
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_RECIPE = ROOT / "resources" / "recipes" / "deep_compression.yaml"
+SAMPLE_RECIPE = "deep_compression"          # a ready-made recipe, by name
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu")
     r.add_argument("--seed", type=_seed, help="random seed, 0 to 2**32-1 (default: the recipe's)")
     r.add_argument("--quiet", action="store_true", help="only the final summary")
+    r.add_argument("--tensorboard", metavar="DIR", help="also log metrics, sparsity histograms and the snapshot table "
+                   "to TensorBoard event files in DIR (needs: pip install 'workbench[tensorboard]')")
 
     e = sub.add_parser("export", help="export a snapshot or model to a file, verified by reading it back")
     e.add_argument("spec")
@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("runs", help="list the runs in a folder and their snapshots (status, metrics)")
     ls.add_argument("runs_dir", nargs="?", help="the runs folder (default: ./runs)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    rep = sub.add_parser("report", help="one self-contained HTML report of runs (plus report.md and snapshots.csv)")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders; several are compared in one report")
+    rep.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
     return p
 
 
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         if command == "runs":
             from .commands.runs import runs_command
             return runs_command(args)
+        if command == "report":
+            from .commands.report import report_command
+            return report_command(args)
         if command == "export":
             from .commands.export import export_command
             return export_command(args)

@@ -20,8 +20,9 @@ import torch
 from . import limits
 from .errors import SpecError
 from .limits import short
+from .resources import samples_dir
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_models"
+SAMPLE_DIR = samples_dir()
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 

@@ -14,7 +14,6 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,8 +23,9 @@ from torch.overrides import TorchFunctionMode
 from . import archs, limits, transforms
 from .errors import BadInput, CheckpointError, SpecError
 from .limits import clip, human_bytes, int_in, is_int, model_size_problem, shape_problem, short
+from .resources import samples_dir
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_models"
+SAMPLE_DIR = samples_dir()
 TV_DEFAULT_SHAPE = (3, 224, 224)
 TV_SHAPES = {"inception_v3": (3, 299, 299)}
 

@@ -13,6 +13,7 @@ from . import params as P
 from .errors import RecipeError
 from .io import atomic_write_text
 from .limits import short
+from .resources import ready_made_recipes
 
 TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description"}
 STAGE_KEYS = {"kind", "enabled", "label"}
@@ -105,7 +106,10 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
+        """A recipe file, or a ready-made recipe by name (`deep_compression`, see `workbench/recipes/`)."""
         path = Path(path)
+        if not path.exists() and not path.suffix and str(path) in ready_made_recipes():
+            path = ready_made_recipes()[str(path)]
         try:
             size = path.stat().st_size
             if size > limits.MAX_RECIPE_BYTES:

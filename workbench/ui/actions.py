@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMenu, QStyle, QToolBar
 
+from ..core.resources import recipes_dir
 from . import settings
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "resources" / "recipes"
+RECIPES_DIR = recipes_dir()
 SP = QStyle.StandardPixmap
 KS = QKeySequence.StandardKey
 

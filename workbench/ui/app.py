@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-STYLE = Path(__file__).resolve().parents[2] / "resources" / "style.qss"
+STYLE = Path(__file__).resolve().parent / "style.qss"
 # While a worker thread runs Python between torch kernels, the GUI thread waits for the GIL up to
 # the switch interval (5 ms by default) each time it needs it; 1 ms keeps the event loop responsive.
 GIL_SWITCH_INTERVAL = 0.001

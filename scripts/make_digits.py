@@ -1,9 +1,9 @@
-"""Rebuild sample_models/digits.npz from the UCI optical digits file shipped by scikit-learn.
+"""Rebuild workbench/samples/digits.npz from the UCI optical digits file shipped by scikit-learn.
 
 The 1,797 8x8 images (pixels 0..16) and labels are stored as uint8, together with a fixed,
 stratified 80/20 train/test split (seed 0), so every run of workbench sees the same split.
 
-    python sample_models/make_digits.py path/to/sklearn/datasets/data/digits.csv.gz
+    python scripts/make_digits.py path/to/sklearn/datasets/data/digits.csv.gz
 """
 import gzip
 import sys
@@ -30,7 +30,7 @@ def main(src: str) -> None:
     images = raw[:, :64].reshape(-1, 8, 8).astype(np.uint8)
     labels = raw[:, 64].astype(np.uint8)
     train, test = stratified_split(labels)
-    out = Path(__file__).with_name("digits.npz")
+    out = Path(__file__).resolve().parents[1] / "workbench" / "samples" / "digits.npz"
     np.savez_compressed(out, images=images, labels=labels, train=train.astype(np.int16), test=test.astype(np.int16))
     print(f"{out}: {len(images)} images, {len(train)} train / {len(test)} test")
 

@@ -1,7 +1,7 @@
 """Train the bundled sample models on `sample:digits`, deterministically on the CPU (about a minute).
 
-    python sample_models/train_samples.py            # all of them
-    python sample_models/train_samples.py digits_mlp # one
+    python scripts/train_samples.py            # all of them
+    python scripts/train_samples.py digits_mlp # one
 
 Writes NAME.safetensors (trained weights), NAME.init.safetensors (the weights at initialisation,
 for lottery-ticket rewinding) and samples.json (architecture, data, test accuracy).
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+HERE = Path(__file__).resolve().parents[1] / "workbench" / "samples"   # where the sample models live
+sys.path.insert(0, str(HERE.parents[1]))   # the repository root
 
 from workbench.core.data import load_data  # noqa: E402
 from workbench.core.metrics import accuracy, count_params  # noqa: E402

@@ -1,0 +1,51 @@
+"""The wheel: sample models, data, recipes and the style sheet are package data, and a non-editable install works."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+from cli_helpers import ROOT
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return next(out.glob("workbench-*.whl"))
+
+
+def test_wheel_holds_the_samples_recipes_and_style(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in ("workbench/samples/samples.json", "workbench/samples/digits.npz", "workbench/samples/digits_mlp.safetensors",
+                   "workbench/samples/digits_resnet.init.safetensors", "workbench/recipes/deep_compression.yaml",
+                   "workbench/recipes/structured_channels.yaml", "workbench/ui/style.qss", "workbench/core/specs.py"):
+        assert needed in names, needed
+    assert not any(n.startswith(("tests/", "benchmarks/", "scripts/")) for n in names)
+
+
+@pytest.mark.slow
+def test_non_editable_install_inspects_the_sample(wheel, tmp_path):
+    """Installed next to this environment's packages (no downloads), run from a folder outside the checkout."""
+    env = tmp_path / "venv"
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env)
+    python = env / "bin" / "python"
+    site = next((env / "lib").glob("python3*/site-packages"))
+    ours = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (site / "deps.pth").write_text("\n".join(ours) + "\n")      # torch & co. from this environment, read-only
+    target = tmp_path / "installed"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (site / "aaa_workbench.pth").write_text(str(target) + "\n")   # sorted before deps.pth: the wheel, not the checkout
+    run = subprocess.run([str(python), "-c", "import workbench, sys; print(workbench.__file__); "
+                          "from workbench.cli import main; sys.exit(main(['inspect', 'sample:digits_mlp', '--data', 'sample:digits']))"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[0].startswith(str(target))
+    assert "test accuracy on sample:digits: 0.9777" in run.stdout
