@@ -174,13 +174,16 @@ def denormals_flushed() -> Iterator[None]:
 
 def _time_runs(model: nn.Module, example: torch.Tensor, warmup: int, repeats: int, max_seconds: float,
                times: list[float]) -> None:
+    sync = torch.cuda.synchronize if example.is_cuda else (lambda: None)   # CUDA runs asynchronously: wait for it
     with torch.inference_mode():
         for _ in range(warmup):
             model(example)
+        sync()
         start = time.perf_counter()
         for _ in range(repeats):
             t0 = time.perf_counter()
             model(example)
+            sync()
             times.append(time.perf_counter() - t0)
             if time.perf_counter() - start > max_seconds and len(times) >= 5:
                 break
