@@ -39,6 +39,6 @@ def format_table(info: dict) -> str:
 
 def inspect_command(args) -> int:
     from ..core.inspection import inspect
-    info = inspect(args.spec, args.data, args.arch, args.trust)
+    info = inspect(args.spec, args.data, args.arch, args.trust, seed=args.seed, keep_head=args.keep_head)
     print(json.dumps(info, indent=1) if args.json else format_table(info))
     return 0

@@ -83,7 +83,7 @@ class Reporter:
 def run_command(args) -> int:
     recipe = Recipe.load(args.recipe)
     job = Run(recipe, model=args.model, data=args.data, out_dir=args.out, device=args.device, seed=args.seed,
-              arch=args.arch, trust=args.trust)
+              arch=args.arch, trust=args.trust, keep_head=getattr(args, "keep_head", False))
     previous = signal.getsignal(signal.SIGINT)
 
     def on_interrupt(signum, frame):  # first Ctrl-C cancels cleanly, the second one aborts

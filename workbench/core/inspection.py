@@ -39,12 +39,17 @@ def inspect_loaded(loaded: LoadedModel, data=None) -> dict:
         "layers": [r.to_dict() for r in rows],
         "total": total,
         "accuracy": metrics.accuracy(loaded.module, data.test) if data is not None else None,
+        **({"preprocess": loaded.preprocess} if loaded.preprocess else {}),
+        **({"classes": loaded.classes} if loaded.classes else {}),
+        **({"notes": loaded.meta["notes"]} if loaded.meta.get("notes") else {}),
     }
 
 
-def inspect(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False) -> dict:
+def inspect(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False, seed: int = 0,
+            keep_head: bool = False) -> dict:
     data = load_data(data_spec) if data_spec else None
-    loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust)
+    loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust,
+                        seed=seed, keep_head=keep_head)
     if data is not None:
         check_fits(loaded.module, data, spec)
     return inspect_loaded(loaded, data)

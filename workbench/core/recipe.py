@@ -15,7 +15,7 @@ from .io import atomic_write_text
 from .limits import short
 from .resources import ready_made_recipes
 
-TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description"}
+TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description", "keep_head"}
 STAGE_KEYS = {"kind", "enabled", "label"}
 
 
@@ -48,6 +48,7 @@ class Recipe:
     seed: int = 0
     name: str = ""
     description: str = ""
+    keep_head: bool = False      # pretrained weights for another number of classes: refuse instead of a new head
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -55,6 +56,8 @@ class Recipe:
             if getattr(self, key):
                 out[key] = getattr(self, key)
         out["seed"] = self.seed
+        if self.keep_head:
+            out["keep_head"] = True
         out["stages"] = [s.to_dict() for s in self.stages]
         return out
 
@@ -79,13 +82,16 @@ class Recipe:
         for key in ("model", "data", "name", "description"):
             if raw.get(key) is not None and not isinstance(raw[key], str):
                 raise RecipeError(f"{key}: expected text, got {short(raw[key])}")
+        if not isinstance(raw.get("keep_head", False), bool):
+            raise RecipeError(f"keep_head: expected true or false, got {short(raw['keep_head'])}")
         items = raw.get("stages")
         if not isinstance(items, list):
             raise RecipeError("stages: expected a list of stages")
         if len(items) > limits.MAX_STAGES:
             raise RecipeError(f"stages: at most {limits.MAX_STAGES} stages, got {len(items):,}")
         return cls([parse_stage(item, f"stages[{i}]") for i, item in enumerate(items)],
-                   raw.get("model"), raw.get("data"), seed, raw.get("name") or "", raw.get("description") or "")
+                   raw.get("model"), raw.get("data"), seed, raw.get("name") or "", raw.get("description") or "",
+                   raw.get("keep_head", False))
 
     @classmethod
     def from_text(cls, text: str, source: str = "recipe") -> Recipe:

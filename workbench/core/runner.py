@@ -42,7 +42,7 @@ def seed_everything(seed: int) -> None:
 
 def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, device: str = "cpu",
             seed: int | None = None, out_dir: str | Path | None = None, arch: str | None = None,
-            trust: bool = False, cancel: threading.Event | None = None) -> Session:
+            trust: bool = False, cancel: threading.Event | None = None, keep_head: bool = False) -> Session:
     """Load model and data, check every stage against them; raises BadInput before anything runs."""
     model_spec = model or recipe.model
     if not model_spec:
@@ -59,7 +59,8 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
     if not data_spec:
         raise BadInput("no data given: put `data:` in the recipe or pass --data")
     bundle = load_data(data_spec, seed)
-    loaded = load_model(model_spec, bundle.input_shape, bundle.num_classes, arch=arch, trust=trust)
+    loaded = load_model(model_spec, bundle.input_shape, bundle.num_classes, arch=arch, trust=trust, seed=seed,
+                        keep_head=keep_head or recipe.keep_head)
     check_fits(loaded.module, bundle, model_spec)
     if out_dir is None:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}"
@@ -126,6 +127,8 @@ class Run:
 
     def _stages(self, session: Session) -> Iterator:
         yield Log("info", f"writing to {session.out_dir}")
+        for note in session.loaded.meta.get("notes", []):
+            yield Log("info", f"{session.model_spec}: {note}")
         try:
             yield from self._snapshot(session, 0, "baseline", 0.0, [])
         except Exception as exc:  # noqa: BLE001 - the baseline could not be written or measured

@@ -28,7 +28,8 @@ from .export.safetensors_format import save as save_weights
 from .export.state_dict import cpu_state_dict
 from .io import atomic_dir, jsonable
 from .limits import MAX_META_BYTES
-from .models import LoadedModel, check_record, from_record
+from .models import LoadedModel, from_record
+from .record_checks import check_record
 from .untrusted import open_zip
 
 META = "snapshot.json"

@@ -3,7 +3,8 @@
 This module sits above the snapshot store and the export formats, so nothing below it needs a
 function-level import to load a model:
 
-    sample:NAME | arch:NAME[:k=v] | torchvision:NAME      built by `models.load_builtin`
+    sample:NAME | arch:NAME[:k=v] | torchvision:NAME[:weights=W] | timm:NAME[:pretrained|:weights=PATH]
+                                                            built by `models.load_builtin` (zoos: `zoo.py`)
     a snapshot folder                                       `snapshots.load_snapshot`
     .packed                                                 `export.packed.load` (its header holds the record)
     .safetensors                                            weights + the workbench record, or a bare state dict
@@ -28,22 +29,23 @@ from .export.safetensors_format import read_safetensors
 from .models import LoadedModel, _suggest, from_record, load_builtin, load_state_into
 from .snapshots import load_snapshot
 
-KNOWN_PREFIXES = ["sample", "torchvision", "arch"]
+KNOWN_PREFIXES = ["sample", "torchvision", "timm", "arch"]
 
 
 def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
-               arch: str | None = None, trust: bool = False) -> LoadedModel:
-    """Resolve a model spec. `input_shape`/`num_classes` come from the data when known."""
+               arch: str | None = None, trust: bool = False, seed: int = 0, keep_head: bool = False) -> LoadedModel:
+    """Resolve a model spec. `input_shape`/`num_classes` come from the data when known; random weights come
+    from `seed`; pretrained weights of another number of classes get a new head unless `keep_head`."""
     if not isinstance(spec, str) or not spec:
         raise SpecError("empty model spec")
-    builtin = load_builtin(spec, input_shape, num_classes)
+    builtin = load_builtin(spec, input_shape, num_classes, seed=seed, trust=trust, keep_head=keep_head)
     if builtin is not None:
         return builtin
     path = Path(spec).expanduser()
     if path.is_dir():
         return load_snapshot(path)
     if path.exists():
-        return load_file(path, arch, input_shape, num_classes, trust)
+        return load_file(path, arch, input_shape, num_classes, trust, seed, keep_head)
     prefix, sep, _ = spec.partition(":")
     if sep and len(prefix) > 1 and not spec.startswith(("/", ".", "~")):
         raise SpecError(f"unknown model spec prefix {prefix!r}{_suggest(prefix, KNOWN_PREFIXES)} "
@@ -51,7 +53,7 @@ def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_c
     raise SpecError(f"{spec}: no such file or folder")
 
 
-def load_file(path: Path, arch: str | None, shape, classes, trust: bool) -> LoadedModel:
+def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: int = 0, keep_head: bool = False) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".packed":
         return packed_format.load(path)
@@ -91,7 +93,7 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool) -> Load
         return from_record(sd, record, str(path))
     if arch is None:
         raise CheckpointError(f"{path}: a bare state dict; name its architecture with --arch (e.g. --arch arch:lenet5)")
-    base = load_model(arch, shape, classes)
+    base = load_model(arch, shape, classes, seed=seed, keep_head=keep_head)
     load_state_into(base.module, sd, arch)
     base.spec = str(path)
     return base

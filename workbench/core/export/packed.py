@@ -15,10 +15,11 @@ import torch
 
 from ..errors import CheckpointError
 from ..limits import clip, is_int, short
-from ..models import LoadedModel, check_layout, check_record, dtype_name, load_state_into, planned_layout, rebuild
+from ..models import LoadedModel, load_state_into, planned_layout, rebuild
 from ..packed.container import PREFIX, read_container, write_container
 from ..packed.huffman import HuffmanError
 from ..packed.tensor_codec import CodecError, decode_tensor, encode_tensor
+from ..record_checks import check_layout, check_record, dtype_name
 from . import ExportSource, Format
 
 STREAM_KEYS = ["codebook", "indices", "gaps", "tables", "values"]
