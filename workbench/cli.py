@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--trust", action="store_true", help="allow loading a pickled full model")
     i.add_argument("--data", help="data spec: adds test accuracy and sizes the model")
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    i.add_argument("--seed", type=_seed, default=0, help="seed of random weights (torchvision:, timm:, arch:)")
 
     r = sub.add_parser("run", help="run a recipe headless")
     r.add_argument("recipe")
@@ -59,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, dest="fmt")
     e.add_argument("--out", required=True)
     e.add_argument("--arch"), e.add_argument("--data"), e.add_argument("--trust", action="store_true")
+    for cmd in (i, r, e):
+        cmd.add_argument("--keep-head", action="store_true", help="pretrained weights for another number of classes "
+                         "than the data's: refuse instead of replacing the classifier head")
     ls = sub.add_parser("runs", help="list the runs in a folder and their snapshots (status, metrics)")
     ls.add_argument("runs_dir", nargs="?", help="the runs folder (default: ./runs)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of tables")
