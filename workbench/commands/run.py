@@ -82,6 +82,10 @@ class Reporter:
 
 def run_command(args) -> int:
     recipe = Recipe.load(args.recipe)
+    listeners = []
+    if getattr(args, "tensorboard", None):      # checked first: without TensorBoard installed, exit 2 before any work
+        from ..reporting.tensorboard import TensorBoardLogger
+        listeners.append(TensorBoardLogger(args.tensorboard))
     job = Run(recipe, model=args.model, data=args.data, out_dir=args.out, device=args.device, seed=args.seed,
               arch=args.arch, trust=args.trust, keep_head=getattr(args, "keep_head", False))
     previous = signal.getsignal(signal.SIGINT)
@@ -95,9 +99,13 @@ def run_command(args) -> int:
     try:
         for event in job.events():
             reporter.handle(event)
+            for listener in listeners:
+                listener.handle(event)
             if isinstance(event, RunFinished):
                 ok = event.ok
     finally:
         reporter.close_bar()
+        for listener in listeners:
+            listener.close()
         signal.signal(signal.SIGINT, previous)
     return 0 if ok else 1

@@ -28,6 +28,8 @@ ACTIONS = {
     "save_recipe_as": ("Save recipe as…", SP.SP_DialogSaveButton, KS.SaveAs, "Save the recipe under a new name",
                        "save_recipe_as"),
     "runs_dir": ("Runs folder…", SP.SP_DirIcon, None, "Where runs and snapshots are written", "choose_runs_dir"),
+    "export_report": ("Export report…", SP.SP_FileDialogDetailedView, None,
+                      "Write one self-contained HTML report of the selected run(s), or of the latest run", "export_report_dialog"),
     "export_plots": ("Export plots as PNG…", SP.SP_DesktopIcon, None, "Write every plot to a folder as PNG",
                      "export_plots_dialog"),
     "reset_layout": ("Reset layout", SP.SP_BrowserReload, None, "Put the panels back where they started", "reset_layout"),
@@ -65,7 +67,7 @@ def build_menus(window, acts: dict[str, QAction], docks: Iterable[QDockWidget] =
     recent_recipes = QMenu("Recent recipes", window)
     ready = QMenu("Ready-made recipes", window)
     for item in ("open_model", recent_models, "open_data", None, "open_recipe", recent_recipes, ready, "save_recipe",
-                 "save_recipe_as", None, "export", "export_plots", "runs_dir", None, "quit"):
+                 "save_recipe_as", None, "export", "export_report", "export_plots", "runs_dir", None, "quit"):
         if item is None:
             file_menu.addSeparator()
         elif isinstance(item, QMenu):

@@ -7,6 +7,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow
 
 from ..core.errors import RecipeError
+from ..core.run_folder import list_runs
+from ..reporting import build_report
 from . import settings
 from .actions import build_actions, build_menus, build_status_bar, build_toolbar, fill_ready_made, fill_recent, shortcuts_text
 from .dialogs import errors
@@ -19,6 +21,7 @@ from .pipeline.recipe_doc import RecipeDocument
 from .pipeline.recipe_files import RecipeFiles
 from .qthreading.model_control import ModelControl
 from .qthreading.run_control import RunControl
+from .qthreading.tasks import run_task
 from .state import AppState
 from .widgets.layer_view import LayerInspector
 from .widgets.model_browser import ModelBrowser
@@ -215,6 +218,28 @@ class MainWindow(RecipeFiles, QMainWindow):
         if folder:
             paths = self.plots.export_all(folder)
             self.statusBar().showMessage(f"Wrote {len(paths)} PNG files to {folder}", 8000)
+
+    def export_report_dialog(self, path: str | None = None) -> None:
+        """File ▸ Export report…: one HTML file of the selected run(s) (or the latest), with report.md and snapshots.csv."""
+        runs = self.report_runs()
+        if not runs:
+            self.show_error("No run to report", f"There is no run in {self.state.runs_dir} yet.")
+            return
+        default = Path(runs[0] if len(runs) == 1 else self.state.runs_dir) / "report.html"
+        path = path or QFileDialog.getSaveFileName(self, "Export report", str(default), "HTML report (*.html)")[0]
+        if path:
+            self.statusBar().showMessage(f"Writing the report of {len(runs)} run(s)…")
+            self._report_task = run_task(build_report, runs, path, on_error=lambda m, d: self.show_error("No report", m, d),
+                                         on_done=lambda f: self.statusBar().showMessage(f"Wrote {f.html}, {f.markdown.name} "
+                                                                                        f"and {f.csv.name}", 10000))
+
+    def report_runs(self) -> list[str]:
+        """The run folders selected in the runs view (a run row, or any of its snapshots), else the latest run."""
+        items = self.runs.tree.selectedItems()
+        dirs = [d for d, item in self.runs.runs.items() if item in items]
+        dirs += [str(Path(p).parents[1]) for p in self.runs.selected_paths()]
+        latest = list_runs(self.state.runs_dir) if not dirs else []
+        return list(dict.fromkeys(dirs or [str(r.path) for r in latest[:1]]))
 
     # --- messages and window state -----------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> None:

@@ -1,0 +1,12 @@
+"""`workbench report RUN_DIR [RUN_DIR ...] --out report.html`: a shareable report of one run, or several compared."""
+from __future__ import annotations
+
+from ..reporting import build_report
+
+
+def report_command(args) -> int:
+    files = build_report(args.run_dirs, args.out)
+    print(f"report: {files.html}")
+    print(f"markdown: {files.markdown} ({len(files.images)} PNG plots beside it)")
+    print(f"snapshots: {files.csv}")
+    return 0

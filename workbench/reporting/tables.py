@@ -1,0 +1,196 @@
+"""The report's tables as rows of text, shared by the HTML and the Markdown (and the CSV's raw values).
+
+Formatting rules: a missing or null value is "n/a", never 0; accuracies and sparsities in percent, counts with
+thousands separators, ratios with one decimal and "x", latencies in ms with three decimals.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .collect import RunData, structure_changes
+
+NA = "n/a"
+MAX_ROWS = 500          # a table longer than this shows its first rows and says how many were left out
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+
+
+def fmt(value: Any, kind: str) -> str:
+    """One cell. kind: pct (fraction -> 97.77%), pct1 (-> 94.1%), count (12,345), float3, ratio (40.8x), sci, text."""
+    if value is None:
+        return NA
+    if kind == "text":
+        return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
+    if not is_number(value):
+        return NA
+    if kind == "pct":
+        return f"{value:.2%}"
+    if kind == "pct1":
+        return f"{value:.1%}"
+    if kind == "count":
+        return f"{round(value):,}"
+    if kind == "float3":
+        return f"{value:.3f}"
+    if kind == "ratio":
+        return f"{value:.1f}x"
+    return f"{value:.4g}"
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    numeric: list[bool] = field(default_factory=list)   # right-aligned columns
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        self.numeric = self.numeric or [False] * len(self.headers)
+        if len(self.rows) > MAX_ROWS:
+            self.note = f"first {MAX_ROWS} of {len(self.rows)} rows"
+            self.rows = self.rows[:MAX_ROWS]
+
+
+def _table(columns, records: list[dict], lead: list[tuple[str, list[str]]] = ()) -> Table:
+    """columns: (key, title, kind); lead: extra first columns (title, one value per record)."""
+    headers = [t for t, _ in lead] + [t for _, t, _ in columns]
+    rows = [[vals[i] for _, vals in lead] + [fmt(r.get(k), kind) for k, _, kind in columns] for i, r in enumerate(records)]
+    numeric = [False] * len(lead) + [kind not in ("text",) for _, _, kind in columns]
+    return Table(headers, rows, numeric)
+
+
+# key, title, kind
+SNAPSHOT_COLUMNS = (("index", "#", "text"), ("stage", "stage", "text"), ("val_accuracy", "val acc", "pct"),
+                    ("accuracy", "test acc", "pct"), ("params", "params", "count"), ("nonzero_params", "non-zero", "count"),
+                    ("sparsity", "sparsity", "pct1"), ("flops", "FLOPs", "count"), ("compressed_bytes", "compressed B", "count"),
+                    ("compressed_format", "format", "text"), ("compression_ratio", "ratio", "ratio"),
+                    ("latency_ms", "latency ms", "float3"))
+EXPORT_COLUMNS = (("format", "format", "text"), ("path", "path", "text"), ("bytes", "bytes", "count"),
+                  ("verified", "verified", "text"), ("max_abs_diff", "max |diff|", "sci"), ("check", "check", "text"),
+                  ("error", "error", "text"))
+ENVIRONMENT_KEYS = (("torch", "torch"), ("workbench", "workbench"), ("python", "Python"), ("device", "device"),
+                    ("cpu", "CPU"), ("gpu", "GPU"), ("threads", "threads"), ("cpu_cores", "CPU cores"),
+                    ("world_size", "world size"), ("backend", "backend"), ("platform", "platform"))
+CSV_COLUMNS = ("run", *(k for k, _, _ in SNAPSHOT_COLUMNS), "dense_bytes", "seconds", "path")
+
+
+def snapshot_table(run: RunData) -> Table:
+    return _table(SNAPSHOT_COLUMNS, run.snapshots)
+
+
+def all_snapshots_table(runs: list[RunData]) -> Table:
+    records = [(run.name, s) for run in runs for s in run.snapshots]
+    return _table(SNAPSHOT_COLUMNS, [s for _, s in records], [("run", [n for n, _ in records])])
+
+
+def export_table(run: RunData) -> Table:
+    rows = [{**e, "verified": None if e.get("verified") is None else ("yes" if e.get("verified") else "NO")}
+            for e in run.exports]
+    return _table(EXPORT_COLUMNS, rows)
+
+
+def environment_table(run: RunData) -> Table:
+    env = run.environment
+    keys = list(ENVIRONMENT_KEYS) + [(k, k) for k in env if k not in dict(ENVIRONMENT_KEYS)]
+    return Table(["", "value"], [[title, fmt(env.get(k), "text")] for k, title in keys])
+
+
+def summary_table(runs: list[RunData]) -> Table:
+    """One row per run: status, model, data and its baseline and final snapshots' main numbers."""
+    headers = ["run", "status", "model", "data", "snapshots", "baseline acc", "final acc", "final stage", "params",
+               "non-zero", "compressed B", "ratio", "latency ms"]
+    rows = []
+    for run in runs:
+        first, last = (run.snapshots[0], run.snapshots[-1]) if run.snapshots else ({}, {})
+        rows.append([run.name, run.status, fmt(run.report.get("model"), "text"), fmt(run.report.get("data"), "text"),
+                     str(len(run.snapshots)), fmt(first.get("accuracy"), "pct"), fmt(last.get("accuracy"), "pct"),
+                     fmt(last.get("stage"), "text"), fmt(last.get("params"), "count"), fmt(last.get("nonzero_params"), "count"),
+                     fmt(last.get("compressed_bytes"), "count"), fmt(last.get("compression_ratio"), "ratio"),
+                     fmt(last.get("latency_ms"), "float3")])
+    return Table(headers, rows, [False] * 4 + [True] * 3 + [False] + [True] * 5)
+
+
+def layer_table(run: RunData) -> Table:
+    cols = (("params", "params", "count"), ("nonzero_params", "non-zero", "count"), ("sparsity", "sparsity", "pct1"),
+            ("flops", "FLOPs", "count"), ("shape", "shape", "text"))
+    names = list(run.layers)
+    return _table(cols, [run.layers[n] for n in names], [("layer", names)])
+
+
+def structure_table(run: RunData) -> Table:
+    changes = structure_changes(run)
+    cols = (("shape_before", "shape before", "text"), ("shape_after", "shape after", "text"),
+            ("channels_before", "channels before", "count"), ("channels_after", "channels after", "count"),
+            ("params_before", "params before", "count"), ("params_after", "params after", "count"))
+    return _table(cols, changes, [("layer", [c["layer"] for c in changes])])
+
+
+def sensitivity_table(data: dict) -> Table | None:
+    sparsities, layers = data.get("sparsities"), data.get("layers")
+    if not isinstance(sparsities, list) or not isinstance(layers, dict):
+        return None
+    headers = ["layer"] + [f"{fmt(s, 'pct1')} removed" for s in sparsities]
+    rows = [[str(name)] + [fmt(v, "pct") for v in (curve if isinstance(curve, list) else [])] for name, curve in layers.items()]
+    return Table(headers, [r + [NA] * (len(headers) - len(r)) for r in rows], [False] + [True] * len(sparsities))
+
+
+def early_exit_table(data: dict) -> Table | None:
+    rows = [r for r in data.get("thresholds") or [] if isinstance(r, dict)]
+    if not rows:
+        return None
+    cols = (("threshold", "threshold", "sci"), ("accuracy", "accuracy", "pct"), ("expected_mflops", "expected MFLOPs", "float3"),
+            ("flops_ratio", "of all-exits FLOPs", "pct1"), ("latency_ms", "latency ms", "float3"))
+    shares = [", ".join(fmt(s, "pct1") for s in r.get("exit_share") or []) or NA for r in rows]
+    table = _table(cols, rows)
+    table.headers.append("exits taken")
+    table.numeric.append(False)
+    for row, share in zip(table.rows, shares):
+        row.append(share)
+    return table
+
+
+def slimmable_table(data: dict) -> Table | None:
+    rows = [r for r in data.get("widths") or [] if isinstance(r, dict)]
+    if not rows:
+        return None
+    cols = (("width", "width", "sci"), ("accuracy", "accuracy", "pct"), ("mflops", "MFLOPs", "float3"),
+            ("params", "params", "count"), ("latency_ms", "latency ms", "float3"))
+    return _table(cols, rows)
+
+
+def generic_table(items: Any) -> Table | None:
+    """Whatever a list of records or a mapping holds (auto.json's allocation and candidates: format not fixed yet)."""
+    if isinstance(items, dict):
+        if all(isinstance(v, dict) for v in items.values()) and items:
+            keys = list(dict.fromkeys(k for v in items.values() for k in v))
+            return Table(["name", *keys], [[str(n), *(_any(v.get(k)) for k in keys)] for n, v in items.items()])
+        return Table(["key", "value"], [[str(k), _any(v)] for k, v in items.items()]) if items else None
+    if isinstance(items, list) and items:
+        if all(isinstance(v, dict) for v in items):
+            keys = list(dict.fromkeys(k for v in items for k in v))
+            return Table(keys, [[_any(v.get(k)) for k in keys] for v in items])
+        return Table(["value"], [[_any(v)] for v in items])
+    return None
+
+
+def _any(value: Any) -> str:
+    if isinstance(value, float):
+        return fmt(value, "sci")
+    text = fmt(value, "text")
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def write_csv(runs: list[RunData], path: Path) -> Path:
+    """One row per snapshot of every run, raw values as in report.json (empty where null)."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_COLUMNS)
+        for run in runs:
+            for s in run.snapshots:
+                writer.writerow([run.name] + ["" if s.get(k) is None else s.get(k) for k in CSV_COLUMNS[1:]])
+    return path
