@@ -27,7 +27,8 @@ def machine() -> dict:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "torch_pruning": torch_pruning.__version__,
-            "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "loadavg": [round(v, 2) for v in os.getloadavg()]}   # 1, 5, 15 min: other jobs on the machine
 
 
 def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:

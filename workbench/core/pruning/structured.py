@@ -10,13 +10,23 @@ recorded as the model transform `{"op": "structured_prune", "input_shape", "hist
 replaying it on a freshly built model rebuilds the pruned shapes, so snapshots reload without
 pickles. Building a dependency graph traces the model; it runs under a time limit so a model that
 torch-pruning cannot handle fails with a clear message instead of hanging.
+
+Custom pruners: layers torch-pruning's tracer cannot follow (ShuffleNet V2's channel shuffle, Swin's
+windowed attention and patch merging, MaxViT's attention and window partitions) are traced as single
+operations and pruned by `BasePruningFunc` subclasses passed as `customized_pruners=`; see
+`tv_pruners` for what each removes and why ShuffleNet's trunk is kept. `make_pruner` and
+`replay_history` both take them from `tv_pruners.adapt(model)`, so pruning and replay build the same
+graph; `fit_heads` keeps attention widths a multiple of their head count. Tracing uses a smaller
+image when the model gives the same output shape with it (`trace_example`): the coupling of
+channels does not depend on the spatial size.
 """
 from __future__ import annotations
 
 import copy
 import threading
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -25,6 +35,7 @@ from torch import nn
 from ..errors import BadInput, CheckpointError
 from ..events import Progress
 from ..transforms import register
+from . import tv_pruners
 
 OP = "structured_prune"
 TRACE_TIMEOUT = 120.0  # seconds for tracing + a trial prune of a copy
@@ -59,27 +70,124 @@ def bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
     return box.get("value")
 
 
+TRACE_SIDES = (32, 64, 128)  # smaller image sides tried for tracing
+
+
+def _output_shapes(out) -> list[tuple[int, ...]]:
+    return [tuple(t.shape) for t in tp.utils.flatten_as_list(out) if isinstance(t, torch.Tensor)]
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` on the meta device (shapes only: no data copied, nothing computed), without hooks."""
+    memo: dict[int, Any] = {}
+    for p in model.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers():
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    meta = copy.deepcopy(model, memo)
+    for m in meta.modules():
+        for name, value in vars(m).items():
+            if name.startswith("_forward") and isinstance(value, dict):
+                value.clear()
+    return meta.eval()
+
+
+def trace_example(model: nn.Module, example: torch.Tensor) -> torch.Tensor:
+    """A smaller image than `example` that the model takes with the same output shapes, else `example`.
+
+    Which channels are coupled does not depend on the spatial size, so torch-pruning can trace a
+    32-128 px image instead of the data's (a 224 px ImageNet model traces ~12x faster). The model is
+    tried on the meta device (shapes only); a model that needs its exact size (ViT, MaxViT), fails at
+    the smaller sizes, gives other output shapes, or uses an op without a meta kernel keeps `example`.
+    """
+    if example.dim() != 4 or min(example.shape[-2:]) <= TRACE_SIDES[0]:
+        return example
+    h, w = example.shape[-2:]
+    with torch.no_grad():
+        try:
+            meta = _meta_copy(model)
+            full = _output_shapes(meta(example.to("meta")))
+        except Exception:  # noqa: BLE001 - e.g. an op without a meta kernel: trace at full size
+            return example
+        for side in (s for s in TRACE_SIDES if s < min(h, w)):
+            size = (max(1, round(h * side / min(h, w))), max(1, round(w * side / min(h, w))))
+            try:
+                if _output_shapes(meta(torch.empty(*example.shape[:2], *size, device="meta"))) != full:
+                    continue
+            except Exception:  # noqa: BLE001 - too small for this architecture: try a larger one
+                continue
+            return torch.randn(*example.shape[:2], *size, dtype=example.dtype, device=example.device)
+    return example
+
+
+def _traced(build: Callable[[torch.Tensor], Any], model: nn.Module, example: torch.Tensor) -> Any:
+    """build(trace_example(...)); build(example) if tracing at the smaller size fails."""
+    small = trace_example(model, example)
+    if small is example:
+        return build(example)
+    try:
+        return build(small)
+    except Exception:  # noqa: BLE001 - the smaller image does not trace after all: the data's size
+        return build(example)
+
+
 def make_pruner(model: nn.Module, example: torch.Tensor, importance, sparsity: float, scope: str,
                 ratio_dict: dict[nn.Module, float], ignored: list[nn.Module], scheduler, steps: int,
                 round_to: int = 1, max_layer_sparsity: float = 0.9) -> tp.pruner.MetaPruner:
     """A torch-pruning pruner that reaches `sparsity` (fraction of channels) after `steps` calls to `step()`."""
     limit = max(max_layer_sparsity, sparsity, *ratio_dict.values()) if scope == "global" else 1.0
     extra = {"iterative_pruning_ratio_scheduler": scheduler} if scheduler is not None else {}
-    with warnings.catch_warnings():  # "unwrapped parameters detected": handled by torch-pruning's default
-        warnings.simplefilter("ignore", UserWarning)
-        return tp.pruner.MetaPruner(
-            model, example, importance=importance, global_pruning=scope == "global", pruning_ratio=sparsity,
-            pruning_ratio_dict=ratio_dict or None, max_pruning_ratio=limit, iterative_steps=steps,
-            ignored_layers=ignored, round_to=round_to if round_to > 1 else None, **extra)
+    adaptation = tv_pruners.adapt(model)
+
+    def build(traced: torch.Tensor) -> tp.pruner.MetaPruner:
+        with warnings.catch_warnings(), adaptation.tracing():  # "unwrapped parameters": torch-pruning's default
+            warnings.simplefilter("ignore", UserWarning)
+            return tp.pruner.MetaPruner(
+                model, traced, importance=importance, global_pruning=scope == "global", pruning_ratio=sparsity,
+                pruning_ratio_dict=ratio_dict or None, max_pruning_ratio=limit, iterative_steps=steps,
+                ignored_layers=adaptation.ignore(ignored), round_to=round_to if round_to > 1 else None,
+                **adaptation.kwargs(), **extra)
+
+    return _traced(build, model, example)
 
 
 def step(pruner: tp.pruner.MetaPruner) -> Iterator[Progress]:
     """One pruning step, a group at a time (so it can be cancelled between groups)."""
     yield Progress(0, 1, "ranking channels")
     for i, group in enumerate(pruner.step(interactive=True)):
-        group.prune()
+        group = fit_heads(pruner, group)
+        if group is not None:
+            group.prune()
         yield Progress(i + 1, i + 2, f"removed channels of {i + 1} groups")
     sync_attributes(pruner.model)
+
+
+def fit_heads(pruner: tp.pruner.MetaPruner, group):
+    """`group`, pruning fewer channels if it reaches attention layers whose width must stay a multiple of
+    their head count (swin, MaxViT: see tv_pruners); the most important of its channels are spared.
+    None when nothing of the group can go."""
+    graph = pruner.DG
+    multiple = tv_pruners.channel_multiple(graph, group)
+    if multiple == 1:
+        return group
+    root, fn, idxs = group[0].dep.target.module, group[0].dep.handler, [int(i) for i in group[0].idxs]
+    total = graph.get_out_channels(root) if graph.is_out_channel_pruning_fn(fn) else graph.get_in_channels(root)
+    keep = -(-(total - len(idxs)) // multiple) * multiple
+    if keep >= total:
+        return None
+    if total - keep != len(idxs):
+        importance = pruner.estimate_importance(graph.get_pruning_group(root, fn, list(range(total))))
+        if importance is not None:
+            idxs.sort(key=lambda i: float(importance[i]))
+        group = graph.get_pruning_group(root, fn, sorted(idxs[:total - keep]))
+    for dep, dep_idxs in group:   # every attention layer in the group must end up a multiple of its heads
+        layer = dep.target.module
+        pruner_fn = graph.get_pruner_of_module(layer)
+        if isinstance(pruner_fn, tv_pruners.CustomPruner):
+            left = pruner_fn.get_out_channels(layer)
+            if left is not None and (left - len(dep_idxs)) % pruner_fn.channel_multiple(layer):
+                return None
+    return group
 
 
 def sync_attributes(model: nn.Module) -> None:
@@ -107,9 +215,15 @@ def replay_history(model: nn.Module, pruning_history: list[list], example: torch
     """Remove the same channels from a model of the original shapes (weights: whatever it holds)."""
     was_training = model.training
     model.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    adaptation = tv_pruners.adapt(model)
+
+    def build(traced: torch.Tensor) -> tp.DependencyGraph:
+        with warnings.catch_warnings(), adaptation.tracing():
+            warnings.simplefilter("ignore", UserWarning)
+            return tp.DependencyGraph().build_dependency(model, example_inputs=traced, verbose=False,
+                                                         **adaptation.kwargs())
+
+    graph = _traced(build, model, example)
     graph.load_pruning_history([(name, out, list(idxs)) for name, out, idxs in pruning_history])
     sync_attributes(model)
     model.train(was_training)
@@ -141,7 +255,9 @@ def check_prunable(model: nn.Module, example: torch.Tensor, sparsity: float, ign
         pruner = make_pruner(trial_model, example, tp.importance.RandomImportance(), max(sparsity, 0.1), "layer",
                              {}, [modules[n] for n in ignored_names if n in modules], None, 1)
         before = sum(p.numel() for p in trial_model.parameters())
-        pruner.step()
+        with torch.no_grad():
+            for _ in step(pruner):
+                pass
         with torch.no_grad():
             got = trial_model(example).shape
         if got != expected:
@@ -162,7 +278,7 @@ def prune_once(model: nn.Module, example: torch.Tensor, sparsity: float, method:
     """
     from .importance import structured_importance
     from .layers import classifier_name
-    classifier = classifier_name(model, example)
+    classifier = classifier_name(model, trace_example(model, example))
     modules = dict(model.named_modules())
     ignored = [modules[n] for n in {*(ignored_names or []), *([classifier] if classifier else [])}]
     pruner = make_pruner(model.eval(), example, structured_importance(method), sparsity, "layer", {}, ignored, None, 1)
