@@ -11,7 +11,8 @@ from workbench.core.errors import SpecError
 
 def test_sample_digits_split_is_fixed_and_stratified(digits):
     assert digits.input_shape == (1, 8, 8) and digits.num_classes == 10
-    assert digits.train.num_samples == 1438 and digits.test.num_samples == 359
+    assert digits.splits == {"train": 1294, "val": 144, "test": 359}       # val: 10% of the fixed 1438 training images
+    assert digits.train.num_samples == 1294 and digits.val.num_samples == 144 and digits.test.num_samples == 359
     ys = torch.cat([y for _, y in digits.test])
     counts = torch.bincount(ys, minlength=10)
     assert counts.min() >= 34 and counts.max() <= 38          # ~20% of each class's ~180
@@ -48,7 +49,7 @@ def test_mnist_like_from_local_files(tmp_path, prefix, folder):
         _write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, (n,)), 0x801)
     d = load_data(f"{prefix}:{tmp_path}")
     assert d.input_shape == (1, 28, 28) and d.num_classes == 10
-    assert d.train.num_samples == 30 and d.test.num_samples == 10
+    assert d.splits == {"train": 27, "val": 3, "test": 10}
     x, y = next(iter(d.train))
     assert x.dtype == torch.float32 and x.shape[1:] == (1, 28, 28)
 
@@ -81,7 +82,8 @@ def test_cifar_from_local_files(tmp_path, monkeypatch, prefix, folder, label_key
         pickle.dump({cls.meta["key"]: [f"c{i}" for i in range(classes)]}, fh)
     d = load_data(f"{prefix}:{tmp_path}")
     assert d.input_shape == (3, 32, 32) and d.num_classes == classes
-    assert d.train.num_samples == 4 * len(cls.train_list) and d.test.num_samples == 4
+    n = 4 * len(cls.train_list)
+    assert d.splits == {"train": n - round(0.1 * n), "val": round(0.1 * n), "test": 4}
     # channel-first images: the test split's first image is the first row of test_batch, planes in order
     first = images[cls.test_list[0][0]][0].reshape(3, 32, 32).astype(np.float32) / 255.0
     x, _ = next(iter(d.test))
@@ -99,7 +101,7 @@ def test_svhn_from_local_files(tmp_path, monkeypatch):
                                                   "y": rng.integers(1, 11, (n, 1)).astype(np.uint8)})
     d = load_data(f"svhn:{tmp_path}")
     assert d.input_shape == (3, 32, 32) and d.num_classes == 10
-    assert d.train.num_samples == 12 and d.test.num_samples == 5
+    assert d.splits == {"train": 11, "val": 1, "test": 5}
     labels = torch.cat([y for _, y in d.train])
     assert labels.min() >= 0 and labels.max() <= 9
 
@@ -123,14 +125,14 @@ def test_imagefolder(tmp_path):
                 Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
     d = load_data(f"imagefolder:{tmp_path}:16")
     assert d.input_shape == (3, 16, 16) and d.num_classes == 2 and d.class_names == ["cat", "dog"]
-    x, y = next(iter(d.test))
-    assert x.shape == (6, 3, 16, 16)
+    x, y = next(iter(d.test))                        # train/ and val/: val/ is the test split, val is carved from train
+    assert x.shape == (6, 3, 16, 16) and d.splits == {"train": 5, "val": 1, "test": 6} and not d.own_val
 
 
 def test_fake_data():
     d = load_data("fake:3x32x32:5:40")
     assert d.input_shape == (3, 32, 32) and d.num_classes == 5
-    assert d.train.num_samples == 32 and d.test.num_samples == 8
+    assert d.splits == {"train": 29, "val": 3, "test": 8}
 
 
 @pytest.mark.parametrize("spec,needle", [
@@ -144,3 +146,52 @@ def test_bad_data_specs(spec, needle):
     with pytest.raises(SpecError) as exc:
         load_data(spec)
     assert needle in str(exc.value)
+
+
+def test_digits_splits_are_disjoint_and_cover_the_data(digits):
+    sets = {k: set(v.tolist()) for k, v in digits.indices.items()}
+    assert sum(len(s) for s in sets.values()) == 1797 == len(set().union(*sets.values()))
+    assert not (sets["train"] & sets["val"]) and not (sets["train"] & sets["test"]) and not (sets["val"] & sets["test"])
+    other = load_data("sample:digits", seed=5)
+    assert set(other.indices["test"].tolist()) == sets["test"]             # the test split is fixed
+    assert set(other.indices["val"].tolist()) != sets["val"]               # val is carved with the seed
+    calib = torch.cat([x for x, _ in digits.calib])
+    train = torch.cat([x for x, _ in digits.loader("train", 2000)])
+    assert all(bool((train == c).all(dim=(1, 2, 3)).any()) for c in calib[:20])   # calibration comes from train
+
+
+def test_data_settings_in_a_mapping(tmp_path):
+    d = load_data({"spec": "sample:digits", "val_fraction": 0.25, "subset": 100, "batch_size": 10, "eval_batch_size": 50})
+    assert d.splits == {"train": 100, "val": 360, "test": 359}
+    assert len(d.train) == 10 and len(d.test) == 8
+    from workbench.core.errors import SpecError as E
+    for bad, needle in (({"spec": "sample:digits", "val_fraction": 2}, "data.val_fraction: must be in [0.0, 0.9]"),
+                        ({"spec": "sample:digits", "augment": "lots"}, "data.augment: must be one of none, standard"),
+                        ({"spec": "sample:digits", "batch": 3}, "data.batch: unknown data setting"),
+                        ({"val_fraction": 0.1}, "data.spec:")):
+        with pytest.raises(E, match=needle.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+            load_data(bad)
+
+
+def test_standard_augmentation_crops_and_flips_cifar_like_batches():
+    from workbench.core.data.bundle import crop_and_flip
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
+    out = crop_and_flip(2, flip=True)(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and not torch.equal(out, x)
+    # every output row is a shifted (and maybe mirrored) piece of the padded input, padding zeros included
+    same = crop_and_flip(0, flip=False)(x, torch.Generator().manual_seed(0))
+    assert torch.equal(same, x)
+
+
+def test_image_folder_with_three_splits_and_augmentation(tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 2), ("test", 3)):
+        for cls in ("a", "b"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+    d = load_data({"spec": f"imagefolder:{tmp_path}", "augment": "standard", "batch_size": 4, "workers": 0, "image_size": 16})
+    assert d.own_val and d.splits == {"train": 12, "val": 4, "test": 6}
+    x, y = next(iter(d.train))
+    assert x.shape == (4, 3, 16, 16) and d.input_shape == (3, 16, 16)

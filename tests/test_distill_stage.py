@@ -52,7 +52,7 @@ stages:
     assert_ok(events)
     loss = _metric(events, "distill/loss")
     assert len(loss) == 2 and loss[1] < loss[0]
-    assert _metric(events, "distill/accuracy")[-1] > 0.5
+    assert _metric(events, "distill/accuracy")[-1] > 0.3        # val accuracy after 2 epochs from scratch: 3x chance
     model = run.session.model
     assert model.conv1.out_channels == 8                      # the adapters are not part of the student
     assert not any("adapter" in k for k in model.state_dict())
@@ -79,9 +79,9 @@ stages:
     history = run.session.history
     assert [h["teacher"] for h in history] == [["the run's input model (snapshot 0)"], ["snapshot 1"],
                                                ["sample:digits_mlp", "sample:digits_cnn"]]
-    assert history[0]["teacher_accuracy"] > 0.99
+    assert history[0]["teacher_val_accuracy"] > 0.99
     # an ensemble's soft targets are the mean of its members'
-    assert 0.95 < history[2]["teacher_accuracy"] <= 1.0
+    assert 0.95 < history[2]["teacher_val_accuracy"] <= 1.0
     assert [r["stage"] for r in run.report.data["snapshots"]] == ["baseline", "distill", "distill", "distill"]
 
 

@@ -62,7 +62,9 @@ stages:
     assert all(abs(sum(r["exit_share"]) - 1) < 1e-6 for r in points)
     assert points[0]["expected_mflops"] <= points[1]["expected_mflops"] <= points[2]["expected_mflops"]   # stricter: more compute
     assert points[0]["exit_share"][2] < 1.0                    # some samples really leave early
-    assert result["exit_accuracy"][2] == pytest.approx(rows[0]["accuracy"])
+    assert result["split"] == "val"                             # thresholds are chosen on val; test is reported
+    assert result["exit_accuracy"][2] == pytest.approx(rows[0]["val_accuracy"])
+    assert all("test_accuracy" in r for r in points)
     series = [e for e in events if isinstance(e, Series)]
     assert series and series[0].x_label.startswith("expected MFLOPs per sample") and len(series[0].x) == 3
     # the simulated accuracy at a threshold is what real, sample-by-sample exiting gives
@@ -76,7 +78,7 @@ stages:
             for xi, yi in zip(x.split(1), y):
                 correct += int(exits.run(xi)[1].argmax(1).item() == yi.item())
                 n += 1
-    assert correct / n == pytest.approx(points[1]["accuracy"])
+    assert correct / n == pytest.approx(points[1]["test_accuracy"])
 
 
 @pytest.mark.parametrize("model,stage,needle", [

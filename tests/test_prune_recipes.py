@@ -9,7 +9,7 @@ from workbench.core.events import Series
 from workbench.core.recipe import Recipe
 from workbench.core.runner import Run
 
-RECIPES = Path(__file__).resolve().parents[1] / "resources" / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "workbench" / "recipes"
 
 
 def _shortened(recipe: Recipe) -> Recipe:

@@ -51,11 +51,20 @@ def test_missing_recipe_file(tmp_path):
         Recipe.load(tmp_path / "nope.yaml")
 
 
-def test_shipped_recipes_validate():
-    from pathlib import Path
-    recipes = sorted((Path(__file__).resolve().parents[1] / "resources" / "recipes").glob("*.yaml"))
-    for path in recipes:
-        Recipe.load(path)
+def test_shipped_recipes_validate_and_load_by_name():
+    from workbench.core.resources import ready_made_recipes
+    recipes = ready_made_recipes()
+    assert len(recipes) >= 9 and "deep_compression" in recipes
+    for name, path in recipes.items():
+        assert Recipe.load(name).to_dict() == Recipe.load(path).to_dict()
+
+
+def test_data_may_be_a_mapping_of_settings():
+    text = "data: {spec: sample:digits, val_fraction: 0.2, augment: none, batch_size: 32}\nstages: []\n"
+    recipe = Recipe.from_text(text)
+    assert recipe.data["val_fraction"] == 0.2 and Recipe.from_text(recipe.to_yaml()).data == recipe.data
+    with pytest.raises(RecipeError, match=r"data\.val_fraction: must be in"):
+        Recipe.from_text("data: {spec: sample:digits, val_fraction: 1.5}\nstages: []\n")
 
 
 def test_settings_declare_when_they_matter():

@@ -56,7 +56,8 @@ stages:
     assert rows[0.5]["mflops"] < 0.4 * rows[1.0]["mflops"]         # fc1 halves, fc2 a quarter, fc3 halves: 35%
     assert rows[0.5]["accuracy"] > 0.9 and rows[1.0]["accuracy"] > 0.9
     snap_row = run.report.data["snapshots"][1]
-    assert snap_row["params"] == rows[0.5]["params"] and snap_row["accuracy"] == pytest.approx(rows[0.5]["accuracy"])
+    assert snap_row["params"] == rows[0.5]["params"] and snap_row["accuracy"] == pytest.approx(rows[0.5]["test_accuracy"])
+    assert result["split"] == "val" and snap_row["val_accuracy"] == pytest.approx(rows[0.5]["accuracy"])
     snap = load_snapshot(tmp_path / "run" / snap_row["path"])
     assert snap.module.fc1.out_features == 150 and snap.module.fc2.out_features == 50
     x = torch.randn(3, 1, 8, 8)

@@ -7,7 +7,7 @@ from . import metrics
 from .data import load_data
 from .errors import BadInput
 from .models import LoadedModel
-from .specs import check_fits, load_model
+from .specs import check_fits, load_model, preprocess_of
 
 
 def example_for(loaded: LoadedModel) -> torch.Tensor:
@@ -47,7 +47,7 @@ def inspect_loaded(loaded: LoadedModel, data=None) -> dict:
 
 def inspect(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False, seed: int = 0,
             keep_head: bool = False) -> dict:
-    data = load_data(data_spec) if data_spec else None
+    data = load_data(data_spec, preprocess=preprocess_of(spec)) if data_spec else None
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust,
                         seed=seed, keep_head=keep_head)
     if data is not None:

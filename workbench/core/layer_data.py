@@ -15,7 +15,7 @@ import torch
 
 from . import metrics
 from .models import LoadedModel
-from .specs import check_fits, load_model
+from .specs import check_fits, load_model, preprocess_of
 
 HEAT_MAX = 256  # heat maps larger than this on a side are down-sampled by block maxima
 BINS = 80
@@ -153,7 +153,7 @@ def open_model(spec: str, data_spec: str | None = None, arch: str | None = None,
 
     data, warning, loaded = None, "", None
     if data_spec:
-        data = load_data(data_spec)
+        data = load_data(data_spec, preprocess=preprocess_of(spec))
         loaded = load_model(spec, data.input_shape, data.num_classes, arch=arch, trust=trust)
         try:
             check_fits(loaded.module, data, spec)

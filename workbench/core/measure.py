@@ -30,11 +30,13 @@ def measure(session, folder: Path, baseline_dense_bytes: int | None) -> dict:
     compressed = smallest_file(session, folder, session.check_cancel)
     session.check_cancel()
     acc = metrics.accuracy(model, session.data.test, session.device)
+    val = metrics.accuracy(model, session.data.val, session.device) if session.data.splits["val"] else None
     session.check_cancel()
     lat = metrics.latency_ms(cpu_copy(model, session.device), example.cpu())
     nbytes = compressed["bytes"]
     out = {
         "accuracy": acc,
+        "val_accuracy": val,
         "params": summary["params"],
         "nonzero_params": summary["nonzero_params"],
         "sparsity": summary["sparsity"],

@@ -10,6 +10,7 @@ import yaml
 
 from . import limits, stages
 from . import params as P
+from .data.settings import parse_settings
 from .errors import RecipeError
 from .io import atomic_write_text
 from .limits import short
@@ -44,7 +45,7 @@ class StageSpec:
 class Recipe:
     stages: list[StageSpec] = field(default_factory=list)
     model: str | None = None
-    data: str | None = None
+    data: str | dict | None = None    # a data spec, or a mapping of data settings (`data.settings`)
     seed: int = 0
     name: str = ""
     description: str = ""
@@ -79,9 +80,11 @@ class Recipe:
         seed = raw.get("seed", 0)
         if not limits.int_in(seed, 0, limits.MAX_SEED):
             raise RecipeError(f"seed: must be a non-negative integer below 2**32 (0 to {limits.MAX_SEED}), got {short(seed)}")
-        for key in ("model", "data", "name", "description"):
+        for key in ("model", "name", "description"):
             if raw.get(key) is not None and not isinstance(raw[key], str):
                 raise RecipeError(f"{key}: expected text, got {short(raw[key])}")
+        if raw.get("data") is not None:
+            parse_settings(raw["data"], "data")          # a spec string or a mapping of settings
         if not isinstance(raw.get("keep_head", False), bool):
             raise RecipeError(f"keep_head: expected true or false, got {short(raw['keep_head'])}")
         items = raw.get("stages")

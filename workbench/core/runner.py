@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import stages
-from .data import load_data
+from .data import DataSettings, load_data, parse_settings
 from .errors import BadInput, Cancelled, WorkbenchError
 from .events import ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
 from .measure import measure
@@ -29,7 +29,7 @@ from .recipe import Recipe
 from .run_folder import RunReport, read_run
 from .session import Session
 from .snapshots import folder_name, load_snapshot, read_meta, save_snapshot
-from .specs import check_fits, load_model
+from .specs import check_fits, load_model, preprocess_of
 
 PROGRESS_INTERVAL = 0.05  # seconds between forwarded Progress events
 
@@ -53,12 +53,9 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
         raise BadInput("--device cuda: no CUDA device is available here")
     seed = recipe.seed if seed is None else seed
     seed_everything(seed)  # untrained architectures are initialised from it
-    data_spec = data or recipe.data
-    if not data_spec and model_spec.startswith("sample:"):
-        data_spec = "sample:digits"
-    if not data_spec:
-        raise BadInput("no data given: put `data:` in the recipe or pass --data")
-    bundle = load_data(data_spec, seed)
+    settings = data_settings(recipe.data, data, model_spec)
+    data_spec = settings.spec
+    bundle = load_data(settings, seed, preprocess_of(model_spec), device)
     loaded = load_model(model_spec, bundle.input_shape, bundle.num_classes, arch=arch, trust=trust, seed=seed,
                         keep_head=keep_head or recipe.keep_head)
     check_fits(loaded.module, bundle, model_spec)
@@ -75,6 +72,18 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
     session.stage_index = -1
     check_out_dir(Path(out_dir))      # last: a run refused for anything else leaves no folder behind
     return session
+
+
+def data_settings(recipe_data, cli_data: str | None, model_spec: str) -> DataSettings:
+    """The run's data settings: the recipe's (a spec or a mapping), the command line's spec replacing its spec."""
+    settings = parse_settings(recipe_data, "data") if recipe_data else None
+    if cli_data:
+        settings = DataSettings(**{**(settings.__dict__ if settings else {}), "spec": cli_data})
+    if settings is None and model_spec.startswith("sample:"):
+        settings = DataSettings("sample:digits")
+    if settings is None:
+        raise BadInput("no data given: put `data:` in the recipe or pass --data")
+    return settings
 
 
 def check_out_dir(out: Path) -> None:
@@ -113,6 +122,7 @@ class Run:
         assert session.out_dir is not None
         self.report = RunReport(session.out_dir, {
             "model": session.model_spec, "data": session.data_spec, "recipe": self.recipe.to_dict(),
+            "splits": session.data.splits, "data_settings": session.data.describe(),
             "compressed_bytes_note": "size of the smallest file (among the formats listed per snapshot in "
                                      "compressed_format) written, read back and verified"}, str(session.device))
         self.report.write()

@@ -11,7 +11,7 @@ from pathlib import Path
 from .data import load_data
 from .export import ExportResult, ExportSource, export_model, get_format
 from .snapshots import read_meta
-from .specs import load_model
+from .specs import load_model, preprocess_of
 
 SNAPSHOT_COLUMNS = ("accuracy", "params", "nonzero_params", "sparsity", "flops", "compressed_bytes", "compression_ratio", "latency_ms")
 
@@ -98,7 +98,7 @@ def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | None = No
                 trust: bool = False, keep_head: bool = False) -> ExportResult:
     """Export a model spec or snapshot folder in one format, verified by reading it back (what `workbench export` does)."""
     get_format(fmt)
-    data = load_data(data_spec) if data_spec else None   # a data spec that fails is an error, not random inputs
+    data = load_data(data_spec, preprocess=preprocess_of(spec)) if data_spec else None   # a failing data spec is an error
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None,
                         arch=arch, trust=trust, keep_head=keep_head)
     source = ExportSource.from_loaded(loaded, data)

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import untrusted
+from . import untrusted, zoo
 from .errors import BadInput, CheckpointError, SpecError
 from .export import packed as packed_format
-from .export.safetensors_format import read_safetensors
+from .export.safetensors_format import read_safetensors, read_safetensors_record
 from .models import LoadedModel, _suggest, from_record, load_builtin, load_state_into
-from .snapshots import load_snapshot
+from .snapshots import load_snapshot, read_meta
 
 KNOWN_PREFIXES = ["sample", "torchvision", "timm", "arch"]
 
@@ -136,6 +136,26 @@ def guess_input_shape(module: nn.Module) -> tuple[int, ...] | None:
         if p.ndim == 2:
             return (int(p.shape[1]),)
     return None
+
+
+def preprocess_of(spec: str) -> dict | None:
+    """The preprocessing a model spec's weights were trained with, found without building the model: from
+    torchvision's weights or timm's config, or the record of a snapshot folder or workbench file."""
+    prefix, sep, _ = spec.partition(":")
+    if sep and prefix in zoo.ZOOS:
+        return zoo.preprocess(zoo.parse(spec))
+    path = Path(spec).expanduser()
+    try:
+        if path.is_dir():
+            record = read_meta(path).get("record")
+        elif path.suffix == ".safetensors" and path.is_file():
+            record = read_safetensors_record(path)
+        else:
+            return None
+    except BadInput:
+        return None                  # reported when the model itself is loaded
+    pre = record.get("preprocess") if isinstance(record, dict) else None
+    return pre if isinstance(pre, dict) and isinstance(pre.get("input_size"), list) else None
 
 
 def check_fits(module: nn.Module, bundle, spec: str) -> None:

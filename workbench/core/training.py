@@ -36,17 +36,6 @@ def make_scheduler(name: str, opt: torch.optim.Optimizer, total_steps: int):
     return None
 
 
-def rebatch(loader: Iterable, batch_size: int | None) -> Iterable:
-    if not batch_size:
-        return loader
-    if hasattr(loader, "with_batch_size"):
-        return loader.with_batch_size(batch_size)  # type: ignore[attr-defined]
-    from torch.utils.data import DataLoader
-    if isinstance(loader, DataLoader):
-        return DataLoader(loader.dataset, batch_size, shuffle=True, num_workers=loader.num_workers)
-    return loader
-
-
 def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(model(x), y)
 
@@ -58,14 +47,15 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
         eval_modules: Iterable[nn.Module] = ()) -> Iterator:
     """Train `session.model` for `epochs`, keeping pruned weights at zero. Yields Progress and Metrics.
 
-    Metrics: `{label}/loss` (mean per epoch, step = epoch) and `{label}/accuracy` on the test split.
+    Metrics: `{label}/loss` (mean per epoch, step = epoch) and `{label}/accuracy` on the val split (the
+    curve to watch and to decide on; test is only reported).
     Raises StageError on a non-finite loss (the runner then restores the last snapshot).
     `eval_modules` stay in eval mode while the rest trains (frozen parts: batch norms keep their statistics).
     """
     if epochs <= 0:
         return
     model, device = session.model, session.device
-    loader = rebatch(session.data.train, batch_size)
+    loader = session.data.loader("train", batch_size) if batch_size else session.data.train
     loss_fn = loss_fn or cross_entropy
     opt = make_optimizer(optimizer, [*model.parameters(), *extra_params], lr, weight_decay)
     steps_per_epoch = max(1, len(loader)) if hasattr(loader, "__len__") else 1
@@ -104,5 +94,5 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
         mean_loss = total_loss / max(1, seen)
         yield Metric(f"{label}/loss", mean_loss if math.isfinite(mean_loss) else float("nan"), step_offset + epoch + 1)
         if evaluate:
-            yield Metric(f"{label}/accuracy", accuracy(model, session.data.test, device), step_offset + epoch + 1)
+            yield Metric(f"{label}/accuracy", accuracy(model, session.data.val, device), step_offset + epoch + 1)
     model.eval()

@@ -123,7 +123,7 @@ def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict |
             pools = {"train": D.ImageFolder(str(root), loader=read_image)}
     except (FileNotFoundError, RuntimeError, OSError) as exc:
         raise SpecError(f"{spec}: {str(exc).splitlines()[0]}") from None
-    for name, ds in pools.items():
+    for ds in pools.values():
         check_images(spec, ds.samples, Path(ds.root), at_least=1 if len(pools) > 1 else 2)
     classes = pools["train"].classes
     n = len(pools["train"])

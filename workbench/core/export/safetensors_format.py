@@ -72,6 +72,17 @@ def read_safetensors(path: Path) -> tuple[dict, dict | None]:
     return sd, record
 
 
+def read_safetensors_record(path: Path):
+    """Only the workbench record from a .safetensors header (no tensors read); None when it has none."""
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), "pt") as fh:
+            meta = fh.metadata() or {}
+        return json.loads(meta[RECORD_KEY]) if RECORD_KEY in meta else None
+    except (SafetensorError, OSError, ValueError, RuntimeError, RecursionError):
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file") from None
+
+
 def read(path: Path, record: dict):
     sd, own = read_safetensors(path)
     if own is None:

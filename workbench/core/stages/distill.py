@@ -223,10 +223,10 @@ def run(session, p: Params) -> Iterator:
             shapes = _probe(modules[0], session.model, session.example_input(2), p)
             adapters.extend(L.make_adapter(fs, ft) for ft, fs in shapes.values())
             adapters.to(session.device)
-        t_acc = teacher.accuracy(session.data.test)
+        t_acc = teacher.accuracy(session.data.val)
         yield Metric("distill/teacher_accuracy", t_acc, 0)
-        yield Log("info", f"teacher: {', '.join(describe(r) for r in refs)}, test accuracy {t_acc:.4f}; "
-                          f"student before: {accuracy(session.model, session.data.test, session.device):.4f}")
+        yield Log("info", f"teacher: {', '.join(describe(r) for r in refs)}, val accuracy {t_acc:.4f}; "
+                          f"student before: {accuracy(session.model, session.data.val, session.device):.4f}")
         loss_fn = _loss(p, teacher, s_tap, adapters)
         yield from fit(session, p.epochs, p.lr, p.optimizer, p.schedule, p.weight_decay, p.batch_size,
                        loss_fn=loss_fn, extra_params=adapters.parameters(), label="distill")
@@ -234,11 +234,11 @@ def run(session, p: Params) -> Iterator:
         teacher.close()
         if s_tap:
             s_tap.close()
-    acc = accuracy(session.model, session.data.test, session.device)
+    acc = accuracy(session.model, session.data.val, session.device)
     session.note(op="distill", teacher=[describe(r) for r in refs], student=p.student, temperature=p.temperature,
-                 alpha=p.alpha, losses=dict(p.losses), pairs=[list(x) for x in p.pairs], teacher_accuracy=t_acc,
-                 accuracy=acc)
-    yield Log("info", f"distilled: student test accuracy {acc:.4f} (teacher {t_acc:.4f})")
+                 alpha=p.alpha, losses=dict(p.losses), pairs=[list(x) for x in p.pairs], teacher_val_accuracy=t_acc,
+                 val_accuracy=acc)
+    yield Log("info", f"distilled: student val accuracy {acc:.4f} (teacher {t_acc:.4f})")
 
 
 def _loss(p: Params, teacher: Teacher, s_tap: FeatureTap | None, adapters: nn.ModuleList):

@@ -1,7 +1,7 @@
 """`dynamic`: computation that adapts at inference.
 
 early_exit: heads after intermediate layers, trained with the sum of all exits' losses; then, for each
-confidence threshold, test accuracy against the average compute per sample (FLOPs and batch-1 latency
+confidence threshold, val accuracy (and test accuracy) against the average compute per sample (FLOPs and batch-1 latency
 measured with real early exiting). slimmable: one set of weights trained to run at several widths;
 then accuracy, FLOPs and latency of each width, measured on the physically narrowed network, and the
 model kept at `deploy_width`."""
@@ -157,41 +157,53 @@ def run(session, p: Params) -> Iterator:
                  exit_accuracy=result["exit_accuracy"])
 
 
-def _trade_off(session, layers: list[str], thresholds: list[float], latency_samples: int) -> dict:
-    """Per exit: accuracy alone and measured FLOPs; per threshold: accuracy, *expected* FLOPs per sample (the
-    share of samples leaving at each exit times that exit's measured FLOPs) and measured batch-1 latency with
-    real exiting."""
-    model, device = session.model.eval(), session.device
+def _exit_probs(model, layers: list[str], batches, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(confidence, prediction) of every exit and the final classifier for every sample, and the labels."""
     probs, labels = [], []
     with torch.no_grad(), ee.Exits(model, layers) as exits:
-        for x, y in session.data.test:
+        for x, y in batches:
             exits.outputs.clear()
             final = model(x.to(device))
             probs.append(torch.stack([F.softmax(o, 1) for o in [*exits.outputs, final]]).cpu())
             labels.append(y)
-    p, y = torch.cat(probs, 1), torch.cat(labels)              # [exits + 1, N, classes], [N]
-    conf, pred = p.max(2)
+    conf, pred = torch.cat(probs, 1).max(2)                    # [exits + 1, N]
+    return conf, pred, torch.cat(labels)
+
+
+def _exiting(conf: torch.Tensor, pred: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the exit each sample takes, its prediction): the first exit confident enough, else the final classifier."""
+    confident = torch.cat([conf[:-1] >= threshold, torch.ones(1, conf.shape[1], dtype=torch.bool)])
+    taken = confident.float().argmax(0)
+    return taken, pred.gather(0, taken[None]).squeeze(0)
+
+
+def _trade_off(session, layers: list[str], thresholds: list[float], latency_samples: int) -> dict:
+    """Per exit: accuracy alone and measured FLOPs; per threshold: accuracy, *expected* FLOPs per sample (the
+    share of samples leaving at each exit times that exit's measured FLOPs) and measured batch-1 latency with
+    real exiting. Accuracies and shares are on val, where a threshold is chosen; `test_accuracy` is reported."""
+    model, device = session.model.eval(), session.device
+    conf, pred, y = _exit_probs(model, layers, session.data.val, device)
+    t_conf, t_pred, t_y = _exit_probs(model, layers, session.data.test, device)
     costs = ee.exit_flops(model, layers, session.example_input(1))
     singles = _single_inputs(session, latency_samples)
     rows = []
     for t in thresholds:
-        confident = conf[:-1] >= t
-        confident = torch.cat([confident, torch.ones(1, len(y), dtype=torch.bool)])
-        taken = confident.float().argmax(0)                    # the first exit confident enough (else the final)
-        chosen = pred.gather(0, taken[None]).squeeze(0)
+        taken, chosen = _exiting(conf, pred, t)
         share = torch.bincount(taken, minlength=len(layers) + 1).float() / len(y)
         flops = float(sum(share[i] * costs[i] for i in range(len(costs))))
-        rows.append({"threshold": t, "accuracy": float((chosen == y).float().mean()), "expected_mflops": flops / 1e6,
+        test_chosen = _exiting(t_conf, t_pred, t)[1]
+        rows.append({"threshold": t, "accuracy": float((chosen == y).float().mean()),
+                     "test_accuracy": float((test_chosen == t_y).float().mean()), "expected_mflops": flops / 1e6,
                      "flops_ratio": flops / costs[-1], "exit_share": [float(s) for s in share],
                      "latency_ms": _latency(model, layers, singles, t)})
-    return {"exits": layers, "exit_accuracy": [float((pred[i] == y).float().mean()) for i in range(len(pred))],
+    return {"split": "val", "exits": layers, "exit_accuracy": [float((pred[i] == y).float().mean()) for i in range(len(pred))],
             "exit_mflops": [c / 1e6 for c in costs], "thresholds": rows}
 
 
 def _single_inputs(session, samples: int) -> list[torch.Tensor]:
-    """The first `samples` test inputs, one per batch of 1, on the session's device."""
+    """The first `samples` val inputs, one per batch of 1, on the session's device."""
     inputs: list[torch.Tensor] = []
-    for x, _ in session.data.test:
+    for x, _ in session.data.val:
         if len(inputs) >= samples:
             break
         inputs.extend(x.split(1))
@@ -233,7 +245,8 @@ def _run_slimmable(session, p: Params) -> Iterator:
         yield Progress(i, len(widths), f"measuring width {w:g}")
         narrow = _at_width(session, model, w, ignored)
         flops, _ = flops_per_module(narrow, example)
-        rows.append({"width": w, "accuracy": accuracy(narrow, data.test, device), "mflops": flops / 1e6,
+        rows.append({"width": w, "accuracy": accuracy(narrow, data.val, device),
+                     "test_accuracy": accuracy(narrow, data.test, device), "mflops": flops / 1e6,
                      "params": sum(t.numel() for t in narrow.parameters()),
                      "latency_ms": latency_ms(narrow, example.cpu() if device.type == "cpu" else example)})
         yield Log("info", f"width {w:g}: accuracy {rows[-1]['accuracy']:.4f}, {rows[-1]['mflops']:.3f} MFLOPs, "
@@ -243,7 +256,7 @@ def _run_slimmable(session, p: Params) -> Iterator:
     if p.deploy_width < 1.0:
         session.set_model(model, slim.slice_to(model, example, p.deploy_width, ignored))
     slim.calibrate_bn(session.model, data.calib, device)
-    result = {"widths": rows, "deploy_width": p.deploy_width}
+    result = {"split": "val", "widths": rows, "deploy_width": p.deploy_width}
     session.publish("slimmable", result)
     session.note(op="slimmable", widths=widths, deploy_width=p.deploy_width,
                  accuracy={f"{r['width']:g}": r["accuracy"] for r in rows})

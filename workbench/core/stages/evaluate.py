@@ -1,4 +1,4 @@
-"""`evaluate`: measure test accuracy (and loss) of the current model; changes nothing."""
+"""`evaluate`: measure accuracy (and loss) of the current model on a split; changes nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -11,13 +11,13 @@ from ..params import param
 
 KIND = "evaluate"
 TITLE = "Evaluate"
-DESCRIPTION = "Top-1 accuracy and loss on the test split."
+DESCRIPTION = "Top-1 accuracy and loss on a split (test by default; val is where decisions are taken)."
 CHANGES_MODEL = False
 
 
 @dataclass
 class Params:
-    split: str = param("test", "Which split to evaluate.", choices=["test", "train", "calib"])
+    split: str = param("test", "Which split to evaluate.", choices=["test", "val", "train", "calib"])
 
 
 def run(session, p: Params) -> Iterator:

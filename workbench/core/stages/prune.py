@@ -164,7 +164,7 @@ def run(session, p: Params) -> Iterator:
                           f"(target {target(p.sparsity, k):.2%})")
         yield LayerStats(layer_stats(session.model, original))
         yield Metric("prune/sparsity", sparsity, k + 1)
-        yield Metric("prune/accuracy", accuracy(session.model, session.data.test, session.device), k + 1)
+        yield Metric("prune/accuracy", accuracy(session.model, session.data.val, session.device), k + 1)
         yield from fit(session, p.finetune_epochs, p.lr, p.optimizer, p.lr_schedule, p.weight_decay, p.batch_size,
                        label="finetune", step_offset=k * p.finetune_epochs)
     details = driver.finish(session)

@@ -99,7 +99,7 @@ def preflight(session, p: Params) -> None:
 def run(session, p: Params) -> Iterator:
     model = session.model
     before_params = sum(t.numel() for t in model.parameters())
-    acc0 = accuracy(model, session.data.test, session.device)
+    acc0 = accuracy(model, session.data.val, session.device)
     transform, changed = restructure(model, p.method, [] if p.method == "fold_bn" else _targets(session, p),
                                      p.rank, p.energy or None, skip_growing=not p.layers,
                                      between=session.check_cancel)
@@ -109,7 +109,7 @@ def run(session, p: Params) -> Iterator:
         raise RecipeError(f"{_path(session)}.rank: no layer gets smaller at this rank; lower rank or energy")
     session.set_model(model, transform)
     after_params = sum(t.numel() for t in session.model.parameters())
-    acc1 = accuracy(session.model, session.data.test, session.device)
+    acc1 = accuracy(session.model, session.data.val, session.device)
     yield Metric("restructure/accuracy", acc1, 0)
     yield LayerStats(layer_stats(session.model, None))
     yield Log("info", f"{p.method}: {len(changed)} layer(s), parameters {before_params:,} -> {after_params:,}, "

@@ -17,7 +17,7 @@ from ..pruning.sensitivity import structured_point, unstructured_point
 
 KIND = "sensitivity"
 TITLE = "Sensitivity analysis"
-DESCRIPTION = ("Prune each layer alone at several sparsities (on a copy) and measure test accuracy: one curve "
+DESCRIPTION = ("Prune each layer alone at several sparsities (on a copy) and measure val accuracy: one curve "
                "per layer, to choose per-layer overrides. The model is left unchanged.")
 CHANGES_MODEL = False
 
@@ -62,15 +62,15 @@ def preflight(session, p: Params) -> None:
 
 
 def run(session, p: Params) -> Iterator:
-    model, test, device = session.model.eval(), session.data.test, session.device
+    model, val, device = session.model.eval(), session.data.val, session.device   # decisions read val, never test
     example = session.example_input(1)
     layers = prunable_layers(model)
     targets = _targets(session, p)
     sparsities = sorted(p.sparsities)
-    baseline = accuracy(model, test, device)
+    baseline = accuracy(model, val, device)
 
     def evaluate(m) -> float:
-        return accuracy(m, test, device)
+        return accuracy(m, val, device)
 
     table: dict[str, list[float]] = {}
     total, done = len(targets) * len(sparsities), 0
@@ -84,7 +84,8 @@ def run(session, p: Params) -> Iterator:
         table[name] = curve
         yield Series(f"sensitivity/{name}", tuple(sparsities), tuple(curve), x_label="sparsity", y_label="accuracy")
     yield Progress(total, total, "sensitivity done")
-    result = {"structured": p.structured, "baseline_accuracy": baseline, "sparsities": sparsities, "layers": table}
+    result = {"structured": p.structured, "split": "val", "baseline_accuracy": baseline, "sparsities": sparsities,
+              "layers": table}
     session.publish("sensitivity", result)
     worst = min(table, key=lambda n: table[n][-1]) if table else None
     if worst:
