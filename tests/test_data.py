@@ -195,3 +195,25 @@ def test_image_folder_with_three_splits_and_augmentation(tmp_path):
     assert d.own_val and d.splits == {"train": 12, "val": 4, "test": 6}
     x, y = next(iter(d.train))
     assert x.shape == (4, 3, 16, 16) and d.input_shape == (3, 16, 16)
+
+
+def test_a_recipe_trains_and_evaluates_on_an_image_folder_with_settings(tmp_path):
+    from PIL import Image
+    from prune_helpers import assert_ok, run_recipe
+    rng = np.random.default_rng(1)
+    for cls in ("circle", "square", "line"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.jpg")
+    run, events = run_recipe(f"""
+model: arch:resnet8:width=8
+data: {{spec: "imagefolder:{tmp_path / 'imgs'}", augment: standard, batch_size: 16, workers: 2, image_size: 32}}
+stages:
+  - {{kind: train, epochs: 1}}
+  - {{kind: evaluate, split: val}}
+""", tmp_path)
+    assert_ok(events)
+    report = run.report.data
+    assert report["splits"] == {"train": 26, "val": 3, "test": 7}                      # 36 images: a fifth tests
+    assert report["data_settings"]["augment"] == "standard" and report["data_settings"]["workers"] == 2
+    assert all(0.0 <= s["accuracy"] <= 1.0 and s["val_accuracy"] is not None for s in report["snapshots"])

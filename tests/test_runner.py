@@ -28,6 +28,8 @@ def test_report_matches_interface(tmp_path):
     assert isinstance(evs[-1], E.RunFinished) and evs[-1].ok
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["model"] == SMALL and report["data"] == "sample:digits" and report["status"] == "finished"
+    assert report["splits"] == {"train": 1294, "val": 144, "test": 359} and sum(report["splits"].values()) == 1797
+    assert all(0 < s["val_accuracy"] <= 1 for s in report["snapshots"])
     env = report["environment"]
     assert env["torch"] == torch.__version__ and env["device"] == "cpu" and env["threads"] == torch.get_num_threads()
     assert env["world_size"] == 1 and env["backend"] is None and env["cpu"] and env["workbench"]

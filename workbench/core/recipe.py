@@ -14,9 +14,10 @@ from .data.settings import parse_settings
 from .errors import RecipeError
 from .io import atomic_write_text
 from .limits import short
+from .precision import PRECISIONS
 from .resources import ready_made_recipes
 
-TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description", "keep_head"}
+TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description", "keep_head", "precision", "channels_last"}
 STAGE_KEYS = {"kind", "enabled", "label"}
 
 
@@ -50,6 +51,8 @@ class Recipe:
     name: str = ""
     description: str = ""
     keep_head: bool = False      # pretrained weights for another number of classes: refuse instead of a new head
+    precision: str = "fp32"      # training loops: fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler)
+    channels_last: bool = False  # training loops: NHWC memory format (faster convolutions on recent GPUs)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -59,6 +62,10 @@ class Recipe:
         out["seed"] = self.seed
         if self.keep_head:
             out["keep_head"] = True
+        if self.precision != "fp32":
+            out["precision"] = self.precision
+        if self.channels_last:
+            out["channels_last"] = True
         out["stages"] = [s.to_dict() for s in self.stages]
         return out
 
@@ -85,8 +92,11 @@ class Recipe:
                 raise RecipeError(f"{key}: expected text, got {short(raw[key])}")
         if raw.get("data") is not None:
             parse_settings(raw["data"], "data")          # a spec string or a mapping of settings
-        if not isinstance(raw.get("keep_head", False), bool):
-            raise RecipeError(f"keep_head: expected true or false, got {short(raw['keep_head'])}")
+        for key in ("keep_head", "channels_last"):
+            if not isinstance(raw.get(key, False), bool):
+                raise RecipeError(f"{key}: expected true or false, got {short(raw[key])}")
+        if raw.get("precision", "fp32") not in PRECISIONS:
+            raise RecipeError(f"precision: must be one of {', '.join(PRECISIONS)}, got {short(raw['precision'])}")
         items = raw.get("stages")
         if not isinstance(items, list):
             raise RecipeError("stages: expected a list of stages")
@@ -94,7 +104,7 @@ class Recipe:
             raise RecipeError(f"stages: at most {limits.MAX_STAGES} stages, got {len(items):,}")
         return cls([parse_stage(item, f"stages[{i}]") for i, item in enumerate(items)],
                    raw.get("model"), raw.get("data"), seed, raw.get("name") or "", raw.get("description") or "",
-                   raw.get("keep_head", False))
+                   raw.get("keep_head", False), raw.get("precision", "fp32"), raw.get("channels_last", False))
 
     @classmethod
     def from_text(cls, text: str, source: str = "recipe") -> Recipe:

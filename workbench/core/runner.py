@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import stages
+from . import precision, stages
 from .data import DataSettings, load_data, parse_settings
 from .errors import BadInput, Cancelled, WorkbenchError
 from .events import ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
@@ -51,6 +51,7 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
         raise BadInput(f"--device must be cpu or cuda, got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput("--device cuda: no CUDA device is available here")
+    precision.check(recipe.precision, device)
     seed = recipe.seed if seed is None else seed
     seed_everything(seed)  # untrained architectures are initialised from it
     settings = data_settings(recipe.data, data, model_spec)

@@ -39,6 +39,8 @@ class Session:
         self.seed = seed
         self.trust = trust                    # files named in the recipe (teachers, students) may run code
         self.recipe = recipe                  # the whole recipe: stages that refer to snapshots by index check them
+        self.precision = recipe.precision if recipe is not None else "fp32"     # training loops: fp32 | bf16 | fp16
+        self.channels_last = recipe.channels_last if recipe is not None else False
         self.model_spec = model_spec or loaded.spec
         self.data_spec = data_spec or data.spec
         self.out_dir = Path(out_dir) if out_dir else None

@@ -11,6 +11,7 @@ from torch import nn
 from .errors import StageError
 from .events import Metric, Progress
 from .metrics import accuracy
+from .precision import Precision
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 OPTIMIZERS = ["sgd", "adam", "adamw"]
@@ -55,6 +56,8 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
     if epochs <= 0:
         return
     model, device = session.model, session.device
+    amp = Precision(session.precision, session.channels_last)
+    amp.prepare(model, device)
     loader = session.data.loader("train", batch_size) if batch_size else session.data.train
     loss_fn = loss_fn or cross_entropy
     opt = make_optimizer(optimizer, [*model.parameters(), *extra_params], lr, weight_decay)
@@ -69,15 +72,14 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
             m.eval()
         total_loss, seen = 0.0, 0
         for step, (x, y) in enumerate(loader):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = loss_fn(model, x, y)
+            x, y = amp.inputs(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
+            with amp.autocast():
+                loss = loss_fn(model, x, y)
             if not torch.isfinite(loss):
                 raise StageError(f"{label}: loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                   f"try a lower learning rate (lr={lr})")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            session.mask_gradients()
-            opt.step()
+            amp.backward_and_step(loss, opt, session.mask_gradients)
             session.apply_masks()
             if after_step:
                 after_step()
@@ -95,4 +97,5 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
         yield Metric(f"{label}/loss", mean_loss if math.isfinite(mean_loss) else float("nan"), step_offset + epoch + 1)
         if evaluate:
             yield Metric(f"{label}/accuracy", accuracy(model, session.data.val, device), step_offset + epoch + 1)
+    amp.finish(model)
     model.eval()
