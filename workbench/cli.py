@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu")
     r.add_argument("--seed", type=_seed, help="random seed, 0 to 2**32-1 (default: the recipe's)")
     r.add_argument("--quiet", action="store_true", help="only the final summary")
+    r.add_argument("--nproc", type=int, default=1, help="run data-parallel in N local processes under torchrun "
+                   "(one per GPU with --device cuda; gloo on CPUs)")
     r.add_argument("--tensorboard", metavar="DIR", help="also log metrics, sparsity histograms and the snapshot table "
                    "to TensorBoard event files in DIR (needs: pip install 'workbench[tensorboard]')")
 
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             return inspect_command(args)
         if command == "run":
             from .commands.run import run_command
-            return run_command(args)
+            return run_command(args, argv if argv is not None else sys.argv[1:])
         if command == "runs":
             from .commands.runs import runs_command
             return runs_command(args)

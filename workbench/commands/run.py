@@ -1,10 +1,13 @@
 """`workbench run RECIPE`: the pipeline headless, with a progress bar on a terminal and plain lines otherwise."""
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import sys
 import time
 
+from ..core import distributed
 from ..core.events import ExportWritten, Log, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
 from ..core.recipe import Recipe
 from ..core.runner import Run
@@ -27,14 +30,17 @@ def snapshot_line(m: dict) -> str:
 class Reporter:
     """Progress on a terminal (tqdm), or one plain line per stage / snapshot / few seconds otherwise."""
 
-    def __init__(self, quiet: bool = False) -> None:
-        self.tty = sys.stderr.isatty()
+    def __init__(self, quiet: bool = False, silent: bool = False) -> None:
+        self.tty = sys.stderr.isatty() and not silent
         self.quiet = quiet
+        self.silent = silent          # a rank other than 0 under torchrun: nothing at all
         self.bar = None
         self.last_line = 0.0
         self.stage = ""
 
     def say(self, text: str) -> None:
+        if self.silent:
+            return
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
         elif not self.quiet:
@@ -77,13 +83,59 @@ class Reporter:
             self.say(event.text if event.level == "info" else f"{event.level}: {event.text}")
         elif isinstance(event, RunFinished):
             self.close_bar()
-            print(f"report: {event.report_path}", flush=True)
+            if not self.silent:
+                print(f"report: {event.report_path}", flush=True)
 
 
-def run_command(args) -> int:
+def main_rank() -> bool:
+    """Under torchrun only rank 0 talks to the terminal (and to TensorBoard)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def launch(args, argv: list[str]) -> int:
+    """`workbench run ... --nproc N`: the same command under torchrun on this machine (one process per CPU share or
+    GPU). A process that dies ends the run: report.json then says so."""
+    from datetime import datetime
+    from pathlib import Path
+
+    from ..core.run_folder import mark_ended, read_run
+    recipe = Recipe.load(args.recipe)
+    out = args.out or str(Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}")
+    rest = _without_nproc(argv)
+    if not args.out:
+        rest += ["--out", out]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+               "-m", "workbench", *rest]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl+C reaches every rank; they stop together
+    try:
+        code = subprocess.call(command)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if code != 0 and read_run(out).status == "interrupted":     # a rank died and torchrun stopped the others
+        mark_ended(out, "failed", f"a process of the distributed run died (torchrun exit code {code}); "
+                                  "every snapshot written before is complete")
+        print(f"workbench: failed: a process of the distributed run died (exit code {code}); see {out}", file=sys.stderr)
+    return 0 if code == 0 else 1
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def run_command(args, argv: list[str] | None = None) -> int:
+    if getattr(args, "nproc", None) and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return launch(args, argv if argv is not None else sys.argv[1:])
     recipe = Recipe.load(args.recipe)
     listeners = []
-    if getattr(args, "tensorboard", None):      # checked first: without TensorBoard installed, exit 2 before any work
+    if getattr(args, "tensorboard", None) and main_rank():      # checked first: without TensorBoard installed, exit 2 before any work
         from ..reporting.tensorboard import TensorBoardLogger
         listeners.append(TensorBoardLogger(args.tensorboard))
     job = Run(recipe, model=args.model, data=args.data, out_dir=args.out, device=args.device, seed=args.seed,
@@ -94,7 +146,7 @@ def run_command(args) -> int:
         job.cancel()
         signal.signal(signal.SIGINT, previous)
     signal.signal(signal.SIGINT, on_interrupt)
-    reporter = Reporter(getattr(args, "quiet", False))
+    reporter = Reporter(getattr(args, "quiet", False) or not main_rank(), silent=not main_rank())
     ok = False
     try:
         for event in job.events():
@@ -108,4 +160,5 @@ def run_command(args) -> int:
         for listener in listeners:
             listener.close()
         signal.signal(signal.SIGINT, previous)
+        distributed.shutdown()
     return 0 if ok else 1

@@ -25,10 +25,20 @@ def _read_umask() -> int:
 UMASK = _read_umask()
 
 
+def audit(path: str | os.PathLike) -> None:
+    """With WORKBENCH_WRITE_LOG=FILE set, every file or folder the workbench writes is logged there as
+    "<rank> <pid> <path>" (an audit trail: what did a run write, and which process wrote it)."""
+    log = os.environ.get("WORKBENCH_WRITE_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{os.environ.get('RANK', '0')} {os.getpid()} {os.fspath(path)}\n")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path; on success it replaces `path`, on error it is removed."""
     path = Path(path)
+    audit(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -58,6 +68,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary folder; on success it is renamed to `path` (replacing an old one)."""
     path = Path(path)
+    audit(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

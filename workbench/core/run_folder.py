@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .environment import environment
-from .io import atomic_write_text, jsonable
+from .io import atomic_write_text, audit, jsonable
 
 REPORT = "report.json"
 METRICS = "metrics.jsonl"
@@ -31,8 +31,9 @@ class RunReport:
     """The report.json of one run, rewritten atomically whenever it changes; metric points appended to metrics.jsonl."""
 
     def __init__(self, out_dir: Path, base: dict[str, Any], device: str, world_size: int = 1,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, writes: bool = True) -> None:
         self.out_dir = out_dir
+        self.writes = writes            # False on the ranks other than 0 under torchrun: they keep no files
         self.data: dict[str, Any] = {**base, "status": "running",
                                      "environment": environment(device, world_size, backend),
                                      "process": {"pid": os.getpid(), "host": socket.gethostname()},
@@ -44,7 +45,8 @@ class RunReport:
         return self.out_dir / REPORT
 
     def write(self) -> Path:
-        atomic_write_text(self.path, json.dumps(jsonable(self.data), indent=2, allow_nan=False))
+        if self.writes:
+            atomic_write_text(self.path, json.dumps(jsonable(self.data), indent=2, allow_nan=False))
         return self.path
 
     def end(self, status: str, message: str = "", **extra: Any) -> Path:
@@ -59,7 +61,10 @@ class RunReport:
     def metric(self, stage: int, label: str, name: str, step: float, value: float) -> None:
         """One point of a curve, kept so curves can be drawn again after the run."""
         series, _, short = name.rpartition("/")
+        if not self.writes:
+            return
         if self._metrics is None:
+            audit(self.out_dir / METRICS)
             self._metrics = open(self.out_dir / METRICS, "a", encoding="utf-8")  # kept open for the run
         point = {"stage": stage, "label": label, "series": series, "name": short or name, "step": step, "value": value}
         self._metrics.write(json.dumps(jsonable(point)) + "\n")
@@ -78,7 +83,7 @@ def mark_ended(path: str | Path, status: str, message: str) -> None:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    if isinstance(report, dict) and report.get("status") == "running":
+    if isinstance(report, dict) and report.get("status") in ("running", "interrupted"):
         report.update(status=status, message=message)
         atomic_write_text(report_path, json.dumps(report, indent=2))
 
@@ -152,3 +157,19 @@ def read_metrics(path: str | Path) -> list[dict]:
     except FileNotFoundError:
         pass
     return points
+
+
+ANALYSES = ("sensitivity", "early_exit", "slimmable")   # <run folder>/<name>.json, written by `Session.publish`
+
+
+def read_analysis(path: str | Path) -> dict[str, dict]:
+    """The analysis results a run published (name -> its JSON object); missing or unreadable files are left out."""
+    out = {}
+    for name in ANALYSES:
+        try:
+            value = json.loads((Path(path) / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, dict):
+            out[name] = value
+    return out

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import precision, stages
+from . import distributed, precision, stages
 from .data import DataSettings, load_data, parse_settings
-from .errors import BadInput, Cancelled, WorkbenchError
+from .errors import BadInput, Cancelled, StageError, WorkbenchError
 from .events import ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
 from .measure import measure
 from .recipe import Recipe
@@ -44,6 +44,8 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
             seed: int | None = None, out_dir: str | Path | None = None, arch: str | None = None,
             trust: bool = False, cancel: threading.Event | None = None, keep_head: bool = False) -> Session:
     """Load model and data, check every stage against them; raises BadInput before anything runs."""
+    ddp = distributed.from_environment(device)          # under torchrun: this process's rank
+    device = distributed.rank_device(device)
     model_spec = model or recipe.model
     if not model_spec:
         raise BadInput("no model given: put `model:` in the recipe or pass --model")
@@ -71,7 +73,9 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
                 session.stage_index = i
                 check(session, spec.params)
     session.stage_index = -1
-    check_out_dir(Path(out_dir))      # last: a run refused for anything else leaves no folder behind
+    session.dist = ddp
+    if session.writes:
+        check_out_dir(Path(out_dir))  # last: a run refused for anything else leaves no folder behind
     return session
 
 
@@ -125,7 +129,8 @@ class Run:
             "model": session.model_spec, "data": session.data_spec, "recipe": self.recipe.to_dict(),
             "splits": session.data.splits, "data_settings": session.data.describe(),
             "compressed_bytes_note": "size of the smallest file (among the formats listed per snapshot in "
-                                     "compressed_format) written, read back and verified"}, str(session.device))
+                                     "compressed_format) written, read back and verified"}, str(session.device),
+            session.dist.world if session.dist else 1, session.dist.backend if session.dist else None, session.writes)
         self.report.write()
         try:
             yield from self._stages(session)
@@ -153,12 +158,18 @@ class Run:
             yield StageStarted(i, spec.kind, len(self.recipe.stages))
             t0 = time.perf_counter()
             try:
+                self._agree(session, None)
                 session.check_cancel()
                 yield from self._forward(session, module.run(session, spec.params), i, spec.title)
+                self._agree(session, None)
                 done_specs.append(spec)
                 if getattr(module, "CHANGES_MODEL", True):
                     yield from self._snapshot(session, len(session.snapshots), spec.kind, time.perf_counter() - t0, done_specs)
+                if session.dist is not None:      # every rank continues from rank 0's model
+                    session.dist.broadcast_tensors(distributed.model_tensors(session))
             except Exception as exc:  # noqa: BLE001 - every failure keeps the last snapshot
+                if session.dist is not None and not getattr(exc, "agreed", False):
+                    self._agree(session, exc, reraise=False)
                 yield from self._fail(session, i, spec.kind, exc)
                 return
             self.report.write()
@@ -166,6 +177,24 @@ class Run:
         yield RunFinished(str(session.out_dir), str(path), True, "finished")
 
     # --- internals -----------------------------------------------------------------------------
+    @staticmethod
+    def _agree(session: Session, exc: BaseException | None, reraise: bool = True) -> None:
+        """Under torchrun: every rank says how it stands (ok, cancel asked, failed); if any is not ok, all raise."""
+        if session.dist is None:
+            return
+        if exc is None:
+            local = ("cancelled", "stopped by the user") if session.cancel_requested() else ("ok", "")
+        else:
+            local = ("cancelled" if isinstance(exc, Cancelled) else "failed", getattr(exc, "message", None) or str(exc))
+        status, message = session.dist.agree(*local)
+        if status == "ok" or not reraise:
+            return
+        error: WorkbenchError = Cancelled(message) if status == "cancelled" else StageError(f"a process failed: {message}")
+        error.agreed = True  # type: ignore[attr-defined]
+        if status == "cancelled":
+            session.agreed_cancel = True
+        raise error
+
     def _forward(self, session: Session, gen: Iterator, index: int, label: str) -> Iterator:
         last = 0.0
         for event in gen:
@@ -190,10 +219,24 @@ class Run:
         def measured(folder: Path) -> dict:
             return {**measure(session, folder, baseline), "seconds": seconds}
 
-        path = save_snapshot(session, index, stage, recipe_so_far, measured)
-        metrics = read_meta(path)["metrics"]
-        row = {"index": index, "stage": stage, **{k: v for k, v in metrics.items() if k not in ("layers", "measured_at")},
-               "path": str(path.relative_to(session.out_dir))}
+        path, row, metrics, error = None, None, {"layers": {}}, None
+        if session.writes:
+            try:
+                path = save_snapshot(session, index, stage, recipe_so_far, measured)
+                metrics = read_meta(path)["metrics"]
+                row = {"index": index, "stage": stage, **{k: v for k, v in metrics.items() if k not in ("layers", "measured_at")},
+                       "path": str(path.relative_to(session.out_dir))}
+            except Exception as exc:
+                if session.dist is None:
+                    raise
+                error = exc
+        if session.dist is not None:       # rank 0 tells the others where the snapshot is (a shared folder)
+            shared = session.dist.broadcast_object((str(path) if path else None, row, f"{error}" if error else None))
+            if shared[2] is not None:
+                if error is not None:
+                    raise error
+                raise StageError(f"rank 0 could not write snapshot {index}: {shared[2]}")
+            path, row = Path(shared[0]), shared[1]
         session.snapshots.append(row)
         session.snapshot_paths.append(path)
         self.report.data["snapshots"] = session.snapshots

@@ -54,15 +54,28 @@ class Session:
         self.snapshot_paths: list[Path] = []
         self.exports: list[dict] = []
         self.stage_index = -1
+        self.dist = None                      # distributed.Dist under torchrun (several processes), else None
+        self.agreed_cancel = False
 
     # --- cancellation -------------------------------------------------------------------------
+    def cancel_requested(self) -> bool:
+        """This process was asked to stop (Ctrl+C, Stop in the GUI)."""
+        return self._cancelled()
+
     def check_cancel(self) -> None:
-        if self._cancelled():
+        """Raise Cancelled when the run should stop. Under torchrun only once every rank agrees (at a training
+        step or a stage's end), so that no rank is left waiting in a collective for one that stopped."""
+        if self.agreed_cancel if self.dist is not None else self._cancelled():
             raise Cancelled("stopped by the user")
 
     @property
     def cancelled(self) -> bool:
         return self._cancelled()
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes files: always, except the ranks other than 0 under torchrun."""
+        return self.dist is None or self.dist.is_main
 
     # --- model helpers ------------------------------------------------------------------------
     def example_input(self, batch: int = 1) -> torch.Tensor:
@@ -113,7 +126,7 @@ class Session:
     def publish(self, name: str, result: dict) -> None:
         """An analysis result: kept with the snapshot (`extra`) and written to `<run folder>/<name>.json`."""
         self.extra[name] = result
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.writes:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.out_dir / f"{name}.json", json.dumps(result, indent=2))
 

@@ -41,6 +41,35 @@ def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
     return nn.functional.cross_entropy(model(x), y)
 
 
+class LossModule(nn.Module):
+    """The model, the extra trained parameters (adapters, centroids) and the loss as one module, so that
+    DistributedDataParallel sees every parameter the loss trains and averages all their gradients."""
+
+    def __init__(self, model: nn.Module, extra: list[nn.Parameter], loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model = model
+        self.extra = nn.ParameterList(extra)
+        self.loss_fn = loss_fn
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(self.model, x, y)
+
+
+def val_accuracy(session) -> float:
+    """Top-1 accuracy on val; under torchrun each rank counts its shard and the counts are summed."""
+    ddp = session.dist
+    if ddp is None:
+        return accuracy(session.model, session.data.val, session.device)
+    model = session.model.eval()
+    correct = total = 0
+    with torch.inference_mode():
+        for x, y in session.data.loader("val", shard=(ddp.rank, ddp.world)):
+            correct += int((model(x.to(session.device)).argmax(1).cpu() == y).sum())
+            total += len(y)
+    correct, total = ddp.sum(correct, total)
+    return correct / total if total else 0.0
+
+
 def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str = "constant",
         weight_decay: float = 0.0, batch_size: int | None = None, loss_fn: LossFn | None = None,
         extra_params: Iterable[nn.Parameter] = (), after_step: Callable[[], None] | None = None,
@@ -55,18 +84,27 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
     """
     if epochs <= 0:
         return
-    model, device = session.model, session.device
+    model, device, ddp = session.model, session.device, session.dist
     amp = Precision(session.precision, session.channels_last)
     amp.prepare(model, device)
-    loader = session.data.loader("train", batch_size) if batch_size else session.data.train
     loss_fn = loss_fn or cross_entropy
+    extra_params = list(extra_params)
     opt = make_optimizer(optimizer, [*model.parameters(), *extra_params], lr, weight_decay)
+    if ddp is None:
+        loader = session.data.loader("train", batch_size) if batch_size else session.data.train
+        step_loss = lambda x, y: loss_fn(model, x, y)
+    else:           # each rank takes an interleaved share of every batch; DDP averages the gradients
+        total_batch = batch_size or session.data.default_batch("train")
+        loader = session.data.loader("train", max(1, total_batch // ddp.world), shard=(ddp.rank, ddp.world))
+        step_loss = ddp.wrap(LossModule(model, extra_params, loss_fn))
     steps_per_epoch = max(1, len(loader)) if hasattr(loader, "__len__") else 1
     sched = make_scheduler(schedule, opt, epochs * steps_per_epoch)
     session.apply_masks()
     last_metric = 0.0
     eval_modules = list(eval_modules)
     for epoch in range(epochs):
+        if hasattr(getattr(loader, "sampler", None), "set_epoch"):
+            loader.sampler.set_epoch(epoch)           # DistributedSampler: a new shuffle each epoch
         model.train()
         for m in eval_modules:
             m.eval()
@@ -74,7 +112,14 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
         for step, (x, y) in enumerate(loader):
             x, y = amp.inputs(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
             with amp.autocast():
-                loss = loss_fn(model, x, y)
+                loss = step_loss(x, y)
+            if ddp is not None:            # agreed by every rank, so none waits on another in a collective
+                stop, nonfinite = ddp.flags(session.cancel_requested(), not bool(torch.isfinite(loss)))
+                if stop:
+                    session.agreed_cancel = True
+                    session.check_cancel()
+                if nonfinite:
+                    loss = torch.tensor(float("nan"))
             if not torch.isfinite(loss):
                 raise StageError(f"{label}: loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                                   f"try a lower learning rate (lr={lr})")
@@ -93,9 +138,11 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
                 yield Metric(f"{label}/batch_loss", float(loss.detach()), step_offset + epoch + (step + 1) / steps_per_epoch)
             yield Progress(epoch * steps_per_epoch + step + 1, epochs * steps_per_epoch,
                            f"{label} epoch {epoch + 1}/{epochs}")
+        if ddp is not None:
+            total_loss, seen = ddp.sum(total_loss, seen)
         mean_loss = total_loss / max(1, seen)
         yield Metric(f"{label}/loss", mean_loss if math.isfinite(mean_loss) else float("nan"), step_offset + epoch + 1)
         if evaluate:
-            yield Metric(f"{label}/accuracy", accuracy(model, session.data.val, device), step_offset + epoch + 1)
+            yield Metric(f"{label}/accuracy", val_accuracy(session), step_offset + epoch + 1)
     amp.finish(model)
     model.eval()

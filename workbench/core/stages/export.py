@@ -41,6 +41,8 @@ class Params:
 
 
 def run(session, p: Params) -> Iterator:
+    if not session.writes:          # under torchrun, rank 0 alone writes the files
+        return
     out = (session.out_dir or Path(".")) / p.dir
     source = ExportSource.from_session(session)
     failed = []

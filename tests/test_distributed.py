@@ -1,0 +1,92 @@
+"""Scale-out: the same recipe on two CPU processes under torchrun (gloo) gives the single-process result."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cli_helpers import ROOT
+
+RECIPE = """model: sample:digits_mlp
+data: sample:digits
+stages:
+  - {kind: prune, sparsity: 0.8, schedule: iterative, steps: 2, finetune_epochs: 1}
+  - {kind: distill, teacher: input, epochs: 1}
+"""
+
+
+def _run(tmp_path, name: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict, list[str]]:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE)
+    log = tmp_path / f"{name}.writes"
+    env = {**os.environ, "WORKBENCH_WRITE_LOG": str(log), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "workbench", "run", str(recipe), "--out", str(tmp_path / name), *extra],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    report = json.loads((tmp_path / name / "report.json").read_text()) if (tmp_path / name / "report.json").exists() else {}
+    return proc, report, log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tmp_path):
+    one, single, _ = _run(tmp_path, "one")
+    assert one.returncode == 0, one.stderr[-2000:]
+    two, multi, writes = _run(tmp_path, "two", "--nproc", "2")
+    assert two.returncode == 0, two.stderr[-3000:]
+    env = multi["environment"]
+    assert env["world_size"] == 2 and env["backend"] == "gloo" and single["environment"]["world_size"] == 1
+    assert [s["stage"] for s in multi["snapshots"]] == [s["stage"] for s in single["snapshots"]] == ["baseline", "prune", "distill"]
+    for a, b in zip(single["snapshots"], multi["snapshots"]):
+        assert a["sparsity"] == b["sparsity"] and a["nonzero_params"] == b["nonzero_params"]
+        assert abs(a["accuracy"] - b["accuracy"]) <= 1 / 359 + 1e-9          # within one test sample
+        assert abs(a["val_accuracy"] - b["val_accuracy"]) <= 1 / 144 + 1e-9
+    assert multi["status"] == "finished" and multi["snapshots"][1]["sparsity"] == 0.8
+    ranks = {line.split()[0] for line in writes}
+    assert writes and ranks == {"0"}, writes[:5]                              # rank 1 wrote nothing
+    assert two.stdout.count("report:") == 1                                  # one report, printed once
+    assert two.stderr.count("[1/2 prune] started") == 1                      # progress shown once
+
+
+def _pids_with(marker: str, rank: str) -> list[int]:
+    """Processes whose environment holds `marker` (this test's own) and RANK=rank."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                env = open(f"/proc/{entry}/environ", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if marker.encode() in env and f"RANK={rank}".encode() in env:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.slow
+def test_a_rank_that_dies_ends_the_run_with_a_clear_status(tmp_path):
+    import signal
+    import time
+
+    from workbench.core.run_folder import read_run
+    from workbench.core.snapshots import load_snapshot
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE.replace("epochs: 1}", "epochs: 50}"))
+    marker = f"WORKBENCH_WRITE_LOG={tmp_path / 'writes'}"
+    env = {**os.environ, "WORKBENCH_WRITE_LOG": str(tmp_path / "writes"), "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "run", str(recipe), "--out", str(out), "--nproc", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (out / "snapshots" / "00-baseline").exists():
+        time.sleep(0.5)
+    victims = _pids_with(marker, "1")
+    assert victims, "rank 1 not found"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 1
+    run = read_run(out)
+    assert run.status == "failed" and "died" in run.report["message"], run.report.get("message")
+    assert "a process of the distributed run died" in stderr
+    assert load_snapshot(out / "snapshots" / "00-baseline").module is not None
