@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from cli_helpers import ROOT
 
 RECIPE = """model: sample:digits_mlp
