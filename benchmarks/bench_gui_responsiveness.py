@@ -6,7 +6,10 @@ machine's own noise), then during each of `--repeat` training runs. Printed per 
 over runs: max and 99th percentile (targets: < 50 ms, < 20 ms). Written:
 benchmarks/results/gui_responsiveness.json.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui_responsiveness.py [--epochs N] [--repeat R]
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui_responsiveness.py [--epochs N] [--repeat R] [--threads T]
+
+The run's process uses torch's default thread count, as `workbench run` does (so both give the same numbers);
+`--threads T` sets another count for comparison (the GUI used to keep one core free: T = cores - 1).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -67,14 +71,18 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--model", default="sample:digits_resnet")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads in the run's process (0: torch's default)")
+    ap.add_argument("--out", default="gui_responsiveness.json")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp / "settings"))
     from workbench.core.events import StageStarted
     from workbench.ui.app import make_app
     from workbench.ui.main_window import MainWindow
+    from workbench.ui.qthreading import worker
     from workbench.ui.qthreading.pump import process_events
     from workbench.ui.qthreading.tasks import pool
+    worker.CHILD_THREADS = args.threads or None
 
     app = make_app()  # noqa: F841 - keeps the QApplication alive
     recipe = tmp / "train.yaml"
@@ -88,7 +96,10 @@ def main() -> int:
         probe.last_event = type(ev).__name__
         if isinstance(ev, StageStarted):
             probe.phase = f"run{state['run']}"     # measure the training stage only
+            started[probe.phase] = time.monotonic()
     state = {"run": 0}
+    started: dict[str, float] = {}
+    seconds: dict[str, float] = {}
     window.control.listeners.append(on_event)
     window.control.stateChanged.connect(lambda running: running or loop.quit())
 
@@ -101,12 +112,14 @@ def main() -> int:
         probe.phase, state["run"] = None, n
         window.start_run()
         loop.exec()
+        if probe.phase in started:
+            seconds[probe.phase] = round(time.monotonic() - started[probe.phase], 1)
         probe.phase = None
     probe.timer.stop()
     window.close()
     pool().waitForDone(10_000)
 
-    runs = {name: summary(d) for name, d in probe.phases.items() if name != "idle" and d}
+    runs = {name: {**summary(d), "seconds": seconds.get(name)} for name, d in probe.phases.items() if name != "idle" and d}
     if not runs:
         print("no measurements: the runs did not start", file=sys.stderr)
         return 1
@@ -117,17 +130,20 @@ def main() -> int:
         "median_over_runs": median, "idle": idle, "targets": TARGETS,
         "pass": median["max_ms"] < TARGETS["max_ms"] and median["p99_ms"] < TARGETS["p99_ms"],
         "worst": sorted(probe.worst, key=lambda w: -w["delay_ms"])[:8],
-        "how": "runs execute in a child process (workbench.core.child_run), plots redraw at most 20 times a second",
+        "how": "runs execute in a child process (workbench.core.child_run) at nice 10, plots redraw at most 20 times a second",
+        "child_threads": args.threads or torch.get_num_threads(),
         "load_average": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(), "python": platform.python_version(),
         "torch": torch.__version__, "platform": platform.platform(),
     }
-    out = ROOT / "benchmarks" / "results" / "gui_responsiveness.json"
+    out = ROOT / "benchmarks" / "results" / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"GUI event-loop delay (timer every {INTERVAL_MS} ms) while training {args.model}, {args.epochs} epoch(s) a run")
-    print(f"{'':<22}{'max':>9}{'p99':>9}{'ticks':>8}")
+    print(f"GUI event-loop delay (timer every {INTERVAL_MS} ms) while training {args.model}, {args.epochs} epoch(s) a run, "
+          f"{result['child_threads']} torch thread(s) in the run's process")
+    print(f"{'':<22}{'max':>9}{'p99':>9}{'ticks':>8}{'training':>10}")
     for name, r in [("idle (nothing running)", idle), *runs.items()]:
-        print(f"{name:<22}{r['max_ms']:>7.1f}ms{r['p99_ms']:>7.1f}ms{r['ticks']:>8}")
+        took = f"{r['seconds']:>9.1f}s" if r.get("seconds") else ""
+        print(f"{name:<22}{r['max_ms']:>7.1f}ms{r['p99_ms']:>7.1f}ms{r['ticks']:>8}{took}")
     print(f"{'median over runs':<22}{median['max_ms']:>7.1f}ms{median['p99_ms']:>7.1f}ms")
     print(f"{'target':<22}{'< 50':>9}{'< 20':>9}")
     print(f"load average {result['load_average']} on {os.cpu_count()} CPUs -> {out.relative_to(ROOT)} "

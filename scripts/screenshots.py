@@ -1,9 +1,11 @@
-"""Screenshots of the real application (offscreen) for the README: docs/screenshots/*.png.
+"""Screenshots of the real application (offscreen) for the README: docs/screenshots/*_1366.png and *_1920.png.
 
     QT_QPA_PLATFORM=offscreen python scripts/screenshots.py
 
-Opens the main window as `make run` does (sample:digits_mlp, sample:digits, the Deep Compression
-recipe), runs the recipe, and grabs the window at several moments.
+Opens the main window as `make run` does (sample:digits_mlp, sample:digits, the Deep Compression recipe), runs the
+recipe, and grabs the window at several moments, each at 1366x768 (a laptop) and at 1920x1080, with the default
+layout for that size. Then a shortened structured-channels recipe on the sample ResNet-8 (the Layers tab and the
+model browser against the baseline) and the early-exits recipe (the Analysis tab).
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from PySide6.QtCore import QSettings  # noqa: E402
+import yaml  # noqa: E402
+from PySide6.QtCore import QSettings, QSize  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
-RECIPE = ROOT / "resources" / "recipes" / "deep_compression.yaml"
+RECIPES = next((p for p in (ROOT / "workbench" / "recipes", ROOT / "resources" / "recipes") if p.is_dir()), ROOT)
+SIZES = {"1366": QSize(1366, 768), "1920": QSize(1920, 1080)}
 
 
 def main() -> int:
@@ -28,6 +32,7 @@ def main() -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp / "settings"))
     from workbench.core.events import StageStarted
     from workbench.ui.app import make_app
+    from workbench.ui.layout import arrange
     from workbench.ui.main_window import MainWindow
     from workbench.ui.qthreading.pump import process_events
 
@@ -44,33 +49,44 @@ def main() -> int:
             time.sleep(0.01)
         return condition()
 
-    def shot(widget, name: str) -> None:
+    def save(widget, name: str) -> None:
         path = OUT / f"{name}.png"
         widget.grab().save(str(path))
         print(f"wrote {path.relative_to(ROOT)}")
 
-    window = MainWindow(model="sample:digits_mlp", data="sample:digits", recipe=str(RECIPE), runs_dir=str(tmp / "runs"))
-    window.resize(1600, 1000)
-    window.show()
-    assert pump(lambda: window.browser.info is not None and window.inspector.arrays is not None)
+    def shots(window, name: str, before=None) -> None:
+        """The window at each size, laid out as it would open on that screen."""
+        for suffix, size in SIZES.items():
+            window.resize(size)
+            arrange(window, size)
+            if before:
+                before()
+            pump(lambda: True, 0.4)
+            save(window, f"{name}_{suffix}")
+
+    def open_window(model: str, recipe: Path) -> MainWindow:
+        window = MainWindow(model=model, data="sample:digits", recipe=str(recipe), runs_dir=str(tmp / "runs"))
+        window.resize(SIZES["1920"])
+        window.show()
+        assert pump(lambda: window.browser.info is not None)
+        return window
+
+    window = open_window("sample:digits_mlp", RECIPES / "deep_compression.yaml")
+    assert pump(lambda: window.inspector.arrays is not None)
     prune_row = next((i for i, s in enumerate(window.doc.stages) if s["kind"] == "prune"), 0)
     window.editor.cards.setCurrentRow(prune_row)
-    pump(lambda: True, 0.2)
-    shot(window, "pipeline_editor")
+    shots(window, "pipeline_editor")
 
     started: list[int] = []
     window.control.listeners.append(lambda ev: started.append(ev.index) if isinstance(ev, StageStarted) else None)
     window.start_run()
-    assert pump(lambda: len(window.plots.metrics.get("prune/loss", window.plots.metrics.get("train/loss", []))) >= 6
-                or (started and started[-1] >= 1) or not window.control.running(), 300)
+    assert pump(lambda: (started and started[-1] >= 1) or not window.control.running(), 600)
     window.plots.tabs.setCurrentIndex(0)
-    shot(window, "plots_during_run")
-    assert pump(lambda: window.control.worker is None, 600)
+    shots(window, "plots_during_run")
+    assert pump(lambda: window.control.worker is None, 900)
 
     window.plots.tabs.setCurrentIndex(2)
-    pump(lambda: True, 0.3)
-    shot(window, "ratio_vs_accuracy")
-    window.plots.tabs.setCurrentIndex(1)
+    shots(window, "ratio_vs_accuracy")
     snaps = sorted(window.runs.snapshots)
     quantized = next((p for p in snaps if "quantize" in p), snaps[-1])
     window.runs.select(quantized)
@@ -78,33 +94,59 @@ def main() -> int:
     window.browser.select_layer("fc2")
     assert pump(lambda: window.inspector.arrays is not None and window.inspector.arrays.name == "fc2"
                 and Path(quantized).name in window.inspector.title.text())
-    shot(window, "browser_and_inspector")
+    window.plots.tabs.setCurrentIndex(0)
+    shots(window, "browser_and_inspector")
 
     dialog = window.compare(snaps[0], quantized)
     if dialog is not None:
+        dialog.resize(1280, 600)
         pump(lambda: True, 0.3)
-        shot(dialog, "compare_snapshots")
+        save(dialog, "compare_snapshots")
         dialog.close()
     export = window.export_dialog(quantized)
     export.select_format("packed" if "packed" in export.formats else "safetensors")
     export.path.setText(str(tmp / "model.packed"))
     export.start()
     pump(lambda: export.result is not None or export.error is not None)
-    shot(export, "export_dialog")
+    save(export, "export_dialog")
     export.close()
+    window.doc.undo_stack.setClean()
     window.close()
 
+    # structured pruning: the Layers tab and the browser against the baseline (structured_channels, shortened)
+    recipe = yaml.safe_load((RECIPES / "structured_channels.yaml").read_text())
+    recipe["name"] = "structured channels (short)"
+    recipe["stages"][0]["finetune_epochs"] = 2
+    recipe["stages"][1]["epochs"] = 3
+    short = tmp / "structured_short.yaml"
+    short.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    chan = open_window("sample:digits_resnet", short)
+    chan.start_run()
+    assert pump(lambda: chan.control.worker is None, 900)
+    own = sorted(p for p in chan.runs.snapshots if Path(p).parent.parent == Path(chan.control.out_dir))
+    pruned = next(p for p in own if p.endswith("01-prune"))
+    chan.runs.select(pruned)
+    chan.browser.select_layer("layer2.0.conv1")
+    assert pump(lambda: "01-prune" in chan.browser.totals.text() and chan.plots.layers.rows
+                and chan.inspector.arrays is not None and chan.inspector.arrays.name == "layer2.0.conv1")
+    chan.plots.tabs.setCurrentIndex(1)
+    shots(chan, "structured_layers")
+    dialog = chan.compare(own[0], pruned)
+    if dialog is not None:
+        dialog.resize(1280, 700)
+        pump(lambda: True, 0.3)
+        save(dialog, "compare_structured")
+        dialog.close()
+    chan.plots.tabs.setCurrentIndex(0)
+    shots(chan, "structured_curves")
+    chan.close()
+
     # early exits: the Analysis tab's accuracy against average compute, one point per threshold
-    exits = MainWindow(model="sample:digits_resnet", data="sample:digits",
-                       recipe=str(ROOT / "resources" / "recipes" / "early_exits.yaml"), runs_dir=str(tmp / "runs"))
-    exits.resize(1600, 1000)
-    exits.show()
-    assert pump(lambda: exits.browser.info is not None)
+    exits = open_window("sample:digits_resnet", RECIPES / "early_exits.yaml")
     exits.start_run()
-    assert pump(lambda: exits.control.worker is None, 600)
+    assert pump(lambda: exits.control.worker is None, 900)
     exits.plots.tabs.setCurrentIndex(3)
-    pump(lambda: True, 0.3)
-    shot(exits, "early_exit_analysis")
+    shots(exits, "early_exit_analysis")
     exits.close()
     from workbench.ui.qthreading.tasks import pool
     pool().waitForDone(10_000)

@@ -207,7 +207,7 @@ def test_sensitivity_curves_reach_the_analysis_plot(make_window, qtbot, messages
     qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
     curves = w.plots.series[("sparsity", "accuracy")]
     assert set(curves) == {"sensitivity/fc1", "sensitivity/fc2", "sensitivity/fc3"}
-    assert len(w.plots.series_plots) == 1 and not w.plots.series_empty.isVisible()
+    assert len(w.plots.analysis.plots) == 1 and not w.plots.analysis.empty.isVisible()
     # fork: the last snapshot becomes the current model
     snapshot = sorted(w.runs.snapshots)[-1]
     w.runs.select(snapshot)

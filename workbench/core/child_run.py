@@ -5,7 +5,8 @@ between torch kernels the loop's Python holds it, and the GUI thread waits. A ch
 its own interpreter, so the GUI's event loop is never held up by model code. Events are plain frozen
 dataclasses, so they cross the process boundary by pickling unchanged. Children fork from a
 forkserver that has imported torch, the runner, every stage and every export format once, so a run
-starts in milliseconds; they run at a lower priority (nice) and leave one core to the GUI.
+starts in milliseconds; they run at a lower priority (nice), with torch's default thread count (as the
+command line has), so a recipe gives the same numbers in both.
 
     run = ChildRun(recipe, model="sample:digits_mlp", data="sample:digits", out_dir="runs/x")
     for event in run.events():   # raises BadInput before the first event, like Run
@@ -29,7 +30,7 @@ CHILD_NICE = 10         # the child yields the CPU to the GUI process on a busy 
 POLL_SECONDS = 0.2
 
 
-def _child_main(recipe: dict, options: dict, events: Any, cancel: Any) -> None:
+def _child_main(recipe: dict, options: dict, events: Any, cancel: Any, threads: int | None = None) -> None:
     try:
         os.nice(CHILD_NICE)
     except (AttributeError, OSError):
@@ -38,9 +39,10 @@ def _child_main(recipe: dict, options: dict, events: Any, cancel: Any) -> None:
 
     from .runner import Run
 
-    cores = os.cpu_count() or 1
-    if cores > 1 and torch.get_num_threads() > cores - 1:
-        torch.set_num_threads(cores - 1)     # leave a core to the GUI
+    # torch keeps its default thread count, as `workbench run` does: the same recipe gives the same numbers in the
+    # GUI and on the command line (results depend on the thread count). The lower priority keeps the GUI responsive.
+    if threads:
+        torch.set_num_threads(threads)
     try:
         run = Run(Recipe.from_dict(recipe), **options)
         threading.Thread(target=lambda: cancel.wait() and run.cancel(), daemon=True).start()
@@ -74,11 +76,12 @@ def _context():
 class ChildRun:
     """One execution of a recipe in a fresh child process."""
 
-    def __init__(self, recipe: Recipe, **options: Any) -> None:
+    def __init__(self, recipe: Recipe, threads: int | None = None, **options: Any) -> None:
+        """`threads`: torch threads in the child (None: torch's default, as `workbench run` has)."""
         ctx = _context()
         self._events = ctx.Queue()
         self._cancel = ctx.Event()
-        self._process = ctx.Process(target=_child_main, args=(recipe.to_dict(), options, self._events, self._cancel),
+        self._process = ctx.Process(target=_child_main, args=(recipe.to_dict(), options, self._events, self._cancel, threads),
                                     name="workbench-run", daemon=True)
 
     def cancel(self) -> None:

@@ -33,7 +33,7 @@ ACTIONS = {
     "export_plots": ("Export plots as PNG…", SP.SP_DesktopIcon, None, "Write every plot to a folder as PNG",
                      "export_plots_dialog"),
     "reset_layout": ("Reset layout", SP.SP_BrowserReload, None, "Put the panels back where they started", "reset_layout"),
-    "quit": ("Quit", SP.SP_DialogCloseButton, KS.Quit, "Quit", "close"),
+    "quit": ("Quit", SP.SP_DialogCloseButton, "Ctrl+Q", "Quit", "close"),
     "shortcuts": ("Keyboard shortcuts", SP.SP_DialogHelpButton, "F1", "List the keyboard shortcuts", "show_shortcuts"),
 }
 
@@ -50,10 +50,10 @@ def build_actions(window) -> dict[str, QAction]:
         act.triggered.connect(lambda _checked=False, s=slot: getattr(window, s)())
         out[name] = act
     undo = window.doc.undo_stack.createUndoAction(window, "Undo")
-    undo.setShortcut(QKeySequence(KS.Undo))
+    undo.setShortcut(QKeySequence("Ctrl+Z"))
     undo.setIcon(window.style().standardIcon(SP.SP_ArrowBack))
     redo = window.doc.undo_stack.createRedoAction(window, "Redo")
-    redo.setShortcut(QKeySequence(KS.Redo))
+    redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
     redo.setIcon(window.style().standardIcon(SP.SP_ArrowForward))
     out["undo"], out["redo"] = undo, redo
     return out
@@ -144,7 +144,13 @@ def build_status_bar(window, device: QComboBox) -> tuple[QLabel, QLabel, QLabel]
     return model, device_label, stage
 
 
-def shortcuts_text(acts: dict[str, QAction]) -> str:
-    """One line per action with a shortcut, for Help ▸ Keyboard shortcuts."""
-    return "\n".join(f"{a.text().replace('&', '')}: {a.shortcut().toString()}" for a in acts.values()
-                     if not a.shortcut().isEmpty())
+def shortcuts_text(acts: dict[str, QAction], pipeline: dict[str, QAction] | None = None) -> str:
+    """Every action with a shortcut, one per line, for Help ▸ Keyboard shortcuts (F1): the window's, then the
+    pipeline editor's (those work while the pipeline panel has the focus)."""
+    def lines(actions, tip: bool = False) -> list[str]:
+        return [f"{', '.join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts())}:  "
+                f"{a.toolTip() if tip else a.text().replace('&', '').rstrip('…')}" for a in actions if a.shortcuts()]
+    out = lines(acts.values())
+    if pipeline:
+        out += ["", "In the Pipeline panel:"] + lines(pipeline.values(), tip=True)
+    return "\n".join(out)

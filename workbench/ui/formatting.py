@@ -1,6 +1,10 @@
 """Numbers as people read them."""
 from __future__ import annotations
 
+import re
+
+_STAGE_PATH = re.compile(r"\bstages\[(\d+)\](\.?)")
+
 
 def human(n: float | None) -> str:
     if n is None:
@@ -38,3 +42,9 @@ def ms(x: float | None) -> str:
 
 def shape(s) -> str:
     return "×".join(str(v) for v in s) if s else ""
+
+
+def one_based(message: str) -> str:
+    """Stage numbers as the cards show them: "stages[1].bits.linear: ..." -> "stage 2 bits.linear: ..." (recipe field
+    paths count from 0; the cards, the log and the dialogs count from 1)."""
+    return _STAGE_PATH.sub(lambda m: f"stage {int(m.group(1)) + 1}" + (" " if m.group(2) else ""), message)

@@ -16,20 +16,24 @@ from .dialogs.compare import CompareDialog, open_compare
 from .dialogs.export import ExportDialog, open_export
 from .dialogs.open_data import OpenDataDialog
 from .dialogs.open_model import OpenModelDialog, dropped_spec
+from .formatting import one_based
+from .layout import arrange, fit_to_screen
 from .pipeline.pipeline_editor import PipelineEditor
 from .pipeline.recipe_doc import RecipeDocument
 from .pipeline.recipe_files import RecipeFiles
 from .qthreading.model_control import ModelControl
 from .qthreading.run_control import RunControl
+from .qthreading.run_history import RunHistory
 from .qthreading.tasks import run_task
 from .state import AppState
+from .widgets.curves import run_from_files, stage_names, stage_titles
 from .widgets.layer_view import LayerInspector
 from .widgets.model_browser import ModelBrowser
 from .widgets.plots import PlotsPanel
 from .widgets.run_panel import RunPanel
 from .widgets.runs_view import RunsView
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2         # 2: docks fitted to the screen (layout.py); layouts saved by version 1 are not restored
 LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
                        Qt.DockWidgetArea.BottomDockWidgetArea)
 
@@ -40,7 +44,6 @@ class MainWindow(RecipeFiles, QMainWindow):
         super().__init__()
         self.setWindowTitle("Workbench")
         self.setAcceptDrops(True)
-        self.resize(1500, 940)
         self.state = AppState(data or settings.value("data", "sample:digits"),
                               runs_dir or settings.value("runs_dir", str(Path.cwd() / "runs")), self)
         self.doc = RecipeDocument(self)
@@ -49,16 +52,15 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.runs, self.run_panel = RunsView(), RunPanel()
         self.loader = ModelControl(self.state, self.browser, self.inspector, self)
         self.control = RunControl(self)
+        self.history = RunHistory(self)
+        self.titles = stage_titles()
         self.control.listeners += [self.run_panel.handle, self.plots.handle]
         self.setCentralWidget(self.plots)
         self.docks = {key: self._dock(key, title, widget, area) for key, title, widget, area in (
             ("browser", "Model", self.browser, LEFT), ("inspector", "Layer inspector", self.inspector, LEFT),
             ("pipeline", "Pipeline", self.editor, RIGHT), ("runs", "Runs and snapshots", self.runs, BOTTOM),
             ("progress", "Progress and log", self.run_panel, BOTTOM))}
-        self.resizeDocks([self.docks["browser"], self.docks["pipeline"]], [580, 440], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["runs"]], [230], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["browser"], self.docks["inspector"]], [360, 420], Qt.Orientation.Vertical)
-        self._default_state = self.saveState(LAYOUT_VERSION)
+        fit_to_screen(self)
         self.acts = build_actions(self)
         self.menus = build_menus(self, self.acts, self.docks.values())
         self.acts["export_plots"].setIconText("Export PNG…")   # the text on the plots panel's button
@@ -86,6 +88,11 @@ class MainWindow(RecipeFiles, QMainWindow):
         state = self.state
         self.browser.layerSelected.connect(state.set_layer)
         self.runs.snapshotSelected.connect(state.set_snapshot)
+        self.runs.runsSelected.connect(self._runs_selected)
+        self.runs.refreshed.connect(lambda: (self.plots.drop_cached(), self._runs_selected(self.runs.selected_runs())))
+        self.history.loaded.connect(lambda found: [self.plots.add_run(run_from_files(f, self.titles)) for f in found])
+        self.history.failed.connect(self.statusBar().showMessage)
+        self.loader.layersShown.connect(self.plots.show_info_layers)
         state.modelChanged.connect(self._model_changed)
         state.dataChanged.connect(self._data_changed)
         state.snapshotChanged.connect(lambda path: self.plots.select_point(path or None))
@@ -102,6 +109,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.control.stateChanged.connect(self._set_running)
         self.control.stageChanged.connect(lambda text: self.status_stage.setText(f"stage: {text}"))
         self.control.runStarted.connect(lambda d, title: self.runs.add_run(d, title))
+        self.control.notStarted.connect(self._not_started)
         self.control.snapshotSaved.connect(lambda d, row: self.runs.add_snapshot(d, row))
         self.control.runEnded.connect(self._run_ended)
         self.control.failed.connect(self.show_error)
@@ -137,7 +145,7 @@ class MainWindow(RecipeFiles, QMainWindow):
             self.open_model(spec, options.get("arch"), trust=True)
 
     def _model_changed(self, spec: str) -> None:
-        self.editor.set_layer_names(self.state.layer_names())
+        self.editor.set_layer_names(self.state.prunable_layer_names())
         settings.set_value("model", spec)
         settings.add_recent("models", spec)
         self._refresh_menus()
@@ -164,22 +172,27 @@ class MainWindow(RecipeFiles, QMainWindow):
     def start_run(self) -> bool:
         if self.control.running():
             return False
+        problems = self.doc.all_errors()      # what the core checks, and the layer names the open model has
         try:
             recipe = self.doc.recipe()
+            if problems:
+                raise RecipeError(problems[0])
         except RecipeError as exc:
-            self.show_error("Fix the recipe first", f"The recipe is not valid: {exc.message}", "\n".join(self.doc.all_errors()))
+            self.show_error("Fix the recipe first", f"The recipe is not valid: {exc.message}", "\n".join(problems))
             return False
         model = self.state.model_spec or recipe.model
         if not model:
             self.show_error("No model", "Open a model first (File ▸ Open model…).")
             return False
-        self.plots.clear_run()
         self.run_panel.start(sum(1 for s in recipe.stages if s.enabled), recipe.name or "run")
         self.docks["progress"].raise_()
         device = self.device_combo.currentText()
         settings.set_value("device", device)
         options = self.state.model_options if model == self.state.model_spec else {}
-        return self.control.start(recipe, model, self.state.data_spec, self.state.runs_dir, device, **options)
+        started = self.control.start(recipe, model, self.state.data_spec, self.state.runs_dir, device, **options)
+        if started:
+            self.plots.begin_run(self.control.out_dir, stage_names(recipe.to_dict(), self.titles))
+        return started
 
     def stop_run(self) -> None:
         self.control.stop()
@@ -190,8 +203,24 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.device_combo.setEnabled(not running)
 
     def _run_ended(self, run_dir: str, ok: bool, status: str) -> None:
+        self.plots.end_run()
         self.runs.set_run_title(run_dir, f"{Path(run_dir).name} ({status})")
         self.statusBar().showMessage(f"Run {status}: {run_dir}", 10000)
+
+    def _not_started(self, run_dir: str, message: str) -> None:
+        """The pre-run check refused the run: no row for it, the progress panel back to idle."""
+        self.plots.end_run()
+        self.plots.forget(run_dir)
+        self.runs.remove_run(run_dir)
+        self.run_panel.reset(f"Not started: {one_based(message)}")
+        self.statusBar().showMessage("The run did not start: " + one_based(message), 10000)
+
+    def _runs_selected(self, keys: list[str]) -> None:
+        """The plots show the selected runs (a run row or any of its snapshots); none selected: the live run."""
+        if not keys and self.plots.live is not None:
+            keys = [self.plots.live.key]
+        self.plots.show_runs(keys)
+        self.history.load(self.plots.missing(keys))
 
     def choose_runs_dir(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Runs folder", self.state.runs_dir)
@@ -246,7 +275,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         errors.show_error(self, title, message, details)
 
     def show_shortcuts(self) -> None:
-        errors.show_info(self, "Keyboard shortcuts", shortcuts_text(self.acts))
+        errors.show_info(self, "Keyboard shortcuts", shortcuts_text(self.acts, self.editor.actions_by_name))
 
     def _clean_changed(self, _clean: bool) -> None:
         try:
@@ -265,9 +294,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         fill_ready_made(self.menus["ready"], self.open_recipe)
 
     def reset_layout(self) -> None:
-        self.restoreState(self._default_state, LAYOUT_VERSION)
-        for dock in self.docks.values():
-            dock.show()
+        arrange(self)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():
@@ -286,6 +313,9 @@ class MainWindow(RecipeFiles, QMainWindow):
         event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:
+        if not self.maybe_save_recipe():
+            event.ignore()
+            return
         if self.control.running():
             if not errors.ask(self, "A run is active", "A run is still going. Stop it and quit? "
                               "The last finished snapshot is kept."):

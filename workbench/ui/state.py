@@ -34,6 +34,10 @@ class AppState(QObject):
         """The current model's layers with weights."""
         return [r["name"] for r in self.model_info["layers"]] if self.model_info else []
 
+    def prunable_layer_names(self) -> list[str]:
+        """The current model's layers with prunable weights (Linear and convolution): what layer settings name."""
+        return [r["name"] for r in self.model_info["layers"] if r.get("sparsity") is not None] if self.model_info else []
+
     def set_model(self, spec: str, info: dict, options: dict | None = None) -> None:
         self.model_spec, self.model_info, self.model_options = spec, info, dict(options or {})
         self.modelChanged.emit(spec)

@@ -69,20 +69,27 @@ def weight_count(model: nn.Module) -> int:
     return sum(m.weight.numel() for m in prunable_layers(model).values())
 
 
-def layer_stats(model: nn.Module, original: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
-    """Per-layer numbers for `LayerStats`: sparsity, params, nonzero_params and kept.
+def layer_stats(model: nn.Module, original: dict[str, int] | None = None) -> dict[str, dict[str, float | None]]:
+    """Per-layer numbers for `LayerStats`: sparsity, params, nonzero_params, kept, weights, nonzero_weights, channels.
 
-    With `original` (params per layer before pruning), `sparsity` is the fraction of the layer's
-    original parameters that are zero *or removed*, so per-layer bars move for structured pruning
-    too, and `kept` = params / original params. Without it, `sparsity` is the fraction of zeros.
+    `weights`/`nonzero_weights` count the layer's prunable weights now (0 for other layers), so the fraction of
+    zeros among them is the sparsity that `inspect`, snapshots and report.json show. `sparsity` is None for layers
+    without prunable weights (batch norm, ...). With `original` (params per layer before pruning), a prunable
+    layer's `sparsity` is the fraction of its original parameters that are zero *or removed* (the pruning
+    schedule's view, so structured pruning moves it too), and `kept` = params / original params. Without it,
+    `sparsity` is the fraction of zeros. `channels` is the first dimension of the layer's weight (outputs).
+    Layers without prunable weights are listed only when their parameter count changed.
     """
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, float | None]] = {}
     for row in layer_table(model):
         base = (original or {}).get(row.name) or row.params
         if row.sparsity is None and base == row.params:
             continue                      # not a prunable layer, and unchanged: nothing to show
-        out[row.name] = {"sparsity": 1.0 - row.nonzero_params / base if base else 0.0, "params": float(row.params),
-                         "nonzero_params": float(row.nonzero_params), "kept": row.params / base if base else 1.0}
+        sparsity = None if row.sparsity is None else 1.0 - row.nonzero_params / base if base else 0.0
+        out[row.name] = {"sparsity": sparsity, "params": float(row.params), "nonzero_params": float(row.nonzero_params),
+                         "kept": row.params / base if base else 1.0, "weights": float(row.weights),
+                         "nonzero_weights": float(row.nonzero_weights),
+                         "channels": float(row.shape[0]) if row.shape else None}
     return out
 
 

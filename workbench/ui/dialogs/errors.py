@@ -11,8 +11,12 @@ import traceback
 from PySide6.QtCore import QThread, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from ..formatting import one_based
+
 
 def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> None:
+    """`message` with stage numbers as the cards show them ("stages[0].lr" reads "stage 1 lr")."""
+    message = one_based(message)
     box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, parent)
     box.setObjectName("errorBox")
     if details and details.strip() != message.strip():
@@ -27,11 +31,28 @@ def show_info(parent: QWidget | None, title: str, message: str, details: str = "
     box.exec()
 
 
-def ask(parent: QWidget | None, title: str, question: str) -> bool:
+def ask(parent: QWidget | None, title: str, question: str, yes: str = "", no: str = "") -> bool:
+    """A yes/no question (No is the default); `yes` and `no` name the buttons when Yes and No would be unclear."""
     box = QMessageBox(QMessageBox.Icon.Question, title, question,
                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
     box.setDefaultButton(QMessageBox.StandardButton.No)
+    if yes:
+        box.button(QMessageBox.StandardButton.Yes).setText(yes)
+    if no:
+        box.button(QMessageBox.StandardButton.No).setText(no)
     return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def ask_save(parent: QWidget | None, title: str, question: str) -> str:
+    """Save / Don't save / Cancel: returns "save", "discard" or "cancel"."""
+    buttons = QMessageBox.StandardButton
+    box = QMessageBox(QMessageBox.Icon.Question, title, question, buttons.Yes | buttons.No | buttons.Cancel, parent)
+    box.button(buttons.Yes).setText("Save")
+    box.button(buttons.No).setText("Don't save")
+    box.setDefaultButton(buttons.Yes)
+    box.setEscapeButton(buttons.Cancel)
+    answer = box.exec()
+    return "save" if answer == buttons.Yes else "discard" if answer == buttons.No else "cancel"
 
 
 _showing = False

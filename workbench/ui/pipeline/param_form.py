@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from ...core import params as P
 from ...core import stages
@@ -24,12 +24,30 @@ def _range_text(meta: dict) -> str:
     return f" Range {lb}{'−∞' if lo is None else lo}, {'∞' if hi is None else hi}{rb}."
 
 
+class FieldLabel(QLabel):
+    """A field's name; clicking it toggles a checkbox field and puts the cursor into any other field."""
+
+    def __init__(self, text: str, editor: Editor) -> None:
+        super().__init__(text)
+        self.editor = editor
+
+    def mousePressEvent(self, event) -> None:
+        inner = self.editor.inner
+        if not inner.isEnabled():
+            return
+        if isinstance(inner, QCheckBox):
+            inner.toggle()
+        else:
+            inner.setFocus()
+        event.accept()
+
+
 class ParamForm(QWidget):
     """Emits `edited(field, value)`; call `set_values` / `set_errors` to show the document's state."""
 
     edited = Signal(str, object)
 
-    def __init__(self, kind: str, layer_names: list[str] | None = None, parent=None) -> None:
+    def __init__(self, kind: str, layer_names: list[str] | None = None, parent=None, description: str = "") -> None:
         super().__init__(parent)
         self.kind = kind
         module = stages.get(kind)
@@ -37,6 +55,8 @@ class ParamForm(QWidget):
         self.error_labels: dict[str, QLabel] = {}
         self.labels: dict[str, QLabel] = {}
         self.metas: dict[str, dict] = {}
+        self.refused: dict[str, str] = {}          # what an editor would not take (a negative count), by field
+        self.errors: dict[str, str] = {}
         self.stage_error = QLabel()
         self.stage_error.setObjectName("fieldError")
         self.stage_error.setWordWrap(True)
@@ -56,7 +76,13 @@ class ParamForm(QWidget):
             for f, tp in advanced:
                 self._add_row(form, f, tp)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setContentsMargins(0, 0, 4, 0)
+        if description:              # scrolls with the form, so the settings get the room on a small screen
+            about = QLabel(description)
+            about.setObjectName("stageDescription")
+            about.setWordWrap(True)
+            about.setStyleSheet("color: #4b5563; padding-bottom: 4px;")
+            layout.addWidget(about)
         layout.addWidget(self.stage_error)
         layout.addLayout(form)
         layout.addStretch()
@@ -73,7 +99,8 @@ class ParamForm(QWidget):
         editor.setToolTip(tip)
         editor.setObjectName(f"field_{f.name}")
         editor.changed.connect(lambda value, name=f.name: self.edited.emit(name, value))
-        label = QLabel(f.name.replace("_", " "))
+        editor.refused.connect(lambda message, name=f.name: self._refused(name, message))
+        label = FieldLabel(f.name.replace("_", " "), editor)
         label.setToolTip(tip)
         error = QLabel()
         error.setObjectName("fieldError")
@@ -101,9 +128,15 @@ class ParamForm(QWidget):
             editor.setEnabled(relevant)
             self.labels[name].setEnabled(relevant)
 
+    def _refused(self, name: str, message: str) -> None:
+        if self.refused.get(name, "") != message:
+            self.refused[name] = message
+            self.set_errors(self.errors)
+
     def set_errors(self, errors: dict[str, str]) -> None:
+        self.errors = dict(errors)
         for name, label in self.error_labels.items():
-            message = errors.get(name, "")
+            message = self.refused.get(name) or errors.get(name, "")
             label.setText(message)
             label.setVisible(bool(message))
             editor = self.editors[name]
@@ -116,6 +149,14 @@ class ParamForm(QWidget):
     def set_layer_names(self, names: list[str]) -> None:
         for editor in self.editors.values():
             editor.set_layer_names(names)
+
+    def first_error(self) -> str | None:
+        """The first field (in the form's order) showing an error; None when there is none."""
+        return next((name for name, label in self.error_labels.items() if not label.isHidden()), None)
+
+    def field_box(self, name: str) -> QWidget:
+        """The field's editor and error line together (what to scroll into view)."""
+        return self.error_labels[name].parentWidget()
 
     def error_text(self, name: str) -> str:
         label = self.error_labels[name]

@@ -31,9 +31,13 @@ from ...core import stages
 from .param_form import ParamForm
 from .recipe_doc import RecipeDocument
 
+FIRST = ("method", "structured", "sparsity", "sparsities", "epochs", "bits", "formats", "teacher", "student", "target",
+         "rank", "energy", "exits", "widths", "thresholds", "finetune_epochs", "steps")   # what a card shows first
 
-def summary(params: dict, limit: int = 46, kind: str | None = None) -> str:
-    """The first few settings that matter (see `param(when=...)`), short enough for one line of a card."""
+
+def summary(params: dict, limit: int = 60, kind: str | None = None) -> str:
+    """The settings that matter most (see `param(when=...)`; FIRST first, settings that are off left out), short
+    enough for a card's line."""
     metas, full = {}, dict(params)
     if kind:
         try:
@@ -42,20 +46,26 @@ def summary(params: dict, limit: int = 46, kind: str | None = None) -> str:
             fields = []
         metas = {f.name: f.metadata for f in fields}
         full = {**{f.name: P.default_of(f) for f in fields}, **params}
+    order = sorted(params, key=lambda k: FIRST.index(k) if k in FIRST else len(FIRST))
     parts: list[str] = []
-    for k, v in params.items():
-        if k in metas and not P.applies(metas[k], full):
+    for k in order:
+        v = params[k]
+        if (k in metas and not P.applies(metas[k], full)) or v is False or v in ([], {}, None, ""):
             continue
         if isinstance(v, dict):
             text = ", ".join(f"{a}: {b}" for a, b in v.items())
         else:
             text = ", ".join(map(str, v)) if isinstance(v, list) else f"{v:g}" if isinstance(v, float) \
                 else str(v).lower() if isinstance(v, bool) else str(v)
-        part = f"{k} {text if len(text) < 20 else text[:18] + '…'}"
+        part = k if v is True else f"{k} {text if len(text) < 20 else text[:18] + '…'}"
         if parts and len(" · ".join(parts + [part])) > limit:
             break
         parts.append(part)
     return " · ".join(parts)
+
+
+AFTER_EXPORT = "⚠ after Export: not in the exported files"
+AFTER_EXPORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 class StageList(QListWidget):
@@ -100,6 +110,7 @@ class PipelineEditor(QWidget):
         self.form: ParamForm | None = None
         self.form_index = -1
         self._filling = False
+        self._shown_error: str | None = None
         self.toolbar = self._make_toolbar()
         self.cards = StageList()
         self.cards.currentRowChanged.connect(lambda _row: self._show_form())
@@ -132,7 +143,8 @@ class PipelineEditor(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.cards)
         split.addWidget(lower)
-        split.setSizes([200, 300])
+        split.setStretchFactor(0, 2)   # the cards get 2/5 of the height, the settings form 3/5
+        split.setStretchFactor(1, 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(top)
@@ -228,6 +240,7 @@ class PipelineEditor(QWidget):
         self.layer_names = list(names)
         if self.form:
             self.form.set_layer_names(self.layer_names)
+        self.doc.set_layer_names(self.layer_names)
 
     def refresh(self) -> None:
         row = self.current()
@@ -236,16 +249,25 @@ class PipelineEditor(QWidget):
         try:
             self.cards.clear()
             warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+            exported = False
             for i, s in enumerate(self.doc.stages):
                 module = stages.get(s["kind"]) if s["kind"] in stages.available() else None
                 title = s.get("label") or (getattr(module, "TITLE", s["kind"]) if module else s["kind"])
-                item = QListWidgetItem(f"{i + 1}. {title}\n{summary(s['params'], kind=s['kind'])}")
+                late = exported and s.get("enabled", True) and getattr(module, "CHANGES_MODEL", True)
+                exported = exported or (s["kind"] == "export" and s.get("enabled", True))
+                text = f"{i + 1}. {title}\n{summary(s['params'], kind=s['kind'])}"
+                item = QListWidgetItem(text + (f"\n{AFTER_EXPORT}" if late else ""))
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsDragEnabled)
                 item.setCheckState(Qt.CheckState.Checked if s.get("enabled", True) else Qt.CheckState.Unchecked)
+                item.setData(AFTER_EXPORT_ROLE, bool(late))
                 errors = self.doc.stage_errors(i)
                 if errors:
                     item.setIcon(warn)
                     item.setToolTip("\n".join(f"{k or s['kind']}: {v}" for k, v in errors.items()))
+                elif late:
+                    item.setIcon(warn)
+                    item.setToolTip(f"{AFTER_EXPORT}: this stage runs after the Export stage, so the exported files do "
+                                    "not include what it does. Move it above Export, or add another Export after it.")
                 else:
                     item.setToolTip(getattr(module, "DESCRIPTION", "") if module else "")
                 if not s.get("enabled", True):
@@ -287,11 +309,19 @@ class PipelineEditor(QWidget):
         s = self.doc.stages[i]
         if self.form is None or self.form_index != i or self.form.kind != s["kind"]:
             module = stages.get(s["kind"])
-            self.title.setText(f"<b>{i + 1}. {getattr(module, 'TITLE', s['kind'])}</b> ({s['kind']})<br>"
-                               f"<span style='color:#4b5563'>{getattr(module, 'DESCRIPTION', '')}</span>")
-            self.form = ParamForm(s["kind"], self.layer_names)
+            self.title.setText(f"<b>{i + 1}. {getattr(module, 'TITLE', s['kind'])}</b> ({s['kind']})")
+            self.title.setToolTip(getattr(module, "DESCRIPTION", ""))
+            self.form = ParamForm(s["kind"], self.layer_names, description=getattr(module, "DESCRIPTION", ""))
             self.form.edited.connect(lambda name, value, idx=i: self.doc.set_value(idx, name, value))
             self.form_index = i
             self.scroll.setWidget(self.form)
         self.form.set_values(s["params"])
         self.form.set_errors(self.doc.stage_errors(i))
+        self._scroll_to_error()
+
+    def _scroll_to_error(self) -> None:
+        """A field that newly shows an error is scrolled into view (with its message), wherever the form was."""
+        first = self.form.first_error() if self.form else None
+        if first and first != self._shown_error:
+            self.scroll.ensureWidgetVisible(self.form.field_box(first), 0, 24)
+        self._shown_error = first

@@ -16,6 +16,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from ...core import params as P
 from ...core import stages
 from ...core.errors import RecipeError
+from ...core.pruning.layers import unknown_layer
 from ...core.recipe import STAGE_KEYS, TOP_FIELDS, Recipe, new_stage
 
 
@@ -56,6 +57,13 @@ class RecipeDocument(QObject):
         self.undo_stack = QUndoStack(self)
         self.state: dict = {"top": {"seed": 0}, "stages": []}
         self.path: str | None = None
+        self.layer_names: list[str] = []   # the open model's prunable layers: layer settings must name one of them
+
+    def set_layer_names(self, names: list[str]) -> None:
+        """The open model's prunable layers; settings naming other layers are marked (the run would refuse them)."""
+        if list(names) != self.layer_names:
+            self.layer_names = list(names)
+            self.changed.emit()
 
     # --- reading -------------------------------------------------------------------------------
     @property
@@ -109,7 +117,22 @@ class RecipeDocument(QObject):
             except RecipeError as exc:
                 name, _, message = exc.message.removeprefix(path + ".").partition(": ")
                 errors[name if name in names else ""] = message or exc.message
+        for f, _ in known:
+            if f.metadata.get("layers") and f.name not in errors:
+                message = self._unknown_layers(s["params"].get(f.name))
+                if message:
+                    errors[f.name] = message
         return errors
+
+    def _unknown_layers(self, value: Any) -> str:
+        """A message for the first name that is not a prunable layer of the open model ("" when all are)."""
+        if not self.layer_names:
+            return ""
+        named = list(value) if isinstance(value, (list, dict)) else [value] if isinstance(value, str) and value else []
+        for name in named:
+            if isinstance(name, str) and name not in self.layer_names:
+                return f"{name!r}: {unknown_layer(name, self.layer_names)}"
+        return ""
 
     def all_errors(self) -> list[str]:
         out = []

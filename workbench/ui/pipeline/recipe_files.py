@@ -54,7 +54,41 @@ class RecipeFiles:
         if problems and not quiet:
             errors.show_error(self, "Recipe has problems", f"{Path(path).name}: {len(problems)} problem(s), marked in "
                               "the pipeline editor:\n" + "\n".join(problems[:5]))
+        if not quiet:
+            self._recipe_model_question(Path(path).name)
         return True
+
+    def _recipe_model_question(self, name: str) -> None:
+        """A recipe written for another model (or data) than the one open: ask which to use, never ignore it silently."""
+        top, state = self.doc.state["top"], self.state
+        model = str(top.get("model") or "")
+        data = str(top.get("data") or "") if isinstance(top.get("data"), str) else ""
+        other_model = bool(model and state.model_spec and model != state.model_spec)
+        other_data = bool(data and state.data_spec and data != state.data_spec)
+        if not other_model and not other_data:
+            return
+        wanted = " on ".join(x for x in (model if other_model else "", data if other_data else "") if x)
+        current = " on ".join(x for x in (state.model_spec if other_model else "", state.data_spec if other_data else "") if x)
+        if errors.ask(self, "Which model?", f"{name} is written for {wanted}; {current} is open.\n\n"
+                      f"Open {wanted} for this recipe, or keep {current}? Runs use the open model.",
+                      yes=f"Open {wanted}", no=f"Keep {current}"):
+            if other_data:
+                self.loader.set_data(data, model=model if other_model else None)
+            elif other_model:
+                self.open_model(model)
+        else:
+            self.statusBar().showMessage(f"Keeping {current}: runs of {name} use it (the recipe names {wanted}).", 10000)
+
+    def maybe_save_recipe(self) -> bool:
+        """Before closing: unsaved recipe edits are saved, dropped or the close is cancelled, as the user says."""
+        if self.doc.undo_stack.isClean() or not self.doc.stages:
+            return True
+        name = Path(self.doc.path).name if self.doc.path else "The recipe"
+        answer = errors.ask_save(self, "Save the recipe?", f"{name} has changes that are not saved. Save them?")
+        if answer == "save":
+            self.save_recipe()
+            return self.doc.undo_stack.isClean()
+        return answer == "discard"
 
     def save_recipe(self) -> None:
         if self.doc.path and Path(self.doc.path).suffix in (".yaml", ".yml"):

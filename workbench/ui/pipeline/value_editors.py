@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -33,6 +34,7 @@ BIG = 1e9
 
 class Editor(QWidget):
     changed = Signal(object)
+    refused = Signal(str)     # typed text the editor will not take ("" once it takes a value again)
 
     def __init__(self, inner: QWidget, parent=None) -> None:
         super().__init__(parent)
@@ -80,9 +82,23 @@ def _bounds(meta: dict, integer: bool) -> tuple[float, float]:
     return lo, hi
 
 
+class IntSpinBox(QSpinBox):
+    """A spin box that refuses a negative number typed where none is allowed (a plain QSpinBox drops the minus sign
+    and takes the number as positive): the text stays as typed, marked, and the previous value is kept."""
+
+    refusedText = Signal(str)
+
+    def validate(self, text: str, pos: int):
+        stripped = text.strip().removeprefix(self.prefix()).strip()
+        if stripped.startswith("-") and self.minimum() >= 0:
+            self.refusedText.emit(f"{stripped} refused: must be at least {self.minimum()}")
+            return QValidator.State.Intermediate, text, pos
+        return super().validate(text, pos)
+
+
 class IntEditor(Editor):
     def __init__(self, meta: dict) -> None:
-        box = QSpinBox()
+        box = IntSpinBox()
         lo, hi = _bounds(meta, True)
         box.setRange(int(max(lo, -2**31 + 1)), int(min(hi, 2**31 - 1)))
         if meta.get("step"):
@@ -90,6 +106,8 @@ class IntEditor(Editor):
         box.setAccelerated(True)
         super().__init__(box)
         box.valueChanged.connect(self._emit)
+        box.refusedText.connect(self.refused)
+        box.lineEdit().textEdited.connect(lambda text: "-" in text or self.refused.emit(""))   # typed again: taken
 
     def value(self) -> int:
         return self.inner.value()

@@ -9,6 +9,7 @@ from PySide6.QtCore import QObject, Signal
 from ...core.child_run import load_in_child
 from ...core.data import load_data
 from ...core.layer_data import CACHE, layer_arrays, open_model
+from ...core.snapshot_tools import snapshot_layers
 from ..state import AppState
 from .tasks import TaskSlot, run_task
 
@@ -20,7 +21,33 @@ def _layer(source: str, layer: str):
 def _open(spec: str, data_spec: str | None, options: dict) -> dict:
     if options.get("trust"):
         load_in_child(spec, data_spec, options.get("arch"), True, TRUSTED_LOAD_SECONDS)
-    return open_model(spec, data_spec, **options)
+    return with_baseline(open_model(spec, data_spec, **options), spec)
+
+
+def _snapshot(path: str, data_spec: str | None) -> dict:
+    return with_baseline(open_model(path, data_spec), path)
+
+
+def baseline_path(spec: str) -> Path | None:
+    """The baseline snapshot (00-baseline) of the run a snapshot folder belongs to; None for anything else and for
+    the baseline itself."""
+    path = Path(spec)
+    if path.parent.name != "snapshots" or not (path / "snapshot.json").is_file():
+        return None
+    base = next(iter(sorted(path.parent.glob("00-*"))), None)
+    return base if base is not None and base.resolve() != path.resolve() else None
+
+
+def with_baseline(info: dict, spec: str) -> dict:
+    """The model's measurements plus, for a snapshot of a run, its baseline's layers ({name: {"params", "shape"}})."""
+    base = baseline_path(spec)
+    if base is None:
+        return info
+    try:
+        layers = snapshot_layers(base)
+    except Exception:  # noqa: BLE001 - an unreadable baseline: the snapshot is shown without the comparison
+        return info
+    return {**info, "baseline": {n: {"params": v.get("params"), "shape": v.get("shape")} for n, v in layers.items()}}
 
 
 def is_refusal(message: str) -> bool:
@@ -39,6 +66,7 @@ class ModelControl(QObject):
     notice = Signal(str, int)
     failed = Signal(str, str, str)
     needsTrust = Signal(str, str, object)   # spec, why it was refused, the options it was opened with
+    layersShown = Signal(object, str)       # the measurements the browser now shows (with "baseline" for a snapshot), a title
 
     def __init__(self, state: AppState, browser, inspector, parent=None) -> None:
         super().__init__(parent)
@@ -60,6 +88,7 @@ class ModelControl(QObject):
     def _opened(self, spec: str, info: dict, options: dict) -> None:
         self.snapshots.cancel()   # a snapshot still loading would cover the model just opened
         self.browser.show_info(info)
+        self.layersShown.emit(info, f"the current model, {spec}")
         self.status.emit(f"model: {spec}")
         self.state.set_model(spec, info, options)
         names = self.state.layer_names()
@@ -82,17 +111,20 @@ class ModelControl(QObject):
         else:
             self.failed.emit("Cannot open model", message, details)
 
-    def set_data(self, spec: str) -> None:
-        """Check the data spec off the GUI thread; keep the current data if it does not load."""
+    def set_data(self, spec: str, model: str | None = None) -> None:
+        """Check the data spec off the GUI thread; keep the current data if it does not load. With `model`, that
+        model is opened on the new data (else the current one is measured again)."""
         self.notice.emit(f"Loading data {spec}…", 0)
-        run_task(load_data, spec, on_done=lambda _bundle: self._data_loaded(spec),
+        run_task(load_data, spec, on_done=lambda _bundle: self._data_loaded(spec, model),
                  on_error=lambda message, details: self.failed.emit("Cannot open data", message, details))
 
-    def _data_loaded(self, spec: str) -> None:
+    def _data_loaded(self, spec: str, model: str | None = None) -> None:
         CACHE.clear()
         self.state.set_data(spec)
         self.notice.emit(f"Data: {spec}", 5000)
-        if self.state.model_spec:
+        if model:
+            self.open_model(model)
+        elif self.state.model_spec:
             self.open_model(self.state.model_spec, **self.state.model_options)   # measured again on the new data
 
     # --- what the browser and the inspector show ------------------------------------------------------
@@ -104,14 +136,16 @@ class ModelControl(QObject):
             if self.state.model_info:
                 self.browser.show_info(self.state.model_info)
                 self.browser.select_layer(self.state.layer)
+                self.layersShown.emit(self.state.model_info, f"the current model, {self.state.model_spec}")
             return
         label = f"snapshot {Path(path).parent.parent.name}/{Path(path).name}"
-        self.snapshots.submit(open_model, path, self.state.data_spec, on_done=lambda info: self._show_snapshot(info, label),
+        self.snapshots.submit(_snapshot, path, self.state.data_spec, on_done=lambda info: self._show_snapshot(info, label),
                               on_error=lambda message, _d: self.notice.emit(f"Cannot read {path}: {message}", 8000))
 
     def _show_snapshot(self, info: dict, label: str) -> None:
         self.browser.show_info(info, label)
         self.browser.select_layer(self.state.layer)
+        self.layersShown.emit(info, label + (" against its run's baseline" if info.get("baseline") else ""))
 
     def load_layer(self, *_args) -> None:
         source, layer = self.state.inspect_source, self.state.layer

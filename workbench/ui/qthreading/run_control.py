@@ -23,6 +23,7 @@ class RunControl(QObject):
     snapshotSaved = Signal(str, dict)   # run dir, report row with absolute path and layers
     runStarted = Signal(str, str)       # run dir, title
     runEnded = Signal(str, bool, str)   # run dir, ok, message
+    notStarted = Signal(str, str)       # run dir, why: the pre-run check refused it (nothing was written)
     failed = Signal(str, str, str)      # title, message, details
 
     KILL_AFTER_MS = 5000                # Stop: a stage that has not ended by then is ended by killing its process
@@ -124,7 +125,7 @@ class RunControl(QObject):
 
     @Slot(str, str)
     def _failed_to_start(self, message: str, details: str) -> None:
-        self.runEnded.emit(self.out_dir, False, "not started")
+        self.notStarted.emit(self.out_dir, message)
         self.failed.emit("Cannot run", message, details)
 
     @Slot(str, str)

@@ -3,19 +3,24 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRect, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QHeaderView, QLabel, QLineEdit, QStyledItemDelegate, QStyleOptionViewItem, QTreeView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QLineEdit, QStyledItemDelegate, QStyleOptionViewItem, QTreeView, QVBoxLayout, QWidget
 
 from .. import formatting as F
+from .table_fit import ColumnFitter
 
-COLUMNS = ("Module", "Type", "Shape", "Params", "Non-zeros", "Sparsity", "FLOPs")
+COLUMNS = ("Module", "Type", "Shape", "Params", "Non-zeros", "Sparsity", "FLOPs", "Params before", "Channels")
+TIPS = ("Module name (qualified)", "Module type", "Shape of its weight", "Parameters (this module and everything in it)",
+        "Non-zero parameters", "Zeros among the prunable weights (Linear and convolution weights); – for other layers",
+        "FLOPs of one forward pass (batch 1)", "Parameters in the run's baseline snapshot (00-baseline)",
+        "Output channels (or neurons): now / in the baseline")
 SORT_ROLE = Qt.ItemDataRole.UserRole
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
-SPARSITY_COL = 5
-DISPLAY = (str, str, F.shape, F.count, F.count, F.percent, F.human)
+SPARSITY_COL, BEFORE_COL, CHANNELS_COL = 5, 7, 8
+DISPLAY = (str, str, F.shape, F.count, F.count, F.percent, F.human, F.count, str)
 
 
 class Node:
-    __slots__ = ("name", "short", "type", "row", "parent", "children", "layer", "_totals")
+    __slots__ = ("name", "short", "type", "row", "parent", "children", "layer", "before", "_totals")
 
     def __init__(self, name: str, short: str, parent: Node | None) -> None:
         self.name, self.short, self.parent = name, short, parent
@@ -23,24 +28,34 @@ class Node:
         self.type = ""
         self.row: dict | None = None   # the inspect row when this module owns parameters
         self.layer = False
+        self.before: dict | None = None   # the same layer in the baseline snapshot: {"params", "shape"}
         self._totals: tuple | None = None
 
-    def totals(self) -> tuple[int, int, int | None, int, int]:
-        """(params, non-zeros, FLOPs or None when uncountable, prunable weights, their non-zeros) of this
-        module and everything below it, computed once."""
+    def totals(self) -> tuple[int, int, int | None, int, int, int]:
+        """(params, non-zeros, FLOPs or None when uncountable, prunable weights, their non-zeros, params in the
+        baseline) of this module and everything below it, computed once."""
         if self._totals is not None:
             return self._totals
-        p = nz = w = nzw = 0
+        p = nz = w = nzw = pb = 0
         fl: int | None = 0
         if self.row:
             p, nz, fl = self.row["params"], self.row["nonzero_params"], self.row["flops"]
             w, nzw = self.row.get("weights", 0), self.row.get("nonzero_weights", 0)
+            pb = (self.before or {}).get("params") or 0
         for c in self.children:
-            cp, cnz, cfl, cw, cnzw = c.totals()
-            p, nz, w, nzw = p + cp, nz + cnz, w + cw, nzw + cnzw
+            cp, cnz, cfl, cw, cnzw, cpb = c.totals()
+            p, nz, w, nzw, pb = p + cp, nz + cnz, w + cw, nzw + cnzw, pb + cpb
             fl = None if fl is None or cfl is None else fl + cfl
-        self._totals = (p, nz, fl, w, nzw)
+        self._totals = (p, nz, fl, w, nzw, pb)
         return self._totals
+
+    def channels(self) -> str:
+        """"32 / 64" (now / baseline) for a layer whose outputs changed, "64" otherwise, "" for a container."""
+        now = (self.row or {}).get("shape") or []
+        before = (self.before or {}).get("shape") or []
+        if not now:
+            return ""
+        return f"{now[0]} / {before[0]}" if before and before[0] != now[0] else str(now[0])
 
 
 def build_tree(info: dict) -> Node:
@@ -48,6 +63,7 @@ def build_tree(info: dict) -> Node:
     root = Node("", "", None)
     nodes = {"": root}
     types = info.get("module_types", {})
+    baseline = info.get("baseline") or {}
     root.type = types.get("", "")
     for row in info["layers"]:
         parts = row["name"].split(".") if row["name"] else []
@@ -62,7 +78,20 @@ def build_tree(info: dict) -> Node:
         target = nodes[row["name"]]
         target.row, target.layer = row, True
         target.type = row["type"]
+        target.before = baseline.get(row["name"])
     return root
+
+
+def changed_from_baseline(info: dict) -> bool:
+    """Whether any layer's shape or parameter count differs from the run's baseline (structured pruning,
+    restructuring, new heads): only then does the browser show the before/after columns."""
+    baseline = info.get("baseline")
+    if not baseline:
+        return False
+    now = {r["name"]: r for r in info["layers"]}
+    return set(now) != set(baseline) or any(
+        (baseline[n].get("params"), list(baseline[n].get("shape") or [])) != (r["params"], list(r.get("shape") or []))
+        for n, r in now.items())
 
 
 class LayerTreeModel(QAbstractItemModel):
@@ -106,12 +135,15 @@ class LayerTreeModel(QAbstractItemModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return TIPS[section]
         return None
 
     def raw(self, node: Node, column: int):
-        params, nonzero, flops, weights, nz_weights = node.totals()
+        params, nonzero, flops, weights, nz_weights, before = node.totals()
         sparsity = 1.0 - nz_weights / weights if weights else None     # prunable weights only
-        values = (node.short, node.type, node.row["shape"] if node.row else None, params, nonzero, sparsity, flops)
+        values = (node.short, node.type, node.row["shape"] if node.row else None, params, nonzero, sparsity, flops,
+                  before or None, node.channels())
         return values[column]
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -134,12 +166,26 @@ class LayerTreeModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return DISPLAY[col](self.raw(node, col))
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{node.name or '(model)'}: {self.raw(node, 3):,} parameters, {F.human(self.raw(node, 6))} FLOPs"
+            return self.tooltip(node)
         if role == Qt.ItemDataRole.TextAlignmentRole and col >= 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and not node.layer and col >= 3:
             return QColor("#6b7280")
         return None
+
+
+    def tooltip(self, node: Node) -> str:
+        text = f"{node.name or '(model)'} ({node.type}): {self.raw(node, 3):,} parameters"
+        if node.row and node.row.get("shape"):
+            text += f", weight {F.shape(node.row['shape'])}"
+        before = self.raw(node, 7)
+        if before:
+            text += f"; baseline {before:,} parameters"
+            if "/" in node.channels():
+                text += f", output channels {node.channels()}"
+        sparsity = self.raw(node, 5)
+        text += f"; sparsity {F.percent(sparsity)}" if sparsity is not None else "; no prunable weights"
+        return text + f"; {F.human(self.raw(node, 6))} FLOPs"
 
 
 class SparsityDelegate(QStyledItemDelegate):
@@ -197,10 +243,10 @@ class ModelBrowser(QWidget):
         self.tree.setUniformRowHeights(True)
         self.tree.setItemDelegateForColumn(SPARSITY_COL, SparsityDelegate(self.tree))
         header = self.tree.header()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(False)
-        for col, width in enumerate((100, 60, 66, 64, 70, 90, 58)):
-            self.tree.setColumnWidth(col, width)
+        header.moveSection(BEFORE_COL, 4)        # shown beside Params: "Params · Params before · Channels · Non-zeros"
+        header.moveSection(CHANNELS_COL, 5)
+        self.fitter = ColumnFitter(self.tree)
+        self._show_baseline(False)
         self.tree.selectionModel().currentRowChanged.connect(self._current_changed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -227,8 +273,25 @@ class ModelBrowser(QWidget):
             f"<b>{label or info['model']}</b> · input {F.shape(info['input_shape'])}<br>"
             f"<b>{t['params']:,}</b> params · <b>{t['nonzero_params']:,}</b> non-zero · sparsity "
             f"<b>{F.percent(t['sparsity'])}</b> · <b>{F.human(t['flops'])}</b> FLOPs · {F.size(t['dense_bytes'])} fp32"
-            f"{acc}{warn}")
+            f"{acc}{self._against_baseline(info)}{warn}")
         self.tree.expandToDepth(1 if len(info["layers"]) < 60 else 0)
+        self._show_baseline(changed_from_baseline(info))
+        self.fitter.fit()
+
+    @staticmethod
+    def _against_baseline(info: dict) -> str:
+        baseline = info.get("baseline") or {}
+        before = sum(int(v.get("params") or 0) for v in baseline.values())
+        if not before or not changed_from_baseline(info):
+            return ""
+        now = info["total"]["params"] / before
+        return f"<br>against the baseline's <b>{before:,}</b> params: <b>{F.percent(now)}</b> " + \
+            ("kept" if now <= 1 else "(layers added)")
+
+    def _show_baseline(self, shown: bool) -> None:
+        """The before/after columns, for a snapshot whose run has a baseline to compare with."""
+        self.tree.setColumnHidden(BEFORE_COL, not shown)
+        self.tree.setColumnHidden(CHANNELS_COL, not shown)
 
     def layer_names(self) -> list[str]:
         return [r["name"] for r in self.info["layers"]] if self.info else []

@@ -1,119 +1,190 @@
-"""Live plots: training curves, per-layer sparsity, compression against accuracy, and analysis series.
+"""The plots: training curves, per-layer sparsity and what each layer kept, compression against accuracy, and
+analysis curves, for the runs selected in the runs view (live or read back from their run folders).
 
-Events only update plain data here; a timer redraws what changed at most 20 times per second.
+Curves of a run are metric points (`curves.RunData`), laid out with every stage on one continuous x-axis. Events
+only update plain data here; a timer redraws what changed at most 20 times per second, updating existing curves.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QTabWidget, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QSplitter, QTabWidget, QToolButton, QVBoxLayout, QWidget
 
-from ...core.events import LayerStats, Metric, Series, SnapshotSaved
-from .pg_setup import color, export_png, pg, plot_widget
+from ...core.events import LayerStats, Metric, Series, SnapshotSaved, StageStarted
+from .analysis_plots import AnalysisPlots
+from .curves import RunData, is_percent, kind_of, lay_out
+from .layer_bars import LayerBars, layer_rows
+from .pg_setup import ChartBox, color, export_png, nice_range, pg
+from .ratio_plot import RatioPlot
 
 REDRAW_MS = 50
+HINT = "No curves yet.<br>Press Run, or select a run<br>in Runs and snapshots."
 
 
 class PlotsPanel(QWidget):
-    """Feed it runner events with `handle(event)`; `snapshotClicked(key)` when a scatter point is clicked."""
+    """`begin_run` + `handle(event)` for a live run, `add_run(RunData)` for runs read from disk, `show_runs(keys)`
+    for which are drawn; `show_layers(rows, title)` for the Layers tab. `snapshotClicked(path)` from the scatter."""
 
     snapshotClicked = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.metrics: dict[str, list[tuple[float, float]]] = {}
-        self.sparsity: dict[str, float] = {}
-        self.points: list[dict] = []   # {"key", "ratio", "accuracy", "label"}
-        self.selected_key: str | None = None
-        self.series: dict[tuple[str, str], dict[str, tuple]] = {}
+        self.store: dict[str, RunData] = {}     # run folder -> its curves (live or read back)
+        self.shown: list[str] = []
+        self.live: RunData | None = None
+        self.live_stage = 0
+        self.live_baseline: dict | None = None
         self.redraws = 0
-        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.curves: dict[tuple, pg.PlotDataItem] = {}
+        self.styles: dict[tuple, tuple] = {}   # the style each curve was last given (restyled only when it changes)
+        self.lines: dict[tuple, pg.InfiniteLine] = {}
+        self._drawn: tuple = ()
         self._dirty: set[str] = set()
         self._timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
         self._timer.timeout.connect(self._redraw)
 
-        self.loss = plot_widget("Loss", "epoch", "loss")
-        self.acc = plot_widget("Accuracy", "epoch", "accuracy")
-        self.other = plot_widget("Other metrics", "step", "value")
-        for w in (self.loss, self.acc, self.other):
-            w.addLegend(offset=(-10, 10), labelTextSize="8pt", brush=(255, 255, 255, 210))
-        self.bars = plot_widget("Sparsity per layer", "sparsity", "")
-        self.bars.setXRange(0, 1)
-        self.scatter_plot = plot_widget("Compression ratio vs accuracy (all snapshots)", "compression ratio (×)",
-                                        "accuracy")
-        self.scatter = pg.ScatterPlotItem(size=11, hoverable=True, tip=lambda x, y, data: f"{data}\nratio {x:.1f}×, acc {y:.4f}")
-        self.scatter.sigClicked.connect(self._clicked)
-        self.point_labels: list = []
-        self.scatter_plot.addItem(self.scatter)
-        self.series_box = QWidget()
-        self.series_layout = QVBoxLayout(self.series_box)
-        self.series_layout.setContentsMargins(0, 0, 0, 0)
-        self.series_empty = QLabel("Sensitivity curves and early-exit trade-offs appear here when a stage reports them.")
-        self.series_empty.setWordWrap(True)
-        self.series_layout.addWidget(self.series_empty)
-        self.series_plots: dict[tuple[str, str], pg.PlotWidget] = {}
+        self.loss = ChartBox("Loss", "epoch (stages one after another)", "loss")
+        self.acc = ChartBox("Test accuracy", "epoch (stages one after another)", "accuracy (%)")
+        self.other = ChartBox("Other metrics", "epoch (stages one after another)", "value (sparsity in %)")
+        self.charts = {"loss": self.loss, "accuracy": self.acc, "other": self.other}
+        self.hint = pg.TextItem(html=f"<div style='color:#9ca3af; text-align:center'>{HINT}</div>", anchor=(0.5, 0.5))
+        self.loss.plot.addItem(self.hint)
+        self.hint.setPos(0.5, 0.5)
+        self.layers = LayerBars()
+        self.ratio = RatioPlot()
+        self.ratio.clicked.connect(self.snapshotClicked)
+        self.analysis = AnalysisPlots()
 
         self.tabs = QTabWidget()
-        training = QWidget()
-        grid = QVBoxLayout(training)
-        grid.setContentsMargins(0, 0, 0, 0)
-        top = QHBoxLayout()
+        training = QSplitter(Qt.Orientation.Vertical)     # loss | accuracy above, other metrics (if any) below
+        top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.loss)
         top.addWidget(self.acc)
-        grid.addLayout(top, 2)
-        grid.addWidget(self.other, 1)
+        training.addWidget(top)
+        training.addWidget(self.other)
+        training.setStretchFactor(0, 2)
+        training.setStretchFactor(1, 1)
+        training.setChildrenCollapsible(False)
         self.other.hide()
-        for w, text in ((self.loss, "no data yet: press Run"), (self.acc, "no data yet")):
-            hint = pg.TextItem(text, color="#9ca3af", anchor=(0.5, 0.5))
-            hint.setPos(0.5, 0.5)
-            w.addItem(hint)
-            w.hint = hint  # type: ignore[attr-defined]
         self.tabs.addTab(training, "Training")
-        self.tabs.addTab(self.bars, "Sparsity")
-        self.tabs.addTab(self.scatter_plot, "Ratio vs accuracy")
-        self.tabs.addTab(self.series_box, "Analysis")
+        self.tabs.addTab(self.layers, "Layers")
+        self.tabs.addTab(self.ratio, "Ratio vs accuracy")
+        self.tabs.addTab(self.analysis, "Analysis")
         self.export_button = QToolButton()   # the window gives it its "Export plots as PNG…" action
         self.export_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.tabs.setCornerWidget(self.export_button, Qt.Corner.TopRightCorner)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.tabs, 1)
-        row = QHBoxLayout()
-        row.addStretch()
-        row.addWidget(self.export_button)
-        layout.addLayout(row)
 
-    # --- data in ---------------------------------------------------------------------------------
-    def clear_run(self) -> None:
-        self.metrics.clear()
-        self.series.clear()
-        self._mark("metrics", "series")
+    # --- what the tests and scripts read ------------------------------------------------------------
+    @property
+    def metrics(self) -> dict[str, list[tuple[float, float]]]:
+        """"series/name" -> [(step, value)] of the runs shown."""
+        out: dict[str, list] = {}
+        for run in self._runs():
+            for p in run.points:
+                out.setdefault(f"{p['series']}/{p['name']}" if p.get("series") else p["name"], []).append((p["step"], p["value"]))
+        return out
+
+    @property
+    def series(self) -> dict[tuple[str, str], dict[str, tuple]]:
+        out: dict = {}
+        for run in self._runs():
+            for key, curves in run.series.items():
+                out.setdefault(key, {}).update(curves)
+        return out
+
+    @property
+    def sparsity(self) -> dict[str, float]:
+        return {r["name"]: r["sparsity"] for r in self.layers.rows if r["sparsity"] is not None}
+
+    @property
+    def points(self) -> list[dict]:
+        return self.ratio.points
+
+    @property
+    def scatter(self):
+        return self.ratio.scatter
+
+    # --- data in ---------------------------------------------------------------------------------------
+    def begin_run(self, key: str, stages: dict[int, str]) -> None:
+        """A run starts: its curves come from events; it is shown until another selection is made."""
+        self.live = self.store[key] = RunData(key, Path(key).name, stages=dict(stages), live=True)
+        self.live_stage, self.live_baseline = 0, None
+        self.show_runs([key])
+
+    def end_run(self) -> None:
+        if self.live is not None:
+            self.live.live = False
+        self.live = None
+
+    def clear_run(self) -> None:   # kept for scripts: nothing is shown until a run is selected or started
+        self.show_runs([])
+
+    def add_run(self, data: RunData) -> None:
+        """Curves read back from a run folder (a live run's own curves are never replaced)."""
+        current = self.store.get(data.key)
+        if current is not None and current.live:
+            return
+        self.store[data.key] = data
+        if data.key in self.shown:
+            self._mark("metrics", "series")
+
+    def show_runs(self, keys: list[str]) -> None:
+        if keys != self.shown:
+            self.shown = list(keys)
+            self._mark("metrics", "series")
+
+    def forget(self, key: str) -> None:
+        """A run that never started: nothing of it is kept or shown."""
+        self.store.pop(key, None)
+        self.show_runs([k for k in self.shown if k != key])
+
+    def drop_cached(self) -> None:
+        """Forget the curves read from disk (the runs folder was read again); the live run's stay."""
+        self.store = {k: v for k, v in self.store.items() if v.live}
+        self._drawn = ()
+
+    def missing(self, keys: list[str]) -> list[str]:
+        return [k for k in keys if k not in self.store]
 
     def handle(self, event) -> None:
-        if isinstance(event, Metric):
-            self.metrics.setdefault(event.name, []).append((float(event.step), float(event.value)))
+        run = self.live
+        if run is None:
+            return
+        if isinstance(event, StageStarted):
+            self.live_stage = event.index + 1
+        elif isinstance(event, Metric):
+            run.add_point(self.live_stage, event.name, event.step, event.value)
             self._mark("metrics")
         elif isinstance(event, LayerStats):
-            for name, stats in event.layers.items():
-                if "sparsity" in stats:
-                    self.sparsity[name] = float(stats["sparsity"])
-            self._mark("bars")
-        elif isinstance(event, SnapshotSaved):
-            layers = event.metrics.get("layers") or {}
-            self.sparsity = {n: float(v["sparsity"]) for n, v in layers.items() if v.get("sparsity") is not None}
-            self._mark("bars")
+            if any("params" in v for v in event.layers.values()) and run.key in self.shown:
+                self.show_layers(layer_rows(event.layers, self.live_baseline), f"{run.name}: live, during stage "
+                                 f"{run.stages.get(self.live_stage, self.live_stage)}")
+        elif isinstance(event, SnapshotSaved) and event.index == 0:
+            self.live_baseline = event.metrics.get("layers") or {}
         elif isinstance(event, Series):
-            key = (event.x_label or "x", event.y_label or "y")
-            self.series.setdefault(key, {})[event.name] = (tuple(event.x), tuple(event.y))
+            run.add_series((event.x_label or "x", event.y_label or "y"), event.name, event.x, event.y)
             self._mark("series")
 
+    def show_layers(self, rows: list[dict], title: str = "") -> None:
+        self.layers.show_rows(rows, title)
+
+    def show_info_layers(self, info: dict, title: str = "") -> None:
+        """The Layers tab for a model's measurements (inspect rows; with "baseline" for a snapshot of a run)."""
+        self.show_layers(layer_rows(info.get("layers") or [], info.get("baseline")), title)
+
     def set_points(self, points: list[dict]) -> None:
-        self.points = [p for p in points if p.get("ratio") and p.get("accuracy") is not None]
-        self._mark("scatter")
+        self.ratio.set_points(points)
 
     def select_point(self, key: str | None) -> None:
-        self.selected_key = key
-        self._mark("scatter")
+        self.ratio.select(key)
+
+    def _runs(self) -> list[RunData]:
+        return [self.store[k] for k in self.shown if k in self.store]
 
     def _mark(self, *parts: str) -> None:
         self._dirty.update(parts)
@@ -126,102 +197,101 @@ class PlotsPanel(QWidget):
         self.redraws += 1
         if "metrics" in dirty:
             self._draw_metrics()
-        if "bars" in dirty:
-            self._draw_bars()
-        if "scatter" in dirty:
-            self._draw_scatter()
         if "series" in dirty:
-            self._draw_series()
+            self.analysis.show_series({run.name: run.series for run in self._runs() if run.series})
 
     def _draw_metrics(self) -> None:
-        """Curves are created once per metric name, then only their data changes."""
-        for w in (self.loss, self.acc):
-            w.hint.setVisible(not self.metrics)
-            if not self.metrics and w.hint.scene() is None:
-                w.addItem(w.hint)
-        if not self.metrics:
-            for w in (self.loss, self.acc, self.other):
-                w.clear()
-                w.getPlotItem().legend.clear()
-            self.curves.clear()
-            self.other.hide()
+        """Curves are created once per (run, stage, series, metric); afterwards only their data changes."""
+        runs = self._runs()
+        signature = tuple((r.key, r.version) for r in runs)
+        if signature == self._drawn:
             return
-        self.other.setVisible(any("loss" not in n and "acc" not in n for n in self.metrics))
-        for name, pts in self.metrics.items():
-            curve = self.curves.get(name)
-            if curve is None:
-                i = len(self.curves)
-                target = self.loss if "loss" in name else self.acc if "acc" in name else self.other
-                batch = "batch" in name
-                curve = self.curves[name] = target.plot(name=name, pen=pg.mkPen(color(i), width=1 if batch else 2),
-                                                        symbol=None if batch else "o", symbolSize=5,
-                                                        symbolBrush=color(i))
-            if curve.xData is None or len(curve.xData) != len(pts):
-                xs, ys = zip(*pts)
-                curve.setData(xs, ys)
+        self._drawn = signature
+        multi = len(runs) > 1
+        wanted, lines, legends = set(), {}, {k: [] for k in self.charts}
+        values: dict[str, list[float]] = {k: [] for k in self.charts}
+        end = 0.0
+        for ri, run in enumerate(runs):
+            layout = lay_out(run.points, run.stages)
+            end = max(end, layout.end)
+            for c in layout.curves:
+                colour = color(ri) if multi else color(c.stage - 1)
+                scale = 100.0 if is_percent(c.name) else 1.0
+                key = (run.key, c.stage, c.series, c.name)
+                wanted.add(key)
+                ys = [scale * v for v in c.ys]
+                item = self._curve(key, c, colour)
+                old_x, old_y = item.xData, item.yData
+                if old_x is None or len(old_x) != len(c.xs) or (old_x[0], old_x[-1], old_y[-1]) != (c.xs[0], c.xs[-1], ys[-1]):
+                    item.setData(c.xs, ys)
+                values[c.kind] += ys
+                entry = (colour, run.name if multi else c.label, c.rounds and not multi)
+                if not c.batch and entry not in legends[c.kind]:
+                    legends[c.kind].append(entry)
+            for x, name in layout.boundaries[1:] if len(layout.boundaries) > 1 else []:
+                lines[(run.key, x, name)] = (x, name if not multi else f"{run.name}: {name}", color(ri) if multi else "#94a3b8")
+        for key in [k for k in self.curves if k not in wanted]:
+            item = self.curves.pop(key)
+            self.styles.pop(key, None)
+            self.charts[kind_of(key[3])].plot.removeItem(item)
+        self._draw_lines(lines)
+        self.hint.setVisible(not wanted)
+        if not wanted:                                   # the hint in the middle of an empty plot
+            self.loss.plot.setXRange(0, 1, padding=0)
+            self.loss.plot.setYRange(0, 1, padding=0)
+        self.other.setVisible(bool(values["other"]))
+        for kind, box in self.charts.items():
+            box.set_legend(legends[kind])
+            if values[kind]:
+                box.plot.setXRange(*nice_range([0.0, end], lo=0, min_span=1.0, pad=0.02), padding=0)
+        if values["loss"]:
+            self.loss.plot.setYRange(0, max(values["loss"]) * 1.05 or 1.0, padding=0)
+        if values["accuracy"]:
+            self.acc.plot.setYRange(*nice_range(values["accuracy"], lo=0, hi=100.5, min_span=5.0), padding=0)
+        if values["other"]:
+            self.other.plot.setYRange(*nice_range(values["other"], min_span=1.0), padding=0)
 
-    def _draw_bars(self) -> None:
-        self.bars.clear()
-        names = list(self.sparsity)
-        if not names:
-            return
-        values = [self.sparsity[n] for n in names]
-        ys = list(range(len(names)))
-        brushes = [pg.mkBrush("#dc2626" if v >= 0.5 else "#f59e0b" if v > 0 else "#93c5fd") for v in values]
-        self.bars.addItem(pg.BarGraphItem(x0=[0] * len(ys), y=ys, height=0.7, width=values, brushes=brushes, pen=None))
-        axis = self.bars.getPlotItem().getAxis("left")
-        step = max(1, len(names) // 30)
-        axis.setTicks([[(y, names[y]) for y in ys[::step]]])
-        self.bars.setYRange(-0.6, len(names) - 0.4, padding=0)
-        self.bars.getPlotItem().getViewBox().invertY(True)
+    def _curve(self, key: tuple, c, colour: str) -> pg.PlotDataItem:
+        item = self.curves.get(key)
+        if item is None:
+            item = self.curves[key] = self.charts[c.kind].plot.plot()
+        if self.styles.get(key) == (colour, c.batch, c.rounds):
+            return item
+        self.styles[key] = (colour, c.batch, c.rounds)
+        pen_colour = QColor(colour)
+        if c.batch:
+            pen_colour.setAlpha(90)
+        style = Qt.PenStyle.DashLine if c.rounds else Qt.PenStyle.SolidLine
+        item.setPen(pg.mkPen(pen_colour, width=1 if c.batch else 2, style=style))
+        if c.batch:
+            item.setSymbol(None)
+        else:
+            item.setSymbol("t" if c.rounds else "o")
+            item.setSymbolSize(7 if c.rounds else 5)
+            item.setSymbolBrush(colour)
+            item.setSymbolPen(None)
+        return item
 
-    def _draw_scatter(self) -> None:
-        spots = []
-        for p in self.points:
-            chosen = p["key"] == self.selected_key
-            spots.append({"pos": (p["ratio"], p["accuracy"]), "data": p["label"] + "\n" + p["key"],
-                          "brush": pg.mkBrush("#dc2626" if chosen else "#2563eb"),
-                          "size": 15 if chosen else 10, "pen": pg.mkPen("#111827" if chosen else None)})
-        self.scatter.setData(spots)
-        for label in self.point_labels:
-            self.scatter_plot.removeItem(label)
-        self.point_labels = []
-        right = max((p["ratio"] for p in self.points), default=1.0)
-        for p in self.points:
-            near_right = p["ratio"] > 0.8 * right
-            label = pg.TextItem(p["label"].split(" / ")[-1], color="#374151", anchor=(1.1 if near_right else -0.1, 1.1))
-            label.setPos(p["ratio"], p["accuracy"])
-            self.scatter_plot.addItem(label)
-            self.point_labels.append(label)
-
-    def _draw_series(self) -> None:
-        self.series_empty.setVisible(not self.series)
-        for key, plot in list(self.series_plots.items()):
-            if key not in self.series:
-                plot.setParent(None)
-                del self.series_plots[key]
-        for key, curves in self.series.items():
-            plot = self.series_plots.get(key)
-            if plot is None:
-                plot = self.series_plots[key] = plot_widget(f"{key[1]} vs {key[0]}", key[0], key[1])
-                plot.addLegend(offset=(-10, 10), labelTextSize="8pt", brush=(255, 255, 255, 210))
-                self.series_layout.addWidget(plot)
-            plot.clear()
-            for i, (name, (xs, ys)) in enumerate(sorted(curves.items())):
-                plot.plot(xs, ys, name=name, pen=pg.mkPen(color(i), width=2), symbol="o", symbolSize=5,
-                          symbolBrush=color(i))
-
-    def _clicked(self, _item, spots, *_args) -> None:
-        if len(spots):
-            key = str(spots[0].data()).split("\n")[-1]
-            self.select_point(key)
-            self.snapshotClicked.emit(key)
+    def _draw_lines(self, lines: dict) -> None:
+        """Stage boundaries: a dashed vertical line where each stage starts, labelled with the stage's name."""
+        for key in [k for k in self.lines if k[1:] not in lines]:
+            line = self.lines.pop(key)
+            self.charts[key[0]].plot.removeItem(line)
+        for kind, box in self.charts.items():
+            for lkey, (x, name, colour) in lines.items():
+                key = (kind, *lkey)
+                if key not in self.lines:
+                    line = pg.InfiniteLine(x, angle=90, movable=False, pen=pg.mkPen(colour, style=Qt.PenStyle.DashLine),
+                                           label=name, labelOpts={"position": 0.97, "color": "#475569",
+                                                                  "rotateAxis": (1, 0), "anchors": [(1, 0), (1, 1)]})
+                    box.plot.addItem(line, ignoreBounds=True)
+                    self.lines[key] = line
 
     # --- export ---------------------------------------------------------------------------------
-    def widgets(self) -> dict[str, pg.PlotWidget]:
-        out = {"loss": self.loss, "accuracy": self.acc, "other": self.other, "sparsity": self.bars,
-               "ratio_vs_accuracy": self.scatter_plot}
-        out.update({f"{y}_vs_{x}".replace(" ", "_").replace("/", "-"): w for (x, y), w in self.series_plots.items()})
+    def widgets(self) -> dict[str, QWidget]:
+        out: dict[str, QWidget] = {"loss": self.loss, "accuracy": self.acc, "other": self.other,
+                                   "layers": self.layers, "ratio_vs_accuracy": self.ratio}
+        out.update({f"{y}_vs_{x}".replace(" ", "_").replace("/", "-")[:80]: w for (x, y), w in self.analysis.plots.items()})
         return out
 
     def export_all(self, folder: str) -> list[str]:

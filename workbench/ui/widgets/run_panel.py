@@ -18,6 +18,7 @@ class RunPanel(QWidget):
         self.stage_fraction = 0.0
         self.stage_label = QLabel("Idle")
         self.stage_label.setObjectName("panelTitle")
+        self.stage_label.setWordWrap(True)
         self.stage_bar = QProgressBar(maximum=SCALE, textVisible=True)
         self.overall_bar = QProgressBar(maximum=SCALE, textVisible=True)
         self.log = QPlainTextEdit(readOnly=True)
@@ -39,6 +40,15 @@ class RunPanel(QWidget):
         self.stage_bar.setValue(0)
         self.overall_bar.setValue(0)
         self.append(f"── {title}")
+
+    def reset(self, text: str = "Idle") -> None:
+        """Back to idle (a run that did not start), saying why."""
+        self.stage_count, self.stages_done, self.started, self.stage_fraction = 0, 0, 0, 0.0
+        self.stage_label.setText(text)
+        self.stage_bar.setValue(0)
+        self.stage_bar.setFormat("%p%")
+        self.overall_bar.setValue(0)
+        self.append(f"── not started: {text.removeprefix('Not started: ')}")
 
     def append(self, text: str) -> None:
         self.log.appendPlainText(text)
@@ -67,7 +77,8 @@ class RunPanel(QWidget):
                         f"{F.count(m.get('nonzero_params'))} non-zero, {F.size(m.get('compressed_bytes'))}, "
                         f"ratio {F.ratio(m.get('compression_ratio'))}")
         elif isinstance(ev, Log):
-            self.append(f"[{ev.level}] {ev.text}" if ev.level != "info" else ev.text)
+            text = F.one_based(ev.text)
+            self.append(f"[{ev.level}] {text}" if ev.level != "info" else text)
         elif isinstance(ev, ExportWritten):
             r = ev.result
             state = "verified" if r.verified else f"NOT verified ({r.error})"
@@ -80,4 +91,4 @@ class RunPanel(QWidget):
                 self.stage_bar.setValue(SCALE)
                 self.stage_bar.setFormat("all stages done  %p%")
                 self.overall_bar.setValue(SCALE)
-            self.append(f"── {'finished' if ev.ok else 'ended'}: {ev.message} ({ev.out_dir})")
+            self.append(f"── {'finished' if ev.ok else 'ended'}: {F.one_based(ev.message)} ({ev.out_dir})")
