@@ -89,3 +89,28 @@ def test_a_rank_that_dies_ends_the_run_with_a_clear_status(tmp_path):
     assert run.status == "failed" and "died" in run.report["message"], run.report.get("message")
     assert "a process of the distributed run died" in stderr
     assert load_snapshot(out / "snapshots" / "00-baseline").module is not None
+
+
+def test_events_round_trip_through_json():
+    from workbench.core import events as E
+    samples = [E.Progress(1, 2, "x"), E.Metric("train/loss", 0.5, 1.25), E.LayerStats({"fc1": {"sparsity": 0.5}}),
+               E.Series("s", (0.1, 0.2), (0.9, 0.8), "a", "b"), E.Log("info", "hi"), E.StageStarted(0, "prune", 2),
+               E.SnapshotSaved(1, "prune", "/p", {"accuracy": 0.9}), E.StageFailed(1, "prune", "m", "d", True),
+               E.ExportWritten(E.ExportResult("onnx", "/m.onnx", 10, True, 0.0, None, {}, "exact")),
+               E.RunFinished("/o", "/o/report.json", True, "finished")]
+    for event in samples:
+        assert E.from_json(json.loads(json.dumps(E.to_json(event)))) == event
+
+
+@pytest.mark.slow
+def test_a_command_run_is_followed_like_a_child_run(tmp_path):
+    """What the GUI does for a local multi-process run: start `workbench run --nproc 2` and read its events."""
+    from workbench.core.command_run import CommandRun
+    from workbench.core.events import RunFinished, SnapshotSaved
+    from workbench.core.recipe import Recipe
+    recipe = Recipe.from_text("model: sample:digits_mlp\ndata: sample:digits\nstages: [{kind: train, epochs: 1}]\n")
+    events = list(CommandRun(recipe, 2, out_dir=str(tmp_path / "run"), device="cpu").events())
+    assert [e.stage for e in events if isinstance(e, SnapshotSaved)] == ["baseline", "train"]
+    assert isinstance(events[-1], RunFinished) and events[-1].ok
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["environment"]["world_size"] == 2

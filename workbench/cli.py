@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu")
     r.add_argument("--seed", type=_seed, help="random seed, 0 to 2**32-1 (default: the recipe's)")
     r.add_argument("--quiet", action="store_true", help="only the final summary")
+    r.add_argument("--events", metavar="FILE", help="append every event to FILE as JSON lines (for programs "
+                   "that follow the run, such as the GUI)")
     r.add_argument("--nproc", type=int, default=1, help="run data-parallel in N local processes under torchrun "
                    "(one per GPU with --device cuda; gloo on CPUs)")
     r.add_argument("--tensorboard", metavar="DIR", help="also log metrics, sparsity histograms and the snapshot table "

@@ -87,6 +87,24 @@ class Reporter:
                 print(f"report: {event.report_path}", flush=True)
 
 
+class EventsFile:
+    """Every event appended to a file as one JSON line (`--events FILE`), for a program that follows the run."""
+
+    def __init__(self, path: str) -> None:
+        self.fh = open(path, "a", encoding="utf-8")  # kept open for the run
+
+    def handle(self, event) -> None:
+        import json
+
+        from ..core.events import to_json
+        from ..core.io import jsonable
+        self.fh.write(json.dumps(jsonable(to_json(event))) + "\n")
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 def main_rank() -> bool:
     """Under torchrun only rank 0 talks to the terminal (and to TensorBoard)."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -147,6 +165,8 @@ def run_command(args, argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, previous)
     signal.signal(signal.SIGINT, on_interrupt)
     reporter = Reporter(getattr(args, "quiet", False) or not main_rank(), silent=not main_rank())
+    if getattr(args, "events", None) and main_rank():      # a GUI follows the run through this file
+        listeners.append(EventsFile(args.events))
     ok = False
     try:
         for event in job.events():

@@ -98,3 +98,23 @@ class RunFinished:
 
 
 Event = Progress | Metric | LayerStats | Series | Log | StageStarted | SnapshotSaved | StageFailed | ExportWritten | RunFinished
+
+
+# --- events as JSON lines (a run in another process writes them; the GUI reads them back) -------------
+_KINDS = {cls.__name__: cls for cls in (Progress, Metric, LayerStats, Series, Log, StageStarted, SnapshotSaved,
+                                        StageFailed, ExportWritten, RunFinished)}
+
+
+def to_json(event: Event) -> dict[str, Any]:
+    """A plain mapping with the event's class under "event"; `from_json` makes the same event again."""
+    return {"event": type(event).__name__, **asdict(event)}
+
+
+def from_json(data: dict[str, Any]) -> Event:
+    data = dict(data)
+    cls = _KINDS[data.pop("event")]
+    if cls is ExportWritten:
+        return ExportWritten(ExportResult(**data["result"]))
+    if cls is Series:
+        return Series(data["name"], tuple(data["x"]), tuple(data["y"]), data.get("x_label", ""), data.get("y_label", ""))
+    return cls(**data)
