@@ -94,7 +94,12 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: i
     if arch is None:
         raise CheckpointError(f"{path}: a bare state dict; name its architecture with --arch (e.g. --arch arch:lenet5)")
     base = load_model(arch, shape, classes, seed=seed, keep_head=keep_head)
-    load_state_into(base.module, sd, arch)
+    try:
+        load_state_into(base.module, sd, arch)
+    except CheckpointError:
+        # a checkpoint for another number of classes: every layer but the classifier fits; the head is new
+        # (said in the notes) unless keep_head. Any other difference names the layers that differ.
+        base.meta["notes"] = zoo.load_weights(base.module, sd, f"{path} with {arch}", keep_head)
     base.spec = str(path)
     return base
 

@@ -268,8 +268,12 @@ def load_weights(module: nn.Module, sd: dict[str, torch.Tensor], spec: str, keep
     unexpected = [k for k in sd if k not in own]
     heads = {k.rsplit(".", 1)[0] for k in wrong}
     if missing or unexpected or len(heads) > 1:
-        shown = [*(f"{k} {list(sd[k].shape)} vs {list(own[k].shape)}" for k in wrong[:3]), *missing[:2], *unexpected[:2]]
-        raise CheckpointError(f"{spec}: the weights do not fit the architecture ({'; '.join(shown)})")
+        parts = []
+        for label, items in (("missing in the file", missing), ("not in the architecture", unexpected),
+                             ("file vs architecture", [f"{k} {list(sd[k].shape)} vs {list(own[k].shape)}" for k in wrong])):
+            if items:
+                parts.append(f"{label}: {', '.join(items[:3])}" + (f" (+{len(items) - 3} more)" if len(items) > 3 else ""))
+        raise CheckpointError(f"{spec}: the weights do not fit the architecture ({'; '.join(parts)})")
     notes = []
     if heads:
         head = heads.pop()
