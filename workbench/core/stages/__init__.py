@@ -18,7 +18,7 @@ from types import ModuleType
 from ..errors import RecipeError
 
 # Order in which the GUI palette lists them.
-ORDER = ["train", "evaluate", "prune", "sensitivity", "distill", "quantize", "restructure", "dynamic", "export"]
+ORDER = ["train", "evaluate", "prune", "sensitivity", "distill", "quantize", "restructure", "dynamic", "auto", "export"]
 
 
 def available() -> list[str]:

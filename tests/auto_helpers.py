@@ -1,0 +1,54 @@
+"""Shared by tests/test_auto.py and tests/ui/test_auto_ui.py: small budget-stage recipes and a thread setting."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+# 40x on the sample MLP: one candidate at the target, one push beyond it (about 10 s with one thread)
+MLP_40X = """
+model: sample:digits_mlp
+data: sample:digits
+seed: 0
+stages:
+  - kind: auto
+    target: {ratio: 40}
+    max_drop: 0.01
+    methods: [prune, kmeans]
+    epochs: 50
+    finetune_epochs: 21
+    centroid_epochs: 3
+    max_candidates: 2
+  - kind: export
+    formats: [packed]
+"""
+
+# half the latency of the sample ResNet-8 with structured pruning: one candidate at the target, retried with
+# twice the fine-tuning if it drops too much (about a minute with one thread)
+RESNET_HALF_LATENCY = """
+model: sample:digits_resnet
+data: sample:digits
+seed: 0
+stages:
+  - kind: auto
+    target: {latency: 0.5}
+    max_drop: 0.01
+    methods: [structured]
+    epochs: 36
+    finetune_epochs: 12
+    channels: [0.0, 0.25, 0.5, 0.625, 0.75]
+    push: false
+"""
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread: on a 2-core machine shared with other jobs two threads make training several times
+    slower (they wait on each other), and one thread times latency steadily."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

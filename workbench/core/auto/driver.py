@@ -1,0 +1,157 @@
+"""The search itself: candidates at the levels `Strength` proposes, each planned, calibrated, applied, fine-tuned
+and checked on val, until the strength interval is small or the epoch budget is spent.
+
+What touches the session (applying an allocation, trials on a copy, measuring, keeping a state) is the
+caller's `Host`, so this package stays below the stages: the `auto` stage implements it with the prune and
+quantize stages.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..events import LayerStats, Log, Metric, Series
+from .options import OptionTable
+from .search import Calibration, Candidate, Plan, Strength, best, pareto, target_at
+
+
+class Host(Protocol):
+    x_label: str
+
+    def trial(self, allocation: dict[str, dict]) -> float: ...          # apply to a copy, no fine-tuning: cost
+    def apply(self, allocation: dict[str, dict], epochs: int, centroid_epochs: int, offset: float,
+              goal: float) -> Iterator: ...    # to the session, from the stage input; returns what the allocation
+                                                 # as planned cost after fine-tuning (None: the measured cost)
+    def applied(self, allocation: dict[str, dict]) -> dict[str, dict]: ...   # what apply really did
+    def measure(self) -> float: ...                                      # the session's cost
+    def accuracy(self) -> float: ...                                     # the session's val accuracy
+    def keep(self) -> Any: ...                                           # the session's state, to restore later
+    def fmt(self, cost: float | None) -> str: ...
+    def check_cancel(self) -> None: ...
+
+
+@dataclass
+class Settings:
+    target: float                       # the cost to reach (bytes, ms, FLOPs, parameters)
+    base_accuracy: float
+    max_drop: float
+    epochs: int                         # total fine-tuning budget
+    finetune_epochs: int                # per candidate
+    centroid_epochs: int = 0            # per candidate (k-means)
+    push: bool = True
+    step: float = 0.25
+    min_step: float = 0.05
+    max_level: float = 1.0
+    retries: int = 1
+    max_candidates: int = 8
+    margin: float = 0.01                # trials aim this fraction below a candidate's goal (grows with what
+                                        # fine-tuning was seen to add to a trial's cost)
+    tolerance: float = 0.03             # a trial this close under the aim is good enough
+    trials: int = 4
+
+
+@dataclass
+class Outcome:
+    candidates: list[Candidate] = field(default_factory=list)
+    chosen: Candidate | None = None
+    state: Any = None
+    spent: int = 0
+
+
+def calibrated_plan(host: Host, table: OptionTable, planner: Callable[[OptionTable, float], Plan | None],
+                    cal: Calibration, goal: float, s: Settings, margin: float) -> Iterator:
+    """Plan for `goal`, measure a trial, move the calibration, re-plan; returns (plan, predicted, trial cost) or None.
+
+    Keeps the least compressed plan whose trial met the aim (`margin` below the goal: what fine-tuning may add)."""
+    aim = goal * (1.0 - margin)
+    found = None
+    for i in range(s.trials):
+        plan = planner(table, cal.budget(aim))
+        if plan is None:
+            break
+        predicted = cal.predicted(plan.option_cost)
+        measured = host.trial(plan.allocation)
+        host.check_cancel()
+        cal.update(plan.option_cost, measured)
+        yield Log("info", f"trial {i + 1}: predicted {host.fmt(predicted)}, measured {host.fmt(measured)} "
+                          f"(aiming at {host.fmt(aim)})")
+        if measured <= aim:
+            if found is None or measured > found[2]:
+                found = (plan, predicted, measured)
+            if measured >= aim * (1.0 - s.tolerance):
+                break
+    return found
+
+
+def _series(host: Host, candidates: list[Candidate]) -> Iterator:
+    points = [(c.measured, c.val_accuracy) for c in candidates if c.measured is not None]
+    if points:
+        xs, ys = zip(*points)
+        yield Series("auto/candidates", tuple(xs), tuple(ys), x_label=host.x_label, y_label="val accuracy")
+        front = pareto(points)
+        yield Series("auto/pareto", tuple(x for x, _ in front), tuple(y for _, y in front), x_label=host.x_label,
+                     y_label="val accuracy")
+
+
+def search(host: Host, table: OptionTable, planner: Callable[[OptionTable, float], Plan | None], cal: Calibration,
+           s: Settings) -> Iterator:
+    """Yields events; returns an Outcome (its `state` is the chosen candidate's, from `host.keep()`)."""
+    out = Outcome()
+    loop = Strength(s.push, s.step, s.min_step, s.max_level, s.retries)
+    longer = 0                                    # failures at the target that fine-tuning longer may fix
+    margin = s.margin
+    while (level := loop.propose()) is not None and len(out.candidates) < s.max_candidates:
+        double = 2 ** longer if level == 0.0 else 1
+        weights, centroids = s.finetune_epochs * double, s.centroid_epochs * double
+        left = s.epochs - out.spent
+        if weights + centroids > left:            # fit the candidate into what is left, if a plain one fits
+            if out.candidates and left < s.finetune_epochs + s.centroid_epochs:
+                yield Log("info", f"the epoch budget ({s.epochs}) is spent: {out.spent} used, the next candidate needs "
+                                  f"{s.finetune_epochs + s.centroid_epochs}")
+                break
+            centroids = min(centroids, left)
+            weights = left - centroids
+        goal = target_at(s.target, level)
+        yield Log("info", f"candidate {len(out.candidates) + 1}: level {level:.3f}, aiming at {host.fmt(goal)}")
+        found = yield from calibrated_plan(host, table, planner, cal, goal, s, margin)
+        if found is None:
+            yield Log("warning", f"no allocation of the option table reaches {host.fmt(goal)}")
+            loop.record(level, False)
+            if level == 0.0:
+                break
+            continue
+        plan, predicted, trial = found
+        planned = yield from host.apply(plan.allocation, weights, centroids, float(out.spent), goal)
+        out.spent += weights + centroids
+        measured, acc = host.measure(), host.accuracy()
+        drift = (planned if planned is not None else measured) / trial if trial > 0 else 1.0
+        if drift > 1.0:                               # fine-tuning moved the cost: aim that much lower from now on
+            margin = max(margin, drift - 1.0 + s.margin / 2)
+        drop = s.base_accuracy - acc
+        cand = Candidate(level, goal, predicted, trial, measured, acc, drop, weights + centroids,
+                         measured <= s.target, drop <= s.max_drop + 1e-9, host.applied(plan.allocation), plan.loss)
+        out.candidates.append(cand)
+        loop.record(level, cand.ok)
+        longer += int(level == 0.0 and not cand.meets_drop)
+        if cand.ok and best(out.candidates) is cand:
+            out.chosen, out.state = cand, host.keep()
+        n = len(out.candidates)
+        yield Metric("auto/val_accuracy", acc, n)
+        yield from _series(host, out.candidates)
+        verdict = "meets both" if cand.ok else ("misses the target" if not cand.meets_target else "drops too much")
+        yield Log("info" if cand.ok else "warning",
+                  f"candidate {n}: {host.fmt(measured)}, val accuracy {acc:.2%} (drop {drop * 100:+.2f} points, "
+                  f"allowed {s.max_drop * 100:.2f}), {weights + centroids} epochs: {verdict}")
+    return out
+
+
+def on_one_axis(events: Iterator, offset: float) -> Iterator:
+    """A candidate's sub-stage events for the run: training curves continue across candidates (steps moved by
+    `offset` epochs), per-step pruning metrics and layer bars are left out (the chosen allocation's come last)."""
+    for e in events:
+        if isinstance(e, Metric):
+            if not e.name.startswith("prune/"):
+                yield Metric(e.name, e.value, e.step + offset)
+        elif not isinstance(e, LayerStats):
+            yield e

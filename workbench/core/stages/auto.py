@@ -1,0 +1,391 @@
+"""`auto`: compress to a budget (N times smaller, or a fraction of the latency, FLOPs or parameters) while
+losing at most `max_drop` of val accuracy.
+
+The algorithms are in `core/auto/` (option tables, the knapsack solver, the accuracy-aware loop); this module
+orchestrates: it measures, applies each candidate allocation through the `prune` and `quantize` stages (so
+masks, codebooks and the structured-pruning transform are recorded and replay like any other stage's), fine-
+tunes, checks val, and keeps the best candidate that met both the target and max_drop.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..auto.driver import Settings, on_one_axis, search
+from ..auto.options import Reference, coupled_groups, structured_options, unstructured_options, width_options
+from ..auto.search import PLANNERS, Calibration, closest, knapsack, per_layer, same_width
+from ..auto.state import capture, fork, restore
+from ..auto.timing import latency_ratio
+from ..errors import RecipeError, StageError
+from ..events import LayerStats, Log, Series
+from ..export import ExportSource
+from ..export import packed as packed_format
+from ..metrics import count_params, flops_per_module
+from ..params import param
+from ..pruning import structured
+from ..pruning.layers import classifier_name, layer_stats, param_counts, prunable_layers, unknown_layer
+from ..training import OPTIMIZERS, SCHEDULES
+from . import prune, quantize
+
+KIND = "auto"
+TITLE = "Compress to a budget"
+DESCRIPTION = ("Make the model N times smaller (or faster, or fewer FLOPs or parameters) and lose at most max_drop "
+               "of val accuracy: per-layer sensitivity and cost, the allocation with the least predicted loss "
+               "under the budget, fine-tuning, and an accuracy-aware search that backs off or pushes further.")
+TARGETS = {"ratio": "compressed bytes", "latency": "latency ms", "flops": "FLOPs", "params": "non-zero parameters"}
+METHODS = ["prune", "structured", "kmeans", "int8"]
+FITS = {"ratio": {"prune", "kmeans", "structured"}, "latency": {"structured", "int8"}, "flops": {"structured"},
+        "params": {"prune", "structured"}}
+
+
+def _check_target(value: dict) -> str | None:
+    if len(value) != 1:
+        return "give exactly one of ratio, latency, flops, params (e.g. {ratio: 40} or {latency: 0.5})"
+    key, v = next(iter(value.items()))
+    if key not in TARGETS:
+        return f"unknown target {key!r}: one of ratio (N times smaller), latency, flops, params (fractions)"
+    if key == "ratio" and not 1.0 < v <= 1e5:
+        return f"ratio must be greater than 1 (a file N times smaller than the fp32 baseline), got {v}"
+    if key != "ratio" and not 0.0 < v < 1.0:
+        return f"{key} is a fraction of the baseline's and must be in (0, 1), got {v}"
+    return None
+
+
+@dataclass
+class Params:
+    target: dict[str, float] = param({"ratio": 40.0}, "One of {ratio: N} (compressed file N times smaller than the "
+                                     "baseline's fp32 bytes), {latency: f}, {flops: f}, {params: f} (fractions of "
+                                     "the stage input's measured value).", check=_check_target)
+    max_drop: float = param(0.01, "Largest allowed drop of val accuracy (absolute: 0.01 = one point).",
+                            min=0.0, max=1.0, step=0.005)
+    methods: list[str] = param(["prune", "kmeans"], "Knobs per layer: prune (unstructured sparsity), kmeans (bits), "
+                               "structured (channels; latency, FLOPs), int8 (whole model, latency).", choices=METHODS)
+    epochs: int = param(60, "Total fine-tuning budget of the search, in epochs over all candidates.", min=0, max=100000)
+    allocation: str = param("knapsack", "knapsack: per-layer options with the least predicted loss. uniform: the "
+                            "same sparsity and bits (or channel fraction) everywhere, for comparison.",
+                            choices=list(PLANNERS))
+    push: bool = param(True, "With accuracy to spare, try more compression than the target (bisection on the "
+                       "strength) and keep the strongest candidate within max_drop.")
+    finetune_epochs: int = param(20, "Weight fine-tuning epochs per candidate (spread over prune_steps).", min=0,
+                                 max=10000)
+    centroid_epochs: int = param(2, "k-means centroid fine-tuning epochs per candidate.", min=0, max=10000)
+    prune_steps: int = param(3, "Unstructured: pruning steps per candidate (iterative, fine-tuning between).",
+                             min=1, max=100)
+    lr: float = param(2e-3, "Fine-tuning learning rate.", min=0.0, max=10.0, min_exclusive=True, step=1e-4)
+    centroid_lr: float = param(1e-4, "Centroid fine-tuning learning rate.", min=0.0, max=10.0, min_exclusive=True,
+                               step=1e-5, advanced=True)
+    optimizer: str = param("adamw", "Fine-tuning optimiser.", choices=OPTIMIZERS)
+    lr_schedule: str = param("cosine", "Fine-tuning learning-rate schedule (restarted at each pruning step).",
+                             choices=SCHEDULES, advanced=True)
+    weight_decay: float = param(0.01, "Fine-tuning weight decay.", min=0.0, max=1.0, step=1e-5, advanced=True)
+    batch_size: int = param(64, "Fine-tuning samples per step.", min=1, max=4096)
+    exclude: list[str] = param([], "Layers left alone.", layers=True)
+    sparsities: list[float] = param([0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99],
+                                    "Unstructured sparsities each layer may get.", min=0.0, max=1.0,
+                                    max_exclusive=True, advanced=True)
+    bits: list[int] = param([2, 3, 4, 5, 6, 8], "k-means bit widths each layer may get.", min=1, max=8, advanced=True)
+    channels: list[float] = param([0.0, 0.25, 0.375, 0.5, 0.625, 0.75], "Structured: fractions of a layer's "
+                                  "channels that may be removed.", min=0.0, max=1.0, max_exclusive=True, advanced=True)
+    prune_loss_weight: float = param(0.5, "Weight of a layer's one-shot pruning loss against its clustering loss in "
+                                     "the prediction (fine-tuning the survivors recovers most pruning damage; "
+                                     "centroid fine-tuning little clustering damage).", min=0.0, max=1.0,
+                                     advanced=True)
+    step: float = param(0.25, "First push beyond the target (0.25: 25% smaller or faster again).", min=0.0, max=10.0,
+                        min_exclusive=True, advanced=True)
+    min_step: float = param(0.05, "The search stops when the bisection interval is below this.", min=0.0, max=10.0,
+                            min_exclusive=True, advanced=True)
+    max_level: float = param(1.0, "Push at most to target x (1 + this).", min=0.0, max=100.0, advanced=True)
+    max_candidates: int = param(8, "At most this many candidates (fine-tuned allocations) in all.", min=1, max=1000,
+                                advanced=True)
+    retries: int = param(1, "Retries at the target itself, each with twice the fine-tuning, when it misses "
+                         "max_drop.", min=0, max=10, advanced=True)
+    latency_threads: int = param(1, "torch threads while timing (1 reads steadily on a shared machine; 0: as set).",
+                                 min=0, max=1024, advanced=True)
+    latency_passes: int = param(5, "Alternating passes (stage input, candidate) per latency measurement.", min=1,
+                                max=100, advanced=True)
+    calib_batches: int = param(8, "int8: calibration batches.", min=1, max=10000, advanced=True)
+
+    @property
+    def goal(self) -> tuple[str, float]:
+        return next(iter(self.target.items()))
+
+    def validate(self) -> str | None:
+        if not self.methods:
+            return "methods: give at least one of " + ", ".join(METHODS)
+        kind, _ = self.goal
+        wrong = sorted(set(self.methods) - FITS[kind])
+        if wrong:
+            why = {"latency": "only structured pruning and int8 make a model faster; zeros and shared values do not",
+                   "flops": "only structured pruning removes FLOPs", "ratio": "int8 is for latency; kmeans makes "
+                   "smaller files", "params": "only pruning removes parameters"}[kind]
+            return f"methods: {', '.join(wrong)} cannot serve a {kind} target ({why})"
+        if "structured" in self.methods and {"prune", "kmeans"} & set(self.methods):
+            return "methods: structured with prune/kmeans in one auto stage is not supported (use two auto stages)"
+        if self.sparsities and 0.0 not in self.sparsities:
+            return "sparsities: include 0.0 (a layer may stay dense)"
+        if 0.0 not in self.channels:
+            return "channels: include 0.0 (a layer may keep its channels)"
+        return None
+
+
+def _path(session) -> str:
+    return f"stages[{session.stage_index}]"
+
+
+def preflight(session, p: Params) -> None:
+    path, model = _path(session), session.model
+    names = list(prunable_layers(model))
+    if not names:
+        raise RecipeError(f"{path}: the model has no Linear or convolution layers to compress")
+    for i, name in enumerate(p.exclude):
+        if name not in names:
+            raise RecipeError(f"{path}.exclude[{i}]: {name!r}: {unknown_layer(name, names)}")
+    if not session.data.splits.get("val"):
+        raise RecipeError(f"{path}: the data has no val split; auto decides on val (give the data a val_fraction)")
+    if "int8" in p.methods and session.device.type != "cpu":
+        raise RecipeError(f"{path}.methods: int8 runs on the CPU only; run with --device cpu")
+    if "structured" in p.methods:
+        if session.record.get("frozen"):
+            raise RecipeError(f"{path}.methods: this model was loaded from a frozen program and cannot be pruned "
+                              f"structurally")
+        example = session.example_input(1)
+        try:
+            structured.check_prunable(model, example, max(p.channels), [*p.exclude, classifier_name(model, example) or ""])
+        except Exception as exc:  # noqa: BLE001 - BadInput with the reason
+            raise RecipeError(f"{path}.methods: structured: {getattr(exc, 'message', exc)}") from None
+
+
+class _Host:
+    """The session side of the search (`core.auto.driver.Host`): trials on copies, applying, measuring."""
+
+    def __init__(self, session, p: Params) -> None:
+        self.session, self.p = session, p
+        self.kind, _ = p.goal
+        self.x_label = TARGETS[self.kind]
+        self.structured = bool({"structured", "int8"} & set(p.methods))
+        self.start = capture(session)
+        self.example = session.example_input(1)
+        self.reference = copy.deepcopy(session.model).cpu().eval()    # the stage input, for latency ratios
+        self.ref = Reference(session.model, session.data.val, session.device)     # decisions read val, never test
+        self.int8 = False
+        self.members: dict[str, list[str]] = {}
+        self.widths: dict[str, int] | None = None
+        self.pre_cost: float | None = None
+        if self.kind == "ratio":
+            self.base = float(session.snapshots[0]["dense_bytes"] if session.snapshots else 4 * count_params(session.model)[0])
+        elif self.kind == "latency":
+            self.base = latency_ratio(self.reference, self.reference, self.example.cpu(), 3, p.latency_threads)[2]
+        else:
+            self.base = self.count(session.model)
+
+    def cost(self, s, passes: int | None = None) -> float:
+        """The target's measure of a session's model: bytes of its packed file, latency, FLOPs or parameters."""
+        if self.kind == "ratio":
+            with tempfile.TemporaryDirectory() as tmp:
+                packed_format.write(ExportSource.from_session(s, 1), Path(tmp) / "trial.packed")
+                return float((Path(tmp) / "trial.packed").stat().st_size)
+        return self.latency(s.model, passes) if self.kind == "latency" else self.count(s.model)
+
+    def latency(self, model, passes: int | None = None) -> float:
+        ratio, _, _ = latency_ratio(copy.deepcopy(model).cpu().eval(), self.reference, self.example.cpu(),
+                                    passes or self.p.latency_passes, self.p.latency_threads)
+        return ratio * self.base
+
+    def count(self, model) -> float:
+        return float(flops_per_module(model, self.example)[0] if self.kind == "flops" else count_params(model)[1])
+
+    def fmt(self, cost: float | None) -> str:
+        if cost is None or not math.isfinite(cost):
+            return "n/a"
+        if self.kind == "ratio":
+            return f"{self.base / cost:.1f}x ({cost:,.0f} B)"
+        return f"{cost:,.4g}{' ms' if self.kind == 'latency' else ''} ({cost / self.base:.3f} of the stage input)"
+
+    def check_cancel(self) -> None:
+        self.session.check_cancel()
+
+    def table(self) -> Iterator:
+        """Yields Progress and Log; returns (OptionTable, Calibration)."""
+        s, p = self.session, self.p
+        model, example = s.model, s.example_input(1)
+        classifier = classifier_name(model, example)
+        layers = {n: m for n, m in prunable_layers(model).items() if n not in p.exclude}
+        if not self.structured:
+            bits = [None, *sorted(set(p.bits))] if "kmeans" in p.methods else [None]
+            sparsities = sorted(set(p.sparsities)) if "prune" in p.methods else [0.0]
+            cost = None if self.kind == "ratio" else (lambda name, w: float(w.count_nonzero()))
+            table = yield from unstructured_options(model, layers, sparsities, bits, self.ref, s.seed, cost=cost,
+                                                    prune_weight=p.prune_loss_weight)
+            self.members = table.members
+            dense = sum(o.cost for g in table.groups for o in table.options[g] if o.key == {"sparsity": 0.0, "bits": None})
+            return table, Calibration(self.cost(s) - dense, 1.0, "offset")
+        groups = coupled_groups(model, example, [n for n in layers if n != classifier], [classifier or "", *p.exclude]) \
+            if "structured" in p.methods else {}
+        measure = (lambda m: self.latency(m, 2)) if self.kind == "latency" else self._model_cost
+        start_cost = self.base if self.kind != "ratio" else self._model_cost(model)
+        table = yield from structured_options(model, groups, sorted(set(p.channels)), example, self.ref, measure, start_cost)
+        self.members = table.members
+        scale = 1.0
+        if "int8" in p.methods:
+            scale = self.trial({}, int8=True) / self.base
+            self.int8 = scale < 0.97
+            yield Log("info", f"int8 (static) alone: {scale:.2f} of the latency; "
+                              f"{'applied after each allocation' if self.int8 else 'no faster here: not used'}")
+            scale = scale if self.int8 else 1.0
+        return table, Calibration(start_cost * scale, scale, "scale")
+
+    def _model_cost(self, model) -> float:
+        if self.kind != "ratio":
+            return self.count(model)
+        trial = copy.copy(self.session)
+        trial.model, trial.masks, trial.codebooks = model, {}, {}
+        return self.cost(trial)
+
+    def trial(self, allocation: dict[str, dict], int8: bool | None = None) -> float:
+        trial = fork(self.session, self.start)
+        for _ in self._apply(trial, allocation, 0, 0, self.int8 if int8 is None else int8):
+            self.session.check_cancel()
+        return self.cost(trial)
+
+    def _apply(self, s, allocation: dict[str, dict], epochs: int, centroid_epochs: int, int8: bool,
+               offset: float = 0.0, goal: float | None = None) -> Iterator:
+        """Apply an allocation through the prune and quantize stages; yields their events (curves from `offset`).
+
+        With a `goal` (bytes), the bit widths are chosen again once pruning and fine-tuning are done, on the
+        weights as they are then: exact bytes, and the loss where it matters."""
+        p, layers = self.p, list(prunable_layers(s.model))
+        common = {"lr": p.lr, "optimizer": p.optimizer, "batch_size": p.batch_size, "lr_schedule": p.lr_schedule,
+                  "weight_decay": p.weight_decay}
+        if "structured" in p.methods:
+            cut = {m: a["channels"] for g, a in allocation.items() for m in self.members[g] if a["channels"] > 0}
+            if cut:
+                yield from on_one_axis(prune.run(s, prune.Params(
+                    method="l1", structured=True, scope="layer", sparsity=0.0, finetune_epochs=epochs,
+                    exclude=[n for n in layers if n not in cut], overrides=cut, **common)), offset)
+        else:
+            sparse = {g: a["sparsity"] for g, a in allocation.items() if a.get("sparsity", 0) > 0}
+            if sparse:
+                steps = max(1, min(p.prune_steps, epochs)) if epochs else p.prune_steps
+                yield from on_one_axis(prune.run(s, prune.Params(
+                    method="magnitude", scope="layer", sparsity=max(sparse.values()), schedule="iterative",
+                    steps=steps, finetune_epochs=epochs // steps, exclude=[n for n in layers if n not in sparse],
+                    overrides=sparse, classifier_scale=1.0, **common)), offset)
+                offset += steps * (epochs // steps)
+            bits = {g: a["bits"] for g, a in allocation.items() if a.get("bits")}
+            if goal is not None and "kmeans" in p.methods:
+                bits = yield from self._widths(s, goal, bits)
+            if bits:
+                yield from on_one_axis(quantize.run(s, quantize.Params(
+                    method="kmeans", bits=bits, exclude=[n for n in layers if n not in bits], max_iter=50,
+                    finetune_epochs=centroid_epochs, lr=p.centroid_lr, optimizer=p.optimizer, batch_size=p.batch_size,
+                    codebook="float16", biases="float16")), offset)
+        if int8:
+            yield from quantize.run(s, quantize.Params(method="int8_static", calib_batches=p.calib_batches))
+
+    def _widths(self, s, goal: float, bits: dict[str, int]) -> Iterator:
+        """Bit widths again, on the fine-tuned weights (exact bytes); if even the fewest bits do not fit (fine-tuning
+        moved the survivors' statistics), prune a few more of the smallest survivors first."""
+        for _ in range(4):
+            layers = {n: m for n, m in prunable_layers(s.model).items() if n in self.members}
+            table, now = width_options(s.model, layers, [None, *sorted(set(self.p.bits))], s.data.val, s.device, s.seed)
+            budget = goal * 0.998 - (self.cost(s) - now)
+            if self.pre_cost is None:        # what the allocation as planned would have cost: the drift
+                self.pre_cost = goal * 0.998 - budget + sum(
+                    next(o.cost for o in table.options[g] if o.key["bits"] == bits.get(g)) for g in table.groups)
+            plan = knapsack(table, budget) if self.p.allocation == "knapsack" else same_width(table, budget)
+            if plan is not None:
+                break
+            least = sum(min(o.cost for o in table.options[g]) for g in table.groups)
+            yield from self._prune_more(s, (least - budget) / least, f"the fewest bits need {least - budget:,.0f} B more")
+        else:
+            return bits
+        self.widths = {g: k["bits"] for g, k in plan.allocation.items() if k["bits"]}
+        yield Log("info", "bit widths on the fine-tuned weights: " + ", ".join(f"{n} {self.widths.get(n, 'float')}"
+                                                                               for n in table.groups))
+        return self.widths
+
+    def _prune_more(self, s, fraction: float, why: str) -> Iterator:
+        """Prune about `fraction` (x 1.5) more of the survivors of the table's layers, smallest first, no fine-tuning."""
+        nnz = {n: int(m.weight.count_nonzero()) for n, m in prunable_layers(s.model).items() if n in self.members}
+        more = {n: 1.0 - c * (1.0 - min(0.5, 1.5 * fraction)) / prunable_layers(s.model)[n].weight.numel()
+                for n, c in nnz.items() if c}
+        yield Log("info", f"{why}: pruning about {sum(nnz.values()) * min(0.5, 1.5 * fraction):.0f} more of the "
+                          f"smallest weights")
+        yield from on_one_axis(prune.run(s, prune.Params(
+            method="magnitude", scope="layer", sparsity=max(more.values()), finetune_epochs=0, classifier_scale=1.0,
+            exclude=[n for n in prunable_layers(s.model) if n not in more], overrides=more)), 0.0)
+
+    def apply(self, allocation: dict[str, dict], epochs: int, centroid_epochs: int, offset: float,
+              goal: float) -> Iterator:
+        restore(self.session, self.start)
+        self.widths, self.pre_cost = None, None
+        yield from self._apply(self.session, allocation, epochs, centroid_epochs, self.int8, offset, goal)
+        for _ in range(4 if self.kind == "ratio" and not self.structured else 0):
+            measured = self.cost(self.session)         # the header, rounding: prune the smallest survivors to fit
+            if measured <= goal:
+                break
+            yield from self._prune_more(self.session, (measured - goal) / measured, f"{self.fmt(measured)} misses "
+                                        f"{self.fmt(goal)}")
+        return self.pre_cost
+
+    def applied(self, allocation: dict[str, dict]) -> dict[str, dict]:
+        """The allocation as applied: the bit widths chosen again after fine-tuning."""
+        if self.widths is None:
+            return allocation
+        return {g: {**a, "bits": self.widths.get(g)} for g, a in allocation.items()}
+
+    def measure(self) -> float:
+        return self.cost(self.session)
+
+    def accuracy(self) -> float:
+        return self.ref.score(self.session.model)[1]
+
+    def keep(self) -> dict:
+        return capture(self.session)
+
+
+def run(session, p: Params) -> Iterator:
+    host = _Host(session, p)
+    kind, value = p.goal
+    target = host.base / value if kind == "ratio" else host.base * value
+    yield Log("info", f"auto: target {host.fmt(target)}, val accuracy {host.ref.accuracy:.2%} at the start, "
+                      f"at most {p.max_drop * 100:.2f} points less; methods {', '.join(p.methods)}")
+    table, cal = yield from host.table()
+    kmeans = "kmeans" in p.methods
+    settings = Settings(target, host.ref.accuracy, p.max_drop, p.epochs, p.finetune_epochs,
+                        p.centroid_epochs if kmeans else 0, p.push, p.step, p.min_step, p.max_level, p.retries,
+                        p.max_candidates, margin=0.03 if kind == "latency" else 0.005,
+                        tolerance=0.05 if kind == "latency" else 0.02)
+    out = yield from search(host, table, PLANNERS[p.allocation], cal, settings)
+    common = {"target": dict(p.target), "target_cost": target, "unit": host.x_label, "max_drop": p.max_drop,
+              "methods": list(p.methods), "allocation_method": p.allocation, "split": "val",
+              "solver": "dynamic programming over discretised cost (multiple-choice knapsack)",
+              "baseline": {"val_accuracy": host.ref.accuracy, "cost": host.base}, "epochs_spent": out.spent,
+              "candidates": [c.row(host.base if kind == "ratio" else None) for c in out.candidates],
+              "option_table": table.to_json()}
+    if out.chosen is None:
+        restore(session, host.start)
+        near = closest(out.candidates)
+        found = (f"; best found: {host.fmt(near.measured)} at val accuracy {near.val_accuracy:.2%} (drop "
+                 f"{near.drop * 100:.2f} points)" if near else "; no allocation of the options reached it")
+        session.publish("auto", {**common, "chosen": None})
+        raise StageError(f"auto: nothing met both {host.fmt(target)} and a val drop of at most {p.max_drop * 100:.2f} "
+                         f"points in {len(out.candidates)} candidates ({out.spent} epochs){found}")
+    restore(session, out.state)
+    chosen = out.chosen
+    index = out.candidates.index(chosen)
+    yield Series("auto/chosen", (chosen.measured,), (chosen.val_accuracy,), x_label=host.x_label, y_label="val accuracy")
+    allocation = per_layer(chosen.allocation, host.members)
+    stats = layer_stats(session.model, param_counts(host.start["model"]))
+    yield LayerStats({n: {**stats.get(n, {}), **{("bits" if k == "bits" else f"planned_{k}"): float(v)
+                                                 for k, v in a.items() if v is not None}} for n, a in allocation.items()})
+    session.publish("auto", {**common, "chosen": index, "measured": chosen.measured, "val_accuracy": chosen.val_accuracy,
+                             "drop": chosen.drop, "allocation": allocation, "int8": host.int8})
+    session.note(op="auto", target=dict(p.target), max_drop=p.max_drop, allocation=allocation, int8=host.int8,
+                 candidates=len(out.candidates), chosen=index, measured=chosen.measured)
+    yield Log("info", f"chose candidate {index + 1} of {len(out.candidates)}: {host.fmt(chosen.measured)}, val accuracy "
+                      f"{chosen.val_accuracy:.2%} (drop {chosen.drop * 100:.2f} points), {out.spent} epochs used")
