@@ -9,7 +9,7 @@ from workbench.ui.dialogs.open_model import OpenModelDialog
 def test_open_dialog_lists_and_search(qtbot):
     dialog = OpenModelDialog(recent=["sample:digits_cnn"])
     qtbot.addWidget(dialog)
-    samples, tv, archs, recent = dialog.lists
+    samples, tv, timm, archs, recent = dialog.lists
     assert any(samples.item(i).text() == "sample:digits_mlp" for i in range(samples.count()))
     dialog.tabs.setCurrentIndex(1)
     dialog.tabs.currentWidget().search.setText("vgg1")
@@ -17,7 +17,19 @@ def test_open_dialog_lists_and_search(qtbot):
     assert "torchvision:vgg16" in visible and all("vgg1" in v for v in visible)
     tv.setCurrentItem(next(tv.item(i) for i in range(tv.count()) if tv.item(i).text() == "torchvision:vgg16"))
     assert dialog.spec() == "torchvision:vgg16"
-    dialog.tabs.setCurrentIndex(4)
+    dialog.tabs.currentWidget().search.setText("resnet50")
+    tv.setCurrentItem(next(tv.item(i) for i in range(tv.count()) if tv.item(i).text() == "torchvision:resnet50"))
+    dialog.weights_combo.setCurrentText("IMAGENET1K_V2")                  # torchvision's weights for that model
+    assert dialog.spec() == "torchvision:resnet50:weights=IMAGENET1K_V2"
+    dialog.weights_combo.setCurrentIndex(0)
+    assert dialog.spec() == "torchvision:resnet50"
+    qtbot.waitUntil(lambda: timm.count() > 1000, timeout=120_000)          # timm's list loads off the GUI thread
+    dialog.tabs.setCurrentIndex(2)
+    timm.setCurrentItem(next(timm.item(i) for i in range(timm.count()) if timm.item(i).text() == "timm:convnext_atto"))
+    assert dialog.spec() == "timm:convnext_atto"
+    dialog.pretrained_box.setChecked(True)
+    assert dialog.spec() == "timm:convnext_atto:pretrained"
+    dialog.tabs.setCurrentIndex(5)
     dialog.path_edit.setText("/tmp/some/snapshot")
     assert dialog.spec() == "/tmp/some/snapshot"
     dialog.spec_edit.setText("arch:lenet5")

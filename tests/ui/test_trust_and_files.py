@@ -55,3 +55,30 @@ def test_random_bytes_are_called_corrupt_not_untrusted(make_window, qtbot, messa
     qtbot.waitUntil(lambda: bool(messages), timeout=30_000)
     title, text, _ = messages[-1]
     assert title == "Cannot open model" and "corrupt" in text and "trust" not in text.lower()
+
+
+def test_a_trusted_full_pickle_opens_after_the_question(make_window, qtbot, messages, tmp_path):
+    w = make_window()
+    path = tmp_path / "whole_model.pt"
+    torch.save(load_model("sample:digits_mlp").module, path)        # a pickled nn.Module: code, not only tensors
+    messages.answer = QMessageBox.StandardButton.Yes
+    w.open_model(str(path))
+    qtbot.waitUntil(lambda: w.model_spec == str(path), timeout=120_000)
+    title, text, _ = messages[0]
+    assert title == "Trust this file?" and "pickled Python objects" in text
+    assert w.browser.info["total"]["params"] == 50_610 and w.state.model_options["trust"] is True
+
+
+def test_the_model_panel_shows_preprocessing_and_a_replaced_head(make_window, qtbot, messages, tmp_path, monkeypatch):
+    import timm
+    from safetensors.torch import save_file
+    path = tmp_path / "convnext.safetensors"
+    save_file({k: v.contiguous() for k, v in timm.create_model("convnext_atto").state_dict().items()}, str(path))
+    w = make_window()
+    w.set_data("fake:3x32x32:10:32")
+    qtbot.waitUntil(lambda: w.data_spec == "fake:3x32x32:10:32", timeout=60_000)
+    w.open_model(f"timm:convnext_atto:weights={path}")
+    qtbot.waitUntil(lambda: w.model_spec.startswith("timm:"), timeout=120_000)
+    text = w.browser.totals.text()
+    assert "preprocessing: input 3×224×224" in text and "bicubic" in text
+    assert "replaced the classifier head head.fc (1000 -&gt; 10 classes)" in text

@@ -1,10 +1,14 @@
-"""Choosing a model spec: sample models, torchvision architectures (searchable), files and snapshot folders."""
+"""Choosing a model spec: sample models, torchvision architectures with their weights, timm models (marking those
+whose pretrained weights are in the local cache), built-in architectures, recent models, files and snapshot folders
+(with an architecture for a bare state dict, and an explicit choice to trust a file that can run code)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QCompleter,
     QDialog,
     QFileDialog,
@@ -18,8 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core import archs
+from ...core import archs, zoo
 from ...core.models import sample_index, torchvision_names
+from ..qthreading.tasks import run_task
 from .common import Buttons, button_box, buttons_row
 
 TRUST_TEXT = ("TorchScript files, pickled full models and .pt2 files with pickled parts contain code that runs "
@@ -65,7 +70,8 @@ class OpenModelDialog(QDialog):
         self.lists: list[QListWidget] = []
         for title, items, hint in (
                 ("Samples", samples, "Search sample models…"),
-                ("torchvision", [(f"torchvision:{n}", "random weights") for n in torchvision_names()], "Search torchvision…"),
+                ("torchvision", [(f"torchvision:{n}", "") for n in torchvision_names()], "Search torchvision…"),
+                ("timm", [], "Search timm (loading the list…)"),
                 ("Architectures", [(f"arch:{n}", "untrained, sized for the data") for n in archs.ARCHS], "Search…"),
                 ("Recent", [(r, "") for r in (recent or [])], "Search recent…")):
             page, view = _searchable_list(items, hint)
@@ -73,8 +79,21 @@ class OpenModelDialog(QDialog):
             view.currentTextChanged.connect(self.path_edit_clear)
             self.lists.append(view)
             self.tabs.addTab(page, title)
+            if title == "torchvision":
+                self.weights_combo = QComboBox()
+                self.weights_combo.setToolTip("torchvision's pretrained weights for the selected model, read from its "
+                                              "cache ($TORCH_HOME/hub/checkpoints; downloaded when online)")
+                view.currentTextChanged.connect(self._fill_weights)
+                page.layout().addLayout(_row("Weights:", self.weights_combo))
+            elif title == "timm":
+                self.timm_page = page
+                self.pretrained_box = QCheckBox("pretrained weights (from the Hugging Face cache; bold: already cached)")
+                page.layout().addWidget(self.pretrained_box)
+        run_task(_timm_listing, on_done=self._fill_timm, on_error=lambda message, _d: self.timm_page.search.setPlaceholderText(
+            f"timm is not available: {message}"))
         self.tabs.addTab(self._file_page(), "File or folder")
-        self.spec_edit = QLineEdit(placeholderText="or type a spec: sample:NAME, torchvision:NAME, arch:NAME, a path")
+        self.spec_edit = QLineEdit(placeholderText="or type a spec: sample:NAME, torchvision:NAME[:weights=W], "
+                                                   "timm:NAME[:pretrained], arch:NAME, a path")
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.spec_edit)
@@ -86,8 +105,10 @@ class OpenModelDialog(QDialog):
         hint = QLabel("Files: .safetensors, .pt/.pth state dicts (with a workbench record), .pt2, TorchScript, or a "
                       "snapshot folder from a run. You can also drop files on the main window.")
         hint.setWordWrap(True)
-        self.arch_edit = QLineEdit(placeholderText="e.g. arch:lenet5, torchvision:resnet18 (for a bare state dict)")
-        self.arch_edit.setCompleter(QCompleter([f"arch:{n}" for n in archs.ARCHS] + [f"torchvision:{n}" for n in torchvision_names()], self))
+        self.arch_edit = QLineEdit(placeholderText="e.g. arch:lenet5, torchvision:resnet18, timm:resnet50 (for a bare state dict)")
+        self.arch_edit.setCompleter(QCompleter([f"arch:{n}" for n in archs.ARCHS] + [f"torchvision:{n}" for n in torchvision_names()]
+                                               + [f"timm:{n}" for n in ("resnet50", "efficientnet_b0", "convnext_tiny",
+                                                                        "vit_small_patch16_224", "mobilenetv3_large_100")], self))
         self.arch_edit.setToolTip("A plain state dict holds only tensors: name the architecture they belong to.")
         self.trust_box = QCheckBox("Trust this file: allow it to run code while it loads")
         self.trust_box.setToolTip(TRUST_TEXT)
@@ -131,8 +152,53 @@ class OpenModelDialog(QDialog):
         page = self.tabs.currentIndex()
         if page < len(self.lists):
             item = self.lists[page].currentItem()
-            return item.text() if item and not item.isHidden() else ""
+            spec = item.text() if item and not item.isHidden() else ""
+            title = self.tabs.tabText(page)
+            if spec and title == "torchvision" and self.weights_combo.currentIndex() > 0:
+                return f"{spec}:weights={self.weights_combo.currentText()}"
+            if spec and title == "timm" and self.pretrained_box.isChecked():
+                return f"{spec}:pretrained"
+            return spec
         return self.path_edit.text().strip()
+
+    def _fill_weights(self, spec: str) -> None:
+        """The weights torchvision offers for the selected model (random weights first)."""
+        self.weights_combo.clear()
+        self.weights_combo.addItem("random (from the seed)")
+        name = spec.partition(":")[2]
+        if not name:
+            return
+        try:
+            from torchvision.models import get_model_weights
+            names = [w.name for w in get_model_weights(name)]
+        except (ValueError, KeyError):
+            names = []
+        if names:
+            self.weights_combo.addItems(["DEFAULT", *names])
+
+    def _fill_timm(self, listing: list[tuple[str, bool]]) -> None:
+        view = self.lists[2]
+        bold = QFont()
+        bold.setBold(True)
+        for name, cached in listing:
+            item = QListWidgetItem(f"timm:{name}")
+            item.setToolTip("pretrained weights in the local cache" if cached else "pretrained weights not cached "
+                            "(random weights work offline)")
+            if cached:
+                item.setFont(bold)
+            view.addItem(item)
+        self.timm_page.search.setPlaceholderText(f"Search {len(listing):,} timm models…")
+
+
+def _timm_listing() -> list[tuple[str, bool]]:
+    """(name, pretrained weights cached) of every timm model: off the GUI thread (importing timm takes seconds)."""
+    return [(name, zoo.timm_cached(name)) for name in zoo.timm_names()]
+
+
+def _row(label: str, widget: QWidget) -> QFormLayout:
+    form = QFormLayout()
+    form.addRow(label, widget)
+    return form
 
 
 def dropped_spec(paths: list[str]) -> str | None:

@@ -1,6 +1,8 @@
 """Model browser: the module tree (lazy model/view) with shapes, parameters, non-zeros, sparsity and FLOPs."""
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRect, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QLabel, QLineEdit, QStyledItemDelegate, QStyleOptionViewItem, QTreeView, QVBoxLayout, QWidget
@@ -273,10 +275,26 @@ class ModelBrowser(QWidget):
             f"<b>{label or info['model']}</b> · input {F.shape(info['input_shape'])}<br>"
             f"<b>{t['params']:,}</b> params · <b>{t['nonzero_params']:,}</b> non-zero · sparsity "
             f"<b>{F.percent(t['sparsity'])}</b> · <b>{F.human(t['flops'])}</b> FLOPs · {F.size(t['dense_bytes'])} fp32"
-            f"{acc}{self._against_baseline(info)}{warn}")
+            f"{acc}{self._against_baseline(info)}{self._preprocessing(info)}{warn}")
         self.tree.expandToDepth(1 if len(info["layers"]) < 60 else 0)
         self._show_baseline(changed_from_baseline(info))
         self.fitter.fit()
+
+    @staticmethod
+    def _preprocessing(info: dict) -> str:
+        """What the weights expect of their inputs, their class names, and what loading them did (a new head)."""
+        parts = []
+        pre = info.get("preprocess")
+        if pre:
+            numbers = lambda v: ", ".join(f"{x:.3g}" for x in v)
+            parts.append(f"preprocessing: input {F.shape(pre['input_size'])}, resize {pre.get('resize')}, "
+                         f"center crop {pre.get('crop_pct')}, {pre.get('interpolation')}; mean ({numbers(pre['mean'])}), "
+                         f"std ({numbers(pre['std'])})")
+        classes = info.get("classes")
+        if classes:
+            parts.append(f"{len(classes):,} classes: {', '.join(classes[:4])}{', …' if len(classes) > 4 else ''}")
+        parts += list(info.get("notes") or [])
+        return "".join(f"<br><span style='color:#374151'>{html.escape(text)}</span>" for text in parts)
 
     @staticmethod
     def _against_baseline(info: dict) -> str:
