@@ -114,6 +114,7 @@ class Calibration:
     scale: float = 1.0
     mode: str = "offset"                 # "offset" | "scale"
     history: list[tuple[float, float]] = field(default_factory=list)   # (predicted, measured)
+    scales: list[float] = field(default_factory=list)
 
     def predicted(self, option_cost: float) -> float:
         return self.offset + self.scale * option_cost
@@ -123,11 +124,14 @@ class Calibration:
         return (target - self.offset) / self.scale
 
     def update(self, option_cost: float, measured: float) -> None:
+        """Bytes are exact: the latest measurement sets the offset. Latency is noisy: the scale is the median of
+        the scales every measurement so far implied."""
         self.history.append((self.predicted(option_cost), measured))
         if self.mode == "offset" or abs(option_cost) < 1e-12:
             self.offset = measured - self.scale * option_cost
         else:
-            self.scale = min(5.0, max(0.2, (measured - self.offset) / option_cost))
+            self.scales.append(min(5.0, max(0.2, (measured - self.offset) / option_cost)))
+            self.scale = float(np.median(self.scales))
 
 
 @dataclass

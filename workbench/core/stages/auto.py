@@ -309,12 +309,15 @@ class _Host:
         return self.widths
 
     def _prune_more(self, s, fraction: float, why: str) -> Iterator:
-        """Prune about `fraction` (x 1.5) more of the survivors of the table's layers, smallest first, no fine-tuning."""
-        nnz = {n: int(m.weight.count_nonzero()) for n, m in prunable_layers(s.model).items() if n in self.members}
-        more = {n: 1.0 - c * (1.0 - min(0.5, 1.5 * fraction)) / prunable_layers(s.model)[n].weight.numel()
-                for n, c in nnz.items() if c}
-        yield Log("info", f"{why}: pruning about {sum(nnz.values()) * min(0.5, 1.5 * fraction):.0f} more of the "
-                          f"smallest weights")
+        """Prune 1.5 x `fraction` more of the table layers' survivors (at least 2 per layer), smallest first."""
+        layers = {n: m for n, m in prunable_layers(s.model).items() if n in self.members}
+        nnz = {n: int(m.weight.count_nonzero()) for n, m in layers.items()}
+        extra = min(sum(nnz.values()) // 2, max(math.ceil(1.5 * fraction * sum(nnz.values())), 2 * len(nnz)))
+        more = {n: 1.0 - max(0, c - max(2, round(extra * c / sum(nnz.values())))) / layers[n].weight.numel()
+                for n, c in nnz.items() if c > 2}
+        if not more:
+            return
+        yield Log("info", f"{why}: pruning about {extra} more of the smallest weights")
         yield from on_one_axis(prune.run(s, prune.Params(
             method="magnitude", scope="layer", sparsity=max(more.values()), finetune_epochs=0, classifier_scale=1.0,
             exclude=[n for n in prunable_layers(s.model) if n not in more], overrides=more)), 0.0)
@@ -324,7 +327,7 @@ class _Host:
         restore(self.session, self.start)
         self.widths, self.pre_cost = None, None
         yield from self._apply(self.session, allocation, epochs, centroid_epochs, self.int8, offset, goal)
-        for _ in range(4 if self.kind == "ratio" and not self.structured else 0):
+        for _ in range(8 if self.kind == "ratio" and not self.structured else 0):
             measured = self.cost(self.session)         # the header, rounding: prune the smallest survivors to fit
             if measured <= goal:
                 break
@@ -338,8 +341,8 @@ class _Host:
             return allocation
         return {g: {**a, "bits": self.widths.get(g)} for g, a in allocation.items()}
 
-    def measure(self) -> float:
-        return self.cost(self.session)
+    def measure(self) -> float:   # the verdict on a candidate: latency with twice the passes of a trial
+        return self.cost(self.session, 2 * self.p.latency_passes)
 
     def accuracy(self) -> float:
         return self.ref.score(self.session.model)[1]

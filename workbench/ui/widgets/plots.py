@@ -20,6 +20,22 @@ from .pg_setup import ChartBox, color, export_png, nice_range, pg
 from .ratio_plot import RatioPlot
 
 REDRAW_MS = 50
+AUTO_STYLES = {   # how the auto stage's series are drawn (plots.py's own Budget search plot)
+    "auto/candidates": lambda c: {"pen": None, "symbol": "o", "symbolSize": 8, "symbolBrush": c, "symbolPen": None},
+    "auto/pareto": lambda c: {"pen": pg.mkPen(c, width=2, style=Qt.PenStyle.DashLine)},
+    "auto/chosen": lambda c: {"pen": None, "symbol": "star", "symbolSize": 22, "symbolBrush": "#dc2626",
+                              "symbolPen": pg.mkPen("#7f1d1d")},
+}
+
+
+def split_auto(series: dict) -> tuple[dict, dict]:
+    """A run's analysis series without and with the auto stage's (auto/candidates, auto/pareto, auto/chosen)."""
+    rest: dict = {}
+    auto: dict = {}
+    for key, curves in series.items():
+        for name, xy in curves.items():
+            (auto if name.startswith("auto/") else rest).setdefault(key, {})[name] = xy
+    return rest, auto
 HINT = "No curves yet.<br>Press Run, or select a run<br>in Runs and snapshots."
 
 
@@ -56,6 +72,10 @@ class PlotsPanel(QWidget):
         self.ratio = RatioPlot()
         self.ratio.clicked.connect(self.snapshotClicked)
         self.analysis = AnalysisPlots()
+        self.budget = ChartBox("Budget search (auto): every candidate", "cost", "val accuracy (%)")
+        self.budget.setMinimumHeight(280)
+        self.budget.hide()                       # shown above the other analysis plots while a run has auto/ series
+        self.analysis.column.insertWidget(0, self.budget)
 
         self.tabs = QTabWidget()
         training = QSplitter(Qt.Orientation.Vertical)     # loss | accuracy above, other metrics (if any) below
@@ -198,7 +218,31 @@ class PlotsPanel(QWidget):
         if "metrics" in dirty:
             self._draw_metrics()
         if "series" in dirty:
-            self.analysis.show_series({run.name: run.series for run in self._runs() if run.series})
+            runs = [run for run in self._runs() if run.series]
+            self.analysis.show_series({run.name: split_auto(run.series)[0] for run in runs})
+            self._draw_budget({run.name: split_auto(run.series)[1] for run in runs})
+
+    def _draw_budget(self, by_run: dict[str, dict]) -> None:
+        """The auto stage's search: candidates as points, their Pareto front as a line, the chosen one as a star."""
+        box, xs_all, ys_all, legend = self.budget, [], [], []
+        box.plot.clear()
+        for i, (run, series) in enumerate((r, s) for r, s in by_run.items() if s):
+            for (x_label, _), curves in series.items():
+                box.plot.setLabel("bottom", x_label)
+                for name, style in AUTO_STYLES.items():
+                    if name in curves:
+                        xs, ys = curves[name][0], [100.0 * y for y in curves[name][1]]
+                        box.plot.plot(xs, ys, **style(color(i)))
+                        legend.append((color(i), f"{run}: {name.removeprefix('auto/')}" if len(by_run) > 1
+                                       else name.removeprefix("auto/"), name == "auto/candidates"))
+                        xs_all += list(xs)
+                        ys_all += ys
+        box.setVisible(bool(xs_all))
+        self.analysis.empty.setVisible(not self.analysis.plots and not xs_all)
+        if xs_all:
+            box.set_legend(legend)
+            box.plot.setXRange(*nice_range(xs_all, min_span=1e-9), padding=0)
+            box.plot.setYRange(*nice_range(ys_all, lo=0, hi=100.5, min_span=2.0), padding=0)
 
     def _draw_metrics(self) -> None:
         """Curves are created once per (run, stage, series, metric); afterwards only their data changes."""
@@ -292,6 +336,8 @@ class PlotsPanel(QWidget):
         out: dict[str, QWidget] = {"loss": self.loss, "accuracy": self.acc, "other": self.other,
                                    "layers": self.layers, "ratio_vs_accuracy": self.ratio}
         out.update({f"{y}_vs_{x}".replace(" ", "_").replace("/", "-")[:80]: w for (x, y), w in self.analysis.plots.items()})
+        if not self.budget.isHidden():
+            out["budget_search"] = self.budget
         return out
 
     def export_all(self, folder: str) -> list[str]:
