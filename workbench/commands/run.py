@@ -180,5 +180,5 @@ def run_command(args, argv: list[str] | None = None) -> int:
         for listener in listeners:
             listener.close()
         signal.signal(signal.SIGINT, previous)
-        distributed.shutdown()
+        distributed.shutdown(ok)
     return 0 if ok else 1

@@ -12,6 +12,8 @@ the run uses CUDA, `gloo` on CPUs.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -107,6 +109,15 @@ def model_tensors(session) -> list[torch.Tensor]:
     return [*state, *session.masks.values(), *session.codebooks.values()]
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(ok: bool = True) -> None:
+    """End this rank's part: after a run every rank finished, wait for the others (so that no rank leaves while
+    another is still in a collective) and destroy the process group while the interpreter is fully alive; gloo
+    work still referenced at interpreter exit aborts the process ("terminate called without an active
+    exception"). After a failure, no barrier: the other ranks may never reach it."""
+    if not dist.is_initialized():
+        return
+    gc.collect()                 # DDP wrappers in reference cycles release their reducers' pending work now
+    if ok:
+        with contextlib.suppress(RuntimeError):
+            dist.barrier()
+    dist.destroy_process_group()

@@ -60,6 +60,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from . import timm_pruners
+
 
 class _OneOp(torch.autograd.Function):
     """`compute(x)` as a single autograd node whose only input is `x` (its backward is never used)."""
@@ -346,7 +348,12 @@ class Adaptation:
 
 
 def adapt(model: nn.Module) -> Adaptation:
-    """The custom pruners and tracing changes `model` needs (nothing for models torch-pruning handles)."""
+    """The custom pruners and tracing changes `model` needs (nothing for models torch-pruning handles): those
+    of its torchvision layers here, those of its timm layers from `timm_pruners`."""
+    return timm_pruners.extend(model, _torchvision(model))
+
+
+def _torchvision(model: nn.Module) -> Adaptation:
     a = Adaptation()
     if not any(type(m).__module__.startswith("torchvision.models") for m in model.modules()):
         return a

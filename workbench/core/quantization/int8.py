@@ -58,10 +58,10 @@ def convert_dynamic(model: nn.Module) -> nn.Module:
         return quantize_dynamic(copy.deepcopy(model).eval(), set(DYNAMIC_TYPES), dtype=torch.qint8)
 
 
-def _traced(fn, model: nn.Module, *args):
+def _traced(fn, model: nn.Module, mapping, example: tuple, custom=None):
     try:
         with ao_quiet():
-            return fn(model, *args)
+            return fn(model, mapping, example, prepare_custom_config=custom)
     except Exception as exc:  # noqa: BLE001 - FX tracing errors name the Python construct or op
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise StageError(f"int8: cannot trace the model into a graph for quantization ({type(exc).__name__}: {first})") from None
@@ -71,10 +71,30 @@ def prepare_static(model: nn.Module, example: torch.Tensor, qat: bool = False) -
     """Insert observers (static) or fake-quantize modules (qat) into a copy of the float model."""
     from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
-    model = copy.deepcopy(model).cpu()
-    if qat:
-        return _traced(prepare_qat_fx, model.train(), get_default_qat_qconfig_mapping(BACKEND), (example,))
-    return _traced(prepare_fx, model.eval(), get_default_qconfig_mapping(BACKEND), (example,))
+    fn, mapping = (prepare_qat_fx, get_default_qat_qconfig_mapping(BACKEND)) if qat else (prepare_fx, get_default_qconfig_mapping(BACKEND))
+    copied = copy.deepcopy(model).cpu()
+    try:
+        return _traced(fn, copied.train(qat), mapping, (example,))
+    except StageError:
+        notrace = _timm_notrace(model)
+        if not notrace:
+            raise
+    # timm's own list of modules FX cannot trace (shape-dependent padding, positional encodings reading a weight's
+    # device, ...): kept as float leaves. Only as a retry, as the list also holds modules that trace and quantize.
+    from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
+    for cls in notrace:                    # float inside too: a quantized child would lose the float `.weight` they read
+        mapping.set_object_type(cls, None)
+    custom = PrepareCustomConfig().set_non_traceable_module_classes(notrace)
+    return _traced(fn, copy.deepcopy(model).cpu().train(qat), mapping, (example,), custom)
+
+
+def _timm_notrace(model: nn.Module) -> list[type]:
+    """timm's non-traceable module classes that `model` uses (none for a model without timm layers)."""
+    if not any(type(m).__module__.startswith("timm.") for m in model.modules()):
+        return []
+    from timm.layers import get_notrace_modules
+    used = {type(m) for m in model.modules()}
+    return [cls for cls in get_notrace_modules() if cls in used]
 
 
 def calibrate(prepared: nn.Module, batches: Iterable, limit: int) -> Iterator[int]:
