@@ -3,12 +3,14 @@
 The GUI starts local multi-process runs this way: `python -m workbench run RECIPE --out DIR --nproc N --events
 DIR/events.jsonl`. Rank 0 appends each event to that file as a JSON line; `CommandRun.events()` reads them back
 as they come, so the GUI shows the run like any other. `cancel()` sends SIGINT to the process group (every
-rank stops at the same step); `kill()` sends SIGKILL.
+rank stops at the same step); `kill()` sends SIGKILL. `cluster_commands` gives the torchrun commands that run a
+saved recipe on one machine or several (the GUI's Run ▸ Cluster command… shows them).
 """
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,18 +26,56 @@ from .recipe import Recipe
 POLL_SECONDS = 0.2
 
 
-def command_line(recipe_path: str, options: dict[str, Any], nproc: int, events: str | None = None) -> list[str]:
-    """The `workbench run` arguments for a recipe file and Run options (model, data, out_dir, device, ...)."""
-    args = ["run", recipe_path, "--nproc", str(nproc)]
+def run_args(recipe_path: str, options: dict[str, Any]) -> list[str]:
+    """`run RECIPE` and the flags for the Run options that are set (model, data, out_dir, device, seed, arch, trust)."""
+    args = ["run", recipe_path]
     for key, flag in (("model", "--model"), ("data", "--data"), ("out_dir", "--out"), ("device", "--device"),
                       ("seed", "--seed"), ("arch", "--arch")):
         if options.get(key) not in (None, ""):
             args += [flag, str(options[key])]
     if options.get("trust"):
         args.append("--trust")
+    return args
+
+
+def command_line(recipe_path: str, options: dict[str, Any], nproc: int, events: str | None = None) -> list[str]:
+    """The `workbench run` arguments for a recipe file and Run options (model, data, out_dir, device, ...)."""
+    args = run_args(recipe_path, options)
+    args[2:2] = ["--nproc", str(nproc)]
     if events:
         args += ["--events", events]
     return args
+
+
+def cluster_commands(recipe_path: str, out_dir: str, nproc: int, nodes: int = 2, host: str = "HOST",
+                     run_id: str = "run", device: str = "cuda", options: dict[str, Any] | None = None,
+                     port: int = 29500) -> list[tuple[str, str]]:
+    """(what it is, shell command) for a saved recipe: torchrun on one machine with `nproc` processes, torchrun on
+    `nodes` machines (the same command on each, c10d rendezvous at host:port), and `workbench run --nproc` here."""
+    opts = {**(options or {}), "out_dir": out_dir, "device": device}
+    module = ["-m", "workbench", *run_args(recipe_path, opts)]
+    each = "GPU" if device == "cuda" else "process"
+    backend = "nccl, one GPU per process" if device == "cuda" else "gloo"
+    rdzv = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"{host}:{port}", "--rdzv-id", run_id]
+    return [
+        (f"One machine with {_n(nproc, each)} ({backend}):",
+         shlex.join(["torchrun", "--nproc-per-node", str(nproc), *module])),
+        (f"{_n(nodes, 'machine')} with {_n(nproc, each)} each ({_n(nodes * nproc, 'process')}): the same command on "
+         f"every machine.\n{host}:{port} is one of them that all reach; the recipe and --out on a shared file system.",
+         shlex.join(["torchrun", "--nnodes", str(nodes), "--nproc-per-node", str(nproc), *rdzv]) + " \\\n    "
+         + shlex.join(module)),
+        (f"This machine, {_n(nproc, 'process')} (torchrun --standalone under the hood):",
+         shlex.join(["workbench", *command_line(recipe_path, opts, nproc)])),
+    ]
+
+
+def _n(count: int, word: str) -> str:
+    return f"1 {word}" if count == 1 else f"{count} {word}{'es' if word.endswith('s') else 's'}"
+
+
+def cluster_text(commands: list[tuple[str, str]]) -> str:
+    """The commands as a shell snippet: each under its comment."""
+    return "\n\n".join("".join(f"# {line}\n" for line in what.splitlines()) + command for what, command in commands) + "\n"
 
 
 class CommandRun:

@@ -1,11 +1,12 @@
 """The window's actions (with shortcuts and standard icons), menus, toolbar and status bar labels."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMenu, QStyle, QToolBar
+from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMenu, QSpinBox, QStyle, QToolBar
 
 from ..core.resources import recipes_dir
 from . import settings
@@ -21,6 +22,9 @@ ACTIONS = {
     "open_data": ("Open data…", SP.SP_DriveHDIcon, "Ctrl+Shift+O", "Choose the data set", "open_data_dialog"),
     "run": ("Run", SP.SP_MediaPlay, "F5", "Run the recipe on the current model (F5)", "start_run"),
     "stop": ("Stop", SP.SP_MediaStop, "Shift+F5", "Stop the running stage; the last snapshot is kept", "stop_run"),
+    "cluster_command": ("Cluster command…", SP.SP_ComputerIcon, None,
+                        "Save the recipe and show the torchrun commands that run it on several GPUs or machines",
+                        "cluster_command_dialog"),
     "export": ("Export…", SP.SP_DialogSaveButton, "Ctrl+E", "Export the selected snapshot (or the current model)",
                "export_dialog"),
     "open_recipe": ("Open recipe…", SP.SP_FileIcon, "Ctrl+Shift+R", "Open a recipe (YAML or JSON)", "open_recipe_dialog"),
@@ -80,6 +84,8 @@ def build_menus(window, acts: dict[str, QAction], docks: Iterable[QDockWidget] =
     run = bar.addMenu("&Run")
     run.addAction(acts["run"])
     run.addAction(acts["stop"])
+    run.addSeparator()
+    run.addAction(acts["cluster_command"])
     view = bar.addMenu("&View")
     for dock in docks:
         view.addAction(dock.toggleViewAction())
@@ -109,7 +115,21 @@ def fill_ready_made(menu: QMenu, open_fn) -> None:
     menu.setEnabled(bool(files))
 
 
-def build_toolbar(window, acts: dict[str, QAction]) -> tuple[QToolBar, QComboBox]:
+PROCESSES_TIP = ("Processes of a run. More than 1 runs the training loops data-parallel under torchrun (each process "
+                 "takes a share of every batch): gloo on the CPU, one GPU per process with nccl on CUDA. Run ▸ Cluster "
+                 "command… gives the command for several machines.")
+
+
+def gpu_count() -> int:
+    try:
+        import torch
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001 - no torch CUDA support: cpu only
+        return 0
+
+
+def build_toolbar(window, acts: dict[str, QAction]) -> tuple[QToolBar, QComboBox, QSpinBox]:
+    """The toolbar, with the device and the process count (restored from the settings) at its end."""
     bar = QToolBar("Main")
     bar.setObjectName("mainToolbar")
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -123,24 +143,40 @@ def build_toolbar(window, acts: dict[str, QAction]) -> tuple[QToolBar, QComboBox
     device = QComboBox()
     device.setObjectName("deviceCombo")
     device.addItem("cpu")
-    try:
-        import torch
-        if torch.cuda.is_available():
-            device.addItem("cuda")
-    except Exception:  # noqa: BLE001 - no torch CUDA support: cpu only
-        pass
+    if gpu_count():
+        device.addItem("cuda")
     bar.addWidget(device)
-    return bar, device
+    label = QLabel("  Processes ")
+    label.setToolTip(PROCESSES_TIP)
+    bar.addWidget(label)
+    processes = QSpinBox()
+    processes.setObjectName("processCount")
+    processes.setRange(1, max(8, os.cpu_count() or 1, gpu_count()))
+    processes.setToolTip(PROCESSES_TIP)
+    processes.setAccessibleName("Processes")
+    try:
+        processes.setValue(int(settings.value("processes", 1)))
+    except (TypeError, ValueError):
+        pass
+    bar.addWidget(processes)
+    return bar, device, processes
 
 
-def build_status_bar(window, device: QComboBox) -> tuple[QLabel, QLabel, QLabel]:
-    """The permanent labels: the model, the device (following the combo box, set to the last one used), the stage."""
+def build_status_bar(window, device: QComboBox, processes: QSpinBox | None = None) -> tuple[QLabel, QLabel, QLabel]:
+    """The permanent labels: the model, the device and process count (following the toolbar, set to the last ones
+    used), the stage."""
     model, device_label, stage = QLabel(), QLabel(), QLabel("idle")
     for w in (model, device_label, stage):
         window.statusBar().addPermanentWidget(w)
-    device.currentTextChanged.connect(lambda d: device_label.setText(f"device: {d}"))
+
+    def show(*_args) -> None:
+        count = processes.value() if processes is not None else 1
+        device_label.setText(f"device: {device.currentText()}" + (f" × {count} processes" if count > 1 else ""))
+    device.currentTextChanged.connect(show)
+    if processes is not None:
+        processes.valueChanged.connect(show)
     device.setCurrentText(str(settings.value("device", "cpu")))
-    device_label.setText(f"device: {device.currentText()}")
+    show()
     return model, device_label, stage
 
 

@@ -10,8 +10,9 @@ from ..core.errors import RecipeError
 from ..core.run_folder import list_runs
 from ..reporting import build_report
 from . import settings
-from .actions import build_actions, build_menus, build_status_bar, build_toolbar, fill_ready_made, fill_recent, shortcuts_text
+from .actions import build_actions, build_menus, build_status_bar, build_toolbar, fill_ready_made, fill_recent, gpu_count, shortcuts_text
 from .dialogs import errors
+from .dialogs.cluster_command import ClusterCommandDialog, open_cluster_command
 from .dialogs.compare import CompareDialog, open_compare
 from .dialogs.export import ExportDialog, open_export
 from .dialogs.open_data import OpenDataDialog
@@ -65,9 +66,9 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.menus = build_menus(self, self.acts, self.docks.values())
         self.acts["export_plots"].setIconText("Export PNG…")   # the text on the plots panel's button
         self.plots.export_button.setDefaultAction(self.acts["export_plots"])
-        self.toolbar, self.device_combo = build_toolbar(self, self.acts)
+        self.toolbar, self.device_combo, self.process_count = build_toolbar(self, self.acts)
         self.addToolBar(self.toolbar)
-        self.status_model, self.status_device, self.status_stage = build_status_bar(self, self.device_combo)
+        self.status_model, self.status_device, self.status_stage = build_status_bar(self, self.device_combo, self.process_count)
         self._connect()
         self._refresh_menus()
         settings.restore_window(self, LAYOUT_VERSION)
@@ -169,9 +170,8 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.statusBar().showMessage(f"Forked from {snapshot}: runs now start from this snapshot.", 8000)
 
     # --- runs --------------------------------------------------------------------------------------------
-    def start_run(self) -> bool:
-        if self.control.running():
-            return False
+    def checked_recipe(self):
+        """The editor's recipe, or None after saying what is wrong with it."""
         problems = self.doc.all_errors()      # what the core checks, and the layer names the open model has
         try:
             recipe = self.doc.recipe()
@@ -179,17 +179,28 @@ class MainWindow(RecipeFiles, QMainWindow):
                 raise RecipeError(problems[0])
         except RecipeError as exc:
             self.show_error("Fix the recipe first", f"The recipe is not valid: {exc.message}", "\n".join(problems))
+            return None
+        return recipe
+
+    def start_run(self) -> bool:
+        if self.control.running() or (recipe := self.checked_recipe()) is None:
             return False
         model = self.state.model_spec or recipe.model
         if not model:
             self.show_error("No model", "Open a model first (File ▸ Open model…).")
             return False
+        device, nproc = self.device_combo.currentText(), self.process_count.value()
+        if device == "cuda" and nproc > gpu_count():
+            self.show_error("Not enough GPUs", f"{nproc} processes on CUDA take one GPU each; this machine has "
+                            f"{gpu_count()}. Lower the process count, or run on the CPU.")
+            return False
         self.run_panel.start(sum(1 for s in recipe.stages if s.enabled), recipe.name or "run")
         self.docks["progress"].raise_()
-        device = self.device_combo.currentText()
         settings.set_value("device", device)
+        settings.set_value("processes", nproc)
         options = self.state.model_options if model == self.state.model_spec else {}
-        started = self.control.start(recipe, model, self.state.data_spec, self.state.runs_dir, device, **options)
+        started = self.control.start(recipe, model, self.state.data_spec, self.state.runs_dir, device, **options,
+                                     nproc=nproc)
         if started:
             self.plots.begin_run(self.control.out_dir, stage_names(recipe.to_dict(), self.titles))
         return started
@@ -201,6 +212,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.acts["run"].setEnabled(not running)
         self.acts["stop"].setEnabled(running)
         self.device_combo.setEnabled(not running)
+        self.process_count.setEnabled(not running)
 
     def _run_ended(self, run_dir: str, ok: bool, status: str) -> None:
         self.plots.end_run()
@@ -237,6 +249,16 @@ class MainWindow(RecipeFiles, QMainWindow):
         options = self.state.model_options if spec == self.state.model_spec else {}
         self._export = open_export(self, spec, self.state.data_spec, str(Path(self.state.runs_dir) / "exports"), options)
         return self._export
+
+    def cluster_command_dialog(self, path: str | None = None) -> ClusterCommandDialog | None:
+        """Run ▸ Cluster command…: save the recipe (with the current model and data) and show its torchrun commands."""
+        recipe = self.checked_recipe()
+        if recipe is not None:
+            options = self.state.model_options if self.state.model_spec else {}
+            self._cluster = open_cluster_command(self, recipe, self.state.model_spec, self.state.data_spec,
+                                                 self.state.runs_dir, self.process_count.value(), options, path)
+            return self._cluster
+        return None
 
     def compare(self, a: str, b: str) -> CompareDialog | None:
         self._compare = open_compare(self, a, b)

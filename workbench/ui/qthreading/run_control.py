@@ -34,7 +34,7 @@ class RunControl(QObject):
         self.out_dir = ""
         self.last_failure: StageFailed | None = None
         self.listeners: list = []       # callables taking each event (panels)
-        self.in_process = False         # True: run on a thread of this process (tests patch stages that way)
+        self.in_process = False         # True: run on a thread of this process (tests patch stages that way; one process)
         self.killed = False             # Stop had to kill the run's process
         self._kill_timer = QTimer(self)
         self._kill_timer.setSingleShot(True)
@@ -44,7 +44,8 @@ class RunControl(QObject):
         return self.worker is not None and not self.worker.finished
 
     def start(self, recipe: Recipe, model: str, data: str | None, runs_dir: str, device: str,
-              arch: str | None = None, trust: bool = False) -> bool:
+              arch: str | None = None, trust: bool = False, nproc: int = 1) -> bool:
+        """Start a run in a new folder under `runs_dir`; `nproc` > 1: that many processes under torchrun."""
         if self.running():
             return False
         name = (recipe.name or "run").replace(" ", "_").replace("/", "_")
@@ -56,7 +57,7 @@ class RunControl(QObject):
         self.out_dir = str(out.resolve())
         self.last_failure = None
         self.killed = False
-        worker = self.worker = RunWorker(recipe, self.in_process, model=model, data=data, out_dir=self.out_dir,
+        worker = self.worker = RunWorker(recipe, self.in_process, nproc, model=model, data=data, out_dir=self.out_dir,
                                          device=device, arch=arch, trust=trust)
         queued = Qt.ConnectionType.QueuedConnection   # slots run on the GUI thread, whatever the sender
         worker.event.connect(self._on_event, queued)
@@ -74,7 +75,7 @@ class RunControl(QObject):
         if self.running():
             self.worker.cancel()
             self.stageChanged.emit("stopping…")
-            if not self.in_process:
+            if not self.worker.in_process:
                 self._kill_timer.start(self.KILL_AFTER_MS)
 
     @Slot()

@@ -3,7 +3,9 @@
 By default the runner itself works in a child process (`core.child_run.ChildRun`), so the training
 loop's Python never competes with the GUI thread for the interpreter lock; this thread only waits
 for pickled events. `in_process=True` runs `core.runner.Run` on the thread itself (tests use it to
-patch stages). Either way the GUI thread receives frozen event dataclasses (plain numbers and
+patch stages). With `nproc` > 1 the run is a `workbench run --nproc N` command under torchrun
+(`core.command_run.CommandRun`), whose rank 0 writes its events to a file that this thread reads back. Either way
+the GUI thread receives frozen event dataclasses (plain numbers and
 paths), never modules or tensors. Stop calls `cancel()`, which the runner checks at every event,
 so a stage ends within a fraction of a second and the last snapshot stays the current model.
 
@@ -17,12 +19,20 @@ import traceback
 from PySide6.QtCore import QObject, QThread, Signal
 
 from ...core.child_run import ChildRun
+from ...core.command_run import CommandRun
 from ...core.errors import BadInput, WorkbenchError
 from ...core.recipe import Recipe
 from ...core.runner import Run
 from .tasks import background_priority
 
 CHILD_THREADS: int | None = None   # torch threads of a run's process; None: torch's default, as `workbench run` has
+
+
+def make_run(recipe: Recipe, in_process: bool, nproc: int, options: dict) -> Run | ChildRun | CommandRun:
+    """What follows the run: its own process (one), torchrun's processes (several) or this process (tests)."""
+    if nproc > 1:
+        return CommandRun(recipe, nproc, **options)
+    return Run(recipe, **options) if in_process else ChildRun(recipe, CHILD_THREADS, **options)
 
 
 class RunWorker(QObject):
@@ -33,10 +43,10 @@ class RunWorker(QObject):
     crashed = Signal(str, str)        # an unexpected error escaping the runner
     done = Signal()
 
-    def __init__(self, recipe: Recipe, in_process: bool = False, **options) -> None:
+    def __init__(self, recipe: Recipe, in_process: bool = False, nproc: int = 1, **options) -> None:
         super().__init__()
-        self.in_process = in_process
-        self.run = Run(recipe, **options) if in_process else ChildRun(recipe, CHILD_THREADS, **options)
+        self.in_process = in_process and nproc == 1
+        self.run = make_run(recipe, self.in_process, nproc, options)
         self.thread = QThread()
         self.thread.setObjectName("workbench-run")
         self.moveToThread(self.thread)
