@@ -95,8 +95,8 @@ def test_mismatched_state_dict_lists_keys_and_shapes(tmp_path, mlp_state):
     with pytest.raises(CheckpointError) as exc:
         load_model(str(tmp_path / "w.pt"), (1, 8, 8), 10, arch="arch:mlp:hidden=32")
     msg = str(exc.value)
-    assert "fc1.weight [16, 64] vs [32, 64]" in msg and "does not fit arch:mlp:hidden=32" in msg
-    with pytest.raises(CheckpointError, match="missing: fc3.weight"):
+    assert "fc1.weight [16, 64] vs [32, 64]" in msg and "with arch:mlp:hidden=32: the weights do not fit" in msg
+    with pytest.raises(CheckpointError, match="missing in the file: fc3.weight"):
         load_model(str(tmp_path / "w.pt"), (1, 8, 8), 10, arch="arch:mlp:hidden=16-8")
 
 
