@@ -50,7 +50,7 @@ def main() -> int:
                 print("stage failed:", event.message)
                 return 1
         seconds = time.perf_counter() - t0
-        report = run.report
+        report = run.report.data
         snaps = {s["stage"]: s for s in report["snapshots"]}
         base, quant = snaps["baseline"], snaps["quantize"]
         pruned = [s for s in report["snapshots"] if s["stage"] not in ("baseline", "quantize")][-1]

@@ -41,6 +41,15 @@ def knapsack(table: OptionTable, budget: float) -> Plan | None:
     return Plan(table.allocation(solution.choice), solution.cost, solution.loss)
 
 
+def strongest(table: OptionTable) -> Plan:
+    """Every group at its cheapest option (the most compression the options allow)."""
+    choice = [min(range(len(opts)), key=lambda k, opts=opts: (opts[k].cost, opts[k].loss))
+              for opts in (table.options[g] for g in table.groups)]
+    costs, losses = table.costs(), table.losses()
+    return Plan(table.allocation(choice), float(sum(c[k] for c, k in zip(costs, choice, strict=True))),
+                float(sum(row[k] for row, k in zip(losses, choice, strict=True))))
+
+
 def _curves(table: OptionTable, group: str, bits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(strengths, costs, losses) of one group along the sparsity (or channel) axis at fixed bits."""
     axis = "channels" if table.kind == "structured" else "sparsity"
