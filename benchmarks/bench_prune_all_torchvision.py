@@ -27,31 +27,13 @@ import sys
 import time
 import traceback
 
-from prune_bench_common import RESULTS, table, write_result
+from prune_bench_common import RESULTS, alternating_latencies_ms, table, write_result
 
 SIZES = (64, 128, 224, 299)
 # --smaller NAME=SIZE,...: models run at a smaller input to fit the time budget (none by default).
 # torchvision's ViT takes its image size as a constructor argument, so e.g. vit_h_14=112 builds it for
 # 112 px (4x fewer tokens than 224; the same layers, a shorter position table).
 SMALLER: dict[str, int] = {}
-
-
-def _latencies_ms(a, b, x, budget: float = 5.0, most: int = 200) -> tuple[float, float, float, float]:
-    """Median batch-1 latency of two models, timed alternately so that outside load hits both alike
-    (passes for `budget` seconds, at least 3 and at most `most` each): (wall a, wall b, CPU a, CPU b)
-    in ms. Both models have run before (no separate warm-up)."""
-    import torch
-    wall: tuple[list, list] = ([], [])
-    cpu: tuple[list, list] = ([], [])
-    with torch.inference_mode():
-        start = time.perf_counter()
-        while len(wall[0]) < most and (time.perf_counter() - start < budget or len(wall[0]) < 3):
-            for model, w, c in ((a, wall[0], cpu[0]), (b, wall[1], cpu[1])):
-                t, p = time.perf_counter(), time.process_time()
-                model(x)
-                w.append(time.perf_counter() - t)
-                c.append(time.process_time() - p)
-    return tuple(statistics.median(v) * 1000 for v in (*wall, *cpu))
 
 
 def build(name: str, size: int):
@@ -121,7 +103,7 @@ def one(name: str, ratio: float, threads: int = 1) -> dict:
         if out.shape != reference.shape:
             raise RuntimeError(f"output shape {list(out.shape)} != {list(reference.shape)}")
         row["params1"], row["macs1"] = count_params(model)[0], flops_per_module(model, x)[0] // 2
-        row["ms0"], row["ms1"], row["cpu_ms0"], row["cpu_ms1"] = _latencies_ms(original, model, x)
+        row["ms0"], row["ms1"], row["cpu_ms0"], row["cpu_ms1"] = alternating_latencies_ms(original, model, x)
         row["timing"] = "interleaved"
         if row["params1"] == row["params0"]:
             raise RuntimeError("torch-pruning found no channels it could remove")

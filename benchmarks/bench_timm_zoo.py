@@ -43,7 +43,7 @@ import tempfile
 import time
 import traceback
 
-from prune_bench_common import RESULTS, table, write_result
+from prune_bench_common import RESULTS, alternating_latencies_ms, table, write_result
 
 # ResNet/ResNeXt, EfficientNet, MobileNet, RegNet, ConvNeXt, ViT, DeiT, Swin, EfficientFormer, FastViT and others.
 MODELS = [
@@ -61,24 +61,6 @@ SIZES = (64, 96, 128)           # tried in order; then the model's configured si
 CLASSES = 1000
 REPLAY_TOL = 1e-4               # x max(1, max |out|)
 PHASES = ("build", "onnx", "int8_static", "prune", "replay")
-
-
-def _latencies_ms(a, b, x, budget: float = 5.0, most: int = 200) -> tuple[float, float, float, float]:
-    """Median batch-1 latency of two models, timed alternately so that outside load hits both alike
-    (passes for `budget` seconds, at least 3 and at most `most` each): (wall a, wall b, CPU a, CPU b)
-    in ms. Both models have run before (no separate warm-up). As in bench_prune_all_torchvision.py."""
-    import torch
-    wall: tuple[list, list] = ([], [])
-    cpu: tuple[list, list] = ([], [])
-    with torch.inference_mode():
-        start = time.perf_counter()
-        while len(wall[0]) < most and (time.perf_counter() - start < budget or len(wall[0]) < 3):
-            for model, w, c in ((a, wall[0], cpu[0]), (b, wall[1], cpu[1])):
-                t, p = time.perf_counter(), time.process_time()
-                model(x)
-                w.append(time.perf_counter() - t)
-                c.append(time.process_time() - p)
-    return tuple(statistics.median(v) * 1000 for v in (*wall, *cpu))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -218,7 +200,7 @@ def one(name: str, ratio: float, threads: int, timm_pruners: bool) -> dict:
                 raise RuntimeError("torch-pruning found no channels it could remove")
             row["param_ratio"] = row["params0"] / row["params1"]
             row["mac_ratio"] = row["macs0"] / max(1, row["macs1"])
-            row["ms0"], row["ms1"], row["cpu_ms0"], row["cpu_ms1"] = _latencies_ms(model, pruned, x)
+            row["ms0"], row["ms1"], row["cpu_ms0"], row["cpu_ms1"] = alternating_latencies_ms(model, pruned, x)
             row["speedup"], row["cpu_speedup"] = row["ms0"] / row["ms1"], row["cpu_ms0"] / row["cpu_ms1"]
             row["phase"] = "replay"
             _emit(row)

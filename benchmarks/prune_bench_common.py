@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,3 +49,21 @@ def write_result(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, default=str))
     return path
+
+
+def alternating_latencies_ms(a, b, x, budget: float = 5.0, most: int = 200) -> tuple[float, float, float, float]:
+    """Median batch-1 latency of two models, timed alternately so that outside load hits both alike
+    (passes for `budget` seconds, at least 3 and at most `most` each): (wall a, wall b, CPU a, CPU b)
+    in ms. Both models have run before (no separate warm-up)."""
+    import torch
+    wall: tuple[list, list] = ([], [])
+    cpu: tuple[list, list] = ([], [])
+    with torch.inference_mode():
+        start = time.perf_counter()
+        while len(wall[0]) < most and (time.perf_counter() - start < budget or len(wall[0]) < 3):
+            for model, w, c in ((a, wall[0], cpu[0]), (b, wall[1], cpu[1])):
+                t, p = time.perf_counter(), time.process_time()
+                model(x)
+                w.append(time.perf_counter() - t)
+                c.append(time.process_time() - p)
+    return tuple(statistics.median(v) * 1000 for v in (*wall, *cpu))

@@ -12,6 +12,7 @@ import difflib
 import torch
 from torch import nn
 
+from ..errors import RecipeError
 from ..metrics import layer_table
 
 PRUNABLE_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
@@ -52,6 +53,18 @@ def unknown_layer(name: str, known: list[str]) -> str:
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     listing = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
     return f"no such layer{hint}; prunable layers: {listing}"
+
+
+def checked_layers(model: nn.Module, exclude: list[str], path: str, verb: str) -> list[str]:
+    """The model's prunable layer names; RecipeError at `path` when it has none to `verb` or `exclude` names
+    one it does not have."""
+    names = list(prunable_layers(model))
+    if not names:
+        raise RecipeError(f"{path}: the model has no Linear or convolution layers to {verb}")
+    for i, name in enumerate(exclude):
+        if name not in names:
+            raise RecipeError(f"{path}.exclude[{i}]: {name!r}: {unknown_layer(name, names)}")
+    return names
 
 
 def weight_sparsity(model: nn.Module, names: list[str] | None = None) -> float:

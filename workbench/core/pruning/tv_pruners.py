@@ -61,24 +61,12 @@ import torch_pruning as tp
 from torch import nn
 
 from . import timm_pruners
-
-
-class _OneOp(torch.autograd.Function):
-    """`compute(x)` as a single autograd node whose only input is `x` (its backward is never used)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        out = compute(x)            # autograd is off inside Function.forward: no inner nodes
-        return out.clone() if out is x else out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # pragma: no cover - tracing never backpropagates
-        return None, None
+from .one_op import OneOp
 
 
 def _one_op_forward(module: nn.Module, original: Callable) -> Callable:
     def forward(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        return _OneOp.apply(x, lambda t: original(module, t, *args, **kwargs))
+        return OneOp.apply(x, lambda t: original(module, t, *args, **kwargs))
     return forward
 
 
@@ -139,7 +127,7 @@ class TrunkOp(nn.Module):
         self.channels: tuple[int, int] | None = None   # (in, out), seen while tracing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = _OneOp.apply(x, self.function)
+        out = OneOp.apply(x, self.function)
         self.channels = (int(x.shape[1]), int(out.shape[1]))
         return out
 

@@ -27,7 +27,7 @@ from ..export import packed as packed_format
 from ..metrics import count_params, flops_per_module
 from ..params import param
 from ..pruning import structured
-from ..pruning.layers import classifier_name, layer_stats, param_counts, prunable_layers, unknown_layer
+from ..pruning.layers import checked_layers, classifier_name, layer_stats, param_counts, prunable_layers
 from ..training import OPTIMIZERS, SCHEDULES
 from . import prune, quantize
 
@@ -138,12 +138,7 @@ def _path(session) -> str:
 
 def preflight(session, p: Params) -> None:
     path, model = _path(session), session.model
-    names = list(prunable_layers(model))
-    if not names:
-        raise RecipeError(f"{path}: the model has no Linear or convolution layers to compress")
-    for i, name in enumerate(p.exclude):
-        if name not in names:
-            raise RecipeError(f"{path}.exclude[{i}]: {name!r}: {unknown_layer(name, names)}")
+    checked_layers(model, p.exclude, path, "compress")
     if not session.data.splits.get("val"):
         raise RecipeError(f"{path}: the data has no val split; auto decides on val (give the data a val_fraction)")
     if "int8" in p.methods and session.device.type != "cpu":

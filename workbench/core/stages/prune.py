@@ -17,7 +17,7 @@ from ..params import param
 from ..pruning import importance as imp
 from ..pruning import schedule, structured
 from ..pruning.drivers import StructuredDriver, UnstructuredDriver
-from ..pruning.layers import classifier_name, layer_stats, param_counts, prunable_layers, unknown_layer, weight_count
+from ..pruning.layers import checked_layers, classifier_name, layer_stats, param_counts, prunable_layers, unknown_layer, weight_count
 from ..pruning.lottery import Rewinder
 from ..snapshots import load_snapshot
 from ..training import OPTIMIZERS, SCHEDULES, fit
@@ -107,12 +107,7 @@ def source_state(session, rewind: str | int, path: str = "rewind") -> dict[str, 
 
 def preflight(session, p: Params) -> None:
     path, model = _path(session), session.model
-    names = list(prunable_layers(model))
-    if not names:
-        raise RecipeError(f"{path}: the model has no Linear or convolution layers to prune")
-    for i, name in enumerate(p.exclude):
-        if name not in names:
-            raise RecipeError(f"{path}.exclude[{i}]: {name!r}: {unknown_layer(name, names)}")
+    names = checked_layers(model, p.exclude, path, "prune")
     for name in p.overrides:
         if name not in names:
             raise RecipeError(f"{path}.overrides.{name}: {unknown_layer(name, names)}")

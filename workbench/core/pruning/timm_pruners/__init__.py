@@ -16,7 +16,7 @@ structured pruning then crashes, runs for minutes, or leaves a model that no lon
   embeddings), which torch-pruning's importance and pruning functions treat as ordinary convolutions.
 
 While torch-pruning traces (only then), each such module is swapped in its parent for a **stand-in** that
-computes the module's forward as one autograd node (`_OneOp`, as in `tv_pruners`) and gets a
+computes the module's forward as one autograd node (`pruning.one_op.OneOp`, as in `tv_pruners`) and gets a
 `BasePruningFunc` here, passed through `customized_pruners=`:
 
 `OpaqueOp` / `OpaquePruner`

@@ -11,20 +11,6 @@ OPTYPE = tp.ops.OPTYPE
 _BOX = tp.pruner.function.PrunerBox
 
 
-class _OneOp(torch.autograd.Function):
-    """`compute(x)` as a single autograd node whose only input is `x` (its backward is never used); as in
-    `tv_pruners`, repeated here so that this module does not depend on it."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        out = compute(x)            # autograd is off inside Function.forward: no inner nodes
-        return out.clone() if out is x else out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # pragma: no cover - tracing never backpropagates
-        return None, None
-
-
 def _keep(n: int, idxs: Sequence[int]) -> torch.Tensor:
     drop = {int(i) for i in idxs}
     return torch.tensor([i for i in range(n) if i not in drop], dtype=torch.long)

@@ -7,7 +7,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from .channels import CustomPruner, _channels, _OneOp, remove_inputs, remove_outputs
+from ..one_op import OneOp
+from .channels import CustomPruner, _channels, remove_inputs, remove_outputs
 from .specs import Spec
 
 
@@ -22,7 +23,7 @@ class StandIn(nn.Module):
         self.spec = spec
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        return _OneOp.apply(x, lambda t: self.target(t, *args, **kwargs))
+        return OneOp.apply(x, lambda t: self.target(t, *args, **kwargs))
 
 
 class OpaqueOp(StandIn):
