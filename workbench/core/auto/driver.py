@@ -7,6 +7,7 @@ quantize stages.
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from .search import Calibration, Candidate, Plan, Strength, best, pareto, strong
 
 class Host(Protocol):
     x_label: str
+    planner: str                          # the name of the planner whose allocation is being applied (set here)
 
     def trial(self, allocation: dict[str, dict]) -> float: ...          # apply to a copy, no fine-tuning: cost
     def apply(self, allocation: dict[str, dict], epochs: int, centroid_epochs: int, offset: float,
@@ -65,7 +67,7 @@ def calibrated_plan(host: Host, table: OptionTable, planner: Callable[[OptionTab
 
     Keeps the least compressed plan whose trial met the aim (`margin` below the goal: what fine-tuning may add)."""
     aim = goal * (1.0 - margin)
-    found, measured_strongest = None, False
+    found, nearest, measured_strongest = None, None, False
     for i in range(s.trials):
         plan = planner(table, cal.budget(aim))
         if plan is None:
@@ -85,7 +87,9 @@ def calibrated_plan(host: Host, table: OptionTable, planner: Callable[[OptionTab
                 found = (plan, predicted, measured)
             if measured >= aim * (1.0 - s.tolerance):
                 break
-    return found
+        elif measured <= goal and (nearest is None or measured < nearest[2]):
+            nearest = (plan, predicted, measured)
+    return found or nearest        # under the goal but not the aim: the candidate's own measurement decides
 
 
 def _series(host: Host, candidates: list[Candidate]) -> Iterator:
@@ -99,55 +103,84 @@ def _series(host: Host, candidates: list[Candidate]) -> Iterator:
 
 
 def search(host: Host, table: OptionTable, planner: Callable[[OptionTable, float], Plan | None], cal: Calibration,
-           s: Settings) -> Iterator:
-    """Yields events; returns an Outcome (its `state` is the chosen candidate's, from `host.keep()`)."""
+           s: Settings, rivals: tuple[tuple[str, Callable[[OptionTable, float], Plan | None]], ...] = (),
+           name: str = "knapsack") -> Iterator:
+    """Yields events; returns an Outcome (its `state` is the chosen candidate's, from `host.keep()`).
+
+    `rivals`: other planners tried at the target too (the first level only); the search goes on with the planner
+    whose candidate met the target with the best val accuracy (a per-layer allocation predicted from one-shot
+    losses is not always better after fine-tuning than one strength everywhere)."""
     out = Outcome()
     loop = Strength(s.push, s.step, s.min_step, s.max_level, s.retries)
-    longer = 0                                    # failures at the target that fine-tuning longer may fix
-    margin = s.margin
+    # per planner: its calibration and knobs (failures at the target that longer fine-tuning may fix; the trials'
+    # aim below a goal), so that a rival is planned as if it ran alone
+    own = {n: (pl, copy.deepcopy(cal), {"longer": 0, "margin": s.margin}) for n, pl in ((name, planner), *rivals)}
     while (level := loop.propose()) is not None and len(out.candidates) < s.max_candidates:
-        double = 2 ** longer if level == 0.0 else 1
-        weights, centroids = s.finetune_epochs * double, s.centroid_epochs * double
-        left = s.epochs - out.spent
-        if weights + centroids > left:            # fit the candidate into what is left, if a plain one fits
-            if out.candidates and left < s.finetune_epochs + s.centroid_epochs:
-                yield Log("info", f"the epoch budget ({s.epochs}) is spent: {out.spent} used, the next candidate needs "
-                                  f"{s.finetune_epochs + s.centroid_epochs}")
-                break
-            centroids = min(centroids, left)
-            weights = left - centroids
-        goal = target_at(s.target, level)
-        yield Log("info", f"candidate {len(out.candidates) + 1}: level {level:.3f}, aiming at {host.fmt(goal)}")
-        found = yield from calibrated_plan(host, table, planner, cal, goal, s, margin)
-        if found is None:
-            yield Log("warning", f"no allocation of the option table reaches {host.fmt(goal)}")
+        tried = []
+        for i, host.planner in enumerate(list(own) if not out.candidates else [name]):
+            if i:
+                yield Log("info", f"the same goal with the {host.planner} allocation, for comparison")
+            plan_with, its_cal, knobs = own[host.planner]
+            cand = yield from _candidate(host, table, plan_with, its_cal, s, out, level, knobs)
+            if cand is False:                     # the epoch budget is spent
+                return out
+            tried.append((cand, host.planner))
+        done = [t for t in tried if t[0] is not None]
+        if not done:
             loop.record(level, False)
             if level == 0.0:
                 break
             continue
-        plan, predicted, trial = found
-        planned = yield from host.apply(plan.allocation, weights, centroids, float(out.spent), goal)
-        out.spent += weights + centroids
-        measured, acc = host.measure(), host.accuracy()
-        drift = (planned if planned is not None else measured) / trial if trial > 0 else 1.0
-        if drift > 1.0:                               # fine-tuning moved the cost: aim that much lower from now on
-            margin = max(margin, drift - 1.0 + s.margin / 2)
-        drop = s.base_accuracy - acc
-        cand = Candidate(level, goal, predicted, trial, measured, acc, drop, weights + centroids,
-                         measured <= s.target, drop <= s.max_drop + 1e-9, host.applied(plan.allocation), plan.loss)
-        out.candidates.append(cand)
+        cand, name = max(done, key=lambda t: (t[0].meets_target, t[0].val_accuracy))
+        if len(tried) > 1:
+            yield Log("info", f"going on with the {name} allocation (val accuracy {cand.val_accuracy:.2%})")
         loop.record(level, cand.ok)
-        longer += int(level == 0.0 and not cand.meets_drop)
-        if cand.ok and best(out.candidates) is cand:
-            out.chosen, out.state = cand, host.keep()
-        n = len(out.candidates)
-        yield Metric("auto/val_accuracy", acc, n)
-        yield from _series(host, out.candidates)
-        verdict = "meets both" if cand.ok else ("misses the target" if not cand.meets_target else "drops too much")
-        yield Log("info" if cand.ok else "warning",
-                  f"candidate {n}: {host.fmt(measured)}, val accuracy {acc:.2%} (drop {drop * 100:+.2f} points, "
-                  f"allowed {s.max_drop * 100:.2f}), {weights + centroids} epochs: {verdict}")
+        own[name][2]["longer"] += int(level == 0.0 and not cand.meets_drop)
     return out
+
+
+def _candidate(host: Host, table: OptionTable, planner: Callable[[OptionTable, float], Plan | None],
+               cal: Calibration, s: Settings, out: Outcome, level: float, knobs: dict) -> Iterator:
+    """One candidate at `level`: plan, calibrate, apply, fine-tune, measure. Returns it, None when no allocation
+    reaches the level's goal, False when the epoch budget is spent."""
+    double = 2 ** knobs["longer"] if level == 0.0 else 1
+    weights, centroids = s.finetune_epochs * double, s.centroid_epochs * double
+    left = s.epochs - out.spent
+    if weights + centroids > left:                # fit the candidate into what is left, if a plain one fits
+        if out.candidates and left < s.finetune_epochs + s.centroid_epochs:
+            yield Log("info", f"the epoch budget ({s.epochs}) is spent: {out.spent} used, the next candidate needs "
+                              f"{s.finetune_epochs + s.centroid_epochs}")
+            return False
+        centroids = min(centroids, left)
+        weights = left - centroids
+    goal = target_at(s.target, level)
+    yield Log("info", f"candidate {len(out.candidates) + 1}: level {level:.3f}, aiming at {host.fmt(goal)}")
+    found = yield from calibrated_plan(host, table, planner, cal, goal, s, knobs["margin"])
+    if found is None:
+        yield Log("warning", f"no allocation of the option table reaches {host.fmt(goal)}")
+        return None
+    plan, predicted, trial = found
+    planned = yield from host.apply(plan.allocation, weights, centroids, float(out.spent), goal)
+    out.spent += weights + centroids
+    measured, acc = host.measure(), host.accuracy()
+    drift = (planned if planned is not None else measured) / trial if trial > 0 else 1.0
+    if drift > 1.0:                               # fine-tuning moved the cost: aim that much lower from now on
+        knobs["margin"] = max(knobs["margin"], drift - 1.0 + s.margin / 2)
+    drop = s.base_accuracy - acc
+    cand = Candidate(level, goal, predicted, trial, measured, acc, drop, weights + centroids,
+                     measured <= s.target, drop <= s.max_drop + 1e-9, host.applied(plan.allocation), plan.loss,
+                     getattr(host, "planner", "knapsack"))
+    out.candidates.append(cand)
+    if cand.ok and best(out.candidates) is cand:
+        out.chosen, out.state = cand, host.keep()
+    n = len(out.candidates)
+    yield Metric("auto/val_accuracy", acc, n)
+    yield from _series(host, out.candidates)
+    verdict = "meets both" if cand.ok else ("misses the target" if not cand.meets_target else "drops too much")
+    yield Log("info" if cand.ok else "warning",
+              f"candidate {n}: {host.fmt(measured)}, val accuracy {acc:.2%} (drop {drop * 100:+.2f} points, "
+              f"allowed {s.max_drop * 100:.2f}), {weights + centroids} epochs: {verdict}")
+    return cand
 
 
 def on_one_axis(events: Iterator, offset: float) -> Iterator:

@@ -157,6 +157,7 @@ class Candidate:
     meets_drop: bool
     allocation: dict[str, dict]
     predicted_loss: float = 0.0
+    planner: str = "knapsack"            # whose allocation: knapsack or uniform
 
     @property
     def ok(self) -> bool:
@@ -225,11 +226,12 @@ def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def best(candidates: list[Candidate]) -> Candidate | None:
-    """The most compressed candidate that met both the target and max_drop (ties: the more accurate)."""
+    """Of the candidates that met both the target and max_drop, one at the strongest level (the most compression
+    aimed at); at that level (rival allocations for the same goal) the most accurate, then the most compressed."""
     good = [c for c in candidates if c.ok]
     if not good:
         return None
-    return min(good, key=lambda c: (c.measured if c.measured is not None else math.inf, -c.val_accuracy))
+    return min(good, key=lambda c: (-c.level, -c.val_accuracy, c.measured if c.measured is not None else math.inf))
 
 
 def closest(candidates: list[Candidate]) -> Candidate | None:

@@ -65,9 +65,10 @@ class Params:
     methods: list[str] = param(["prune", "kmeans"], "Knobs per layer: prune (unstructured sparsity), kmeans (bits), "
                                "structured (channels; latency, FLOPs), int8 (whole model, latency).", choices=METHODS)
     epochs: int = param(60, "Total fine-tuning budget of the search, in epochs over all candidates.", min=0, max=100000)
-    allocation: str = param("knapsack", "knapsack: per-layer options with the least predicted loss. uniform: the "
-                            "same sparsity and bits (or channel fraction) everywhere, for comparison.",
-                            choices=list(PLANNERS))
+    allocation: str = param("best", "best: the knapsack's allocation and the uniform one both tried at the target, "
+                            "the search going on with the better on val. knapsack: per-layer options with the least "
+                            "predicted loss. uniform: one sparsity and bit width (or channel fraction) everywhere.",
+                            choices=["best", *PLANNERS])
     push: bool = param(True, "With accuracy to spare, try more compression than the target (bisection on the "
                        "strength) and keep the strongest candidate within max_drop.")
     finetune_epochs: int = param(20, "Weight fine-tuning epochs per candidate (spread over prune_steps).", min=0,
@@ -105,6 +106,9 @@ class Params:
                          "max_drop.", min=0, max=10, advanced=True)
     latency_threads: int = param(1, "torch threads while timing (1 reads steadily on a shared machine; 0: as set).",
                                  min=0, max=1024, advanced=True)
+    latency_costs: str = param("flops", "Structured options' latency: flops (their FLOPs change at the input's ms "
+                               "per FLOP; exact, the trials calibrate the scale) or measured (timed per option).",
+                               choices=["flops", "measured"], advanced=True)
     latency_passes: int = param(5, "Alternating passes (stage input, candidate) per latency measurement.", min=1,
                                 max=100, advanced=True)
     calib_batches: int = param(8, "int8: calibration batches.", min=1, max=10000, advanced=True)
@@ -159,6 +163,7 @@ class _Host:
 
     def __init__(self, session, p: Params) -> None:
         self.session, self.p = session, p
+        self.planner = p.allocation            # set by the search to the planner of each candidate
         self.kind, _ = p.goal
         self.x_label = TARGETS[self.kind]
         self.structured = bool({"structured", "int8"} & set(p.methods))
@@ -221,6 +226,9 @@ class _Host:
         groups = coupled_groups(model, example, [n for n in layers if n != classifier], [classifier or "", *p.exclude]) \
             if "structured" in p.methods else {}
         measure = (lambda m: self.latency(m, 2)) if self.kind == "latency" else self._model_cost
+        if self.kind == "latency" and p.latency_costs == "flops":     # a group's saving is about the noise of timing it
+            per_flop = self.base / flops_per_module(model, example)[0]
+            measure = lambda m: per_flop * flops_per_module(m, example)[0]
         start_cost = self.base if self.kind != "ratio" else self._model_cost(model)
         table = yield from structured_options(model, groups, sorted(set(p.channels)), example, self.ref, measure, start_cost)
         self.members = table.members
@@ -291,7 +299,7 @@ class _Host:
             if self.pre_cost is None:        # what the allocation as planned would have cost: the drift
                 self.pre_cost = goal * 0.998 - budget + sum(
                     next(o.cost for o in table.options[g] if o.key["bits"] == bits.get(g)) for g in table.groups)
-            plan = knapsack(table, budget) if self.p.allocation == "knapsack" else same_width(table, budget)
+            plan = same_width(table, budget) if self.planner == "uniform" else knapsack(table, budget)
             if plan is not None:
                 break
             least = sum(min(o.cost for o in table.options[g]) for g in table.groups)
@@ -357,8 +365,10 @@ def run(session, p: Params) -> Iterator:
     settings = Settings(target, host.ref.accuracy, p.max_drop, p.epochs, p.finetune_epochs,
                         p.centroid_epochs if kmeans else 0, p.push, p.step, p.min_step, p.max_level, p.retries,
                         p.max_candidates, margin=0.03 if kind == "latency" else 0.005,
-                        tolerance=0.05 if kind == "latency" else 0.02)
-    out = yield from search(host, table, PLANNERS[p.allocation], cal, settings)
+                        tolerance=0.05 if kind == "latency" else 0.02, trials=6 if kind == "latency" else 4)
+    rivals = (("uniform", PLANNERS["uniform"]),) if p.allocation == "best" else ()
+    out = yield from search(host, table, PLANNERS["knapsack" if p.allocation == "best" else p.allocation], cal,
+                            settings, rivals, "knapsack" if p.allocation == "best" else p.allocation)
     common = {"target": dict(p.target), "target_cost": target, "unit": host.x_label, "max_drop": p.max_drop,
               "methods": list(p.methods), "allocation_method": p.allocation, "split": "val",
               "solver": "dynamic programming over discretised cost (multiple-choice knapsack)",
