@@ -13,7 +13,8 @@ from .export import ExportResult, ExportSource, export_model, get_format
 from .snapshots import read_meta
 from .specs import load_model, preprocess_of
 
-SNAPSHOT_COLUMNS = ("accuracy", "params", "nonzero_params", "sparsity", "flops", "compressed_bytes", "compression_ratio", "latency_ms")
+SNAPSHOT_COLUMNS = ("val_accuracy", "accuracy", "params", "nonzero_params", "sparsity", "flops", "compressed_bytes", "compression_ratio",
+                    "latency_ms")
 
 
 def read_run(run_dir: str | Path) -> dict | None:

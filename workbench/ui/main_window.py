@@ -6,6 +6,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow
 
+from ..core.data.settings import DataSettings
 from ..core.errors import RecipeError
 from ..core.run_folder import list_runs
 from ..reporting import build_report
@@ -55,6 +56,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.control = RunControl(self)
         self.history = RunHistory(self)
         self.titles = stage_titles()
+        self._pending_data: DataSettings | None = None   # chosen in Open data, written into the recipe once loaded
         self.control.listeners += [self.run_panel.handle, self.plots.handle]
         self.setCentralWidget(self.plots)
         self.docks = {key: self._dock(key, title, widget, area) for key, title, widget, area in (
@@ -151,15 +153,32 @@ class MainWindow(RecipeFiles, QMainWindow):
         settings.add_recent("models", spec)
         self._refresh_menus()
 
-    def open_data_dialog(self) -> None:
-        dialog = OpenDataDialog(self, self.state.data_spec or "", settings.recent("data"))
-        if dialog.exec() and dialog.spec():
-            self.set_data(dialog.spec())
+    def open_data_dialog(self) -> OpenDataDialog:
+        """The data and its settings, pre-filled from the recipe's `data:` (with the open data's spec)."""
+        current = self.doc.data_settings(self.state.data_spec)
+        self._data_dialog = dialog = OpenDataDialog(self, current or "", settings.recent("data"))
+        dialog.accepted.connect(lambda: self.set_data_settings(dialog.settings(), current))
+        dialog.open()
+        return dialog
+
+    def set_data_settings(self, chosen: DataSettings | None, current: DataSettings | None = None) -> None:
+        """The dialog's settings become the recipe's `data:` (what Save recipe keeps and runs get); a new spec is
+        loaded first and only then written into the recipe."""
+        if chosen is None or chosen == current:
+            return
+        self._pending_data = chosen
+        if chosen.spec == self.state.data_spec:
+            self._data_changed(chosen.spec)
+        else:
+            self.set_data(chosen.spec)
 
     def set_data(self, spec: str) -> None:
         self.loader.set_data(spec)
 
     def _data_changed(self, spec: str) -> None:
+        pending, self._pending_data = self._pending_data, None
+        if pending is not None and pending.spec == spec:
+            self.doc.set_data_settings(pending)
         settings.set_value("data", spec)
         settings.add_recent("data", spec)
         self._update_title()

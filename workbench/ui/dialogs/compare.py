@@ -11,12 +11,12 @@ from ..widgets.table_fit import ColumnFitter
 from . import errors
 from .common import Buttons, button_box
 
-TOTAL_ROWS = (("accuracy", lambda v: F.percent(v, 2)), ("params", F.count), ("nonzero_params", F.count),
-              ("sparsity", F.percent), ("flops", F.human), ("compressed_bytes", F.size), ("compression_ratio", F.ratio),
+TOTAL_ROWS = (("val_accuracy", lambda v: F.percent(v, 2)), ("accuracy", lambda v: F.percent(v, 2)), ("params", F.count),
+              ("nonzero_params", F.count), ("sparsity", F.percent), ("flops", F.human), ("compressed_bytes", F.size), ("compression_ratio", F.ratio),
               ("latency_ms", F.ms))
-TOTAL_NAMES = {"accuracy": "test accuracy", "params": "parameters", "nonzero_params": "non-zero parameters",
-               "sparsity": "sparsity (prunable weights)", "flops": "FLOPs", "compressed_bytes": "compressed size",
-               "compression_ratio": "compression ratio", "latency_ms": "latency (batch 1, CPU)"}
+TOTAL_NAMES = {"val_accuracy": "val accuracy", "accuracy": "test accuracy", "params": "parameters",
+               "nonzero_params": "non-zero parameters", "sparsity": "sparsity (prunable weights)", "flops": "FLOPs",
+               "compressed_bytes": "compressed size", "compression_ratio": "compression ratio", "latency_ms": "latency (batch 1, CPU)"}
 LAYER_HEADERS = ["layer", "shape A", "shape B", "params A", "params B", "Δ params", "non-zero weights A",
                  "non-zero weights B", "Δ non-zero weights", "sparsity A", "sparsity B", "Δ sparsity"]
 LAYER_TIPS = {"non-zero weights A": "Non-zero prunable weights (Linear and convolution weights); – for other layers",
@@ -65,7 +65,8 @@ class CompareDialog(QDialog):
         super().__init__(parent)
         a, b = result["a"]["label"], result["b"]["label"]
         self.setWindowTitle(f"Compare {a} and {b}")
-        totals = [[TOTAL_NAMES[name], fmt(va), fmt(vb)] for name, fmt in TOTAL_ROWS for va, vb in [result["totals"][name]]]
+        totals = [[TOTAL_NAMES[name], fmt(va), fmt(vb)] for name, fmt in TOTAL_ROWS
+                  for va, vb in [result["totals"].get(name, (None, None))]]
         rows = [layer_row(r) for r in result["layers"]]
         changed = [r["shape_changed"] or bool(r.get("delta_params")) or bool(r.get("delta_nonzero_weights"))
                    for r in result["layers"]]

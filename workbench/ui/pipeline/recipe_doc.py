@@ -6,6 +6,7 @@ replaces the whole (small) state, so undo and redo are exact and the YAML is alw
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from ...core import params as P
 from ...core import stages
+from ...core.data.settings import DataSettings, parse_settings
 from ...core.errors import RecipeError
 from ...core.pruning.layers import unknown_layer
 from ...core.recipe import STAGE_KEYS, TOP_FIELDS, Recipe, new_stage
@@ -90,6 +92,23 @@ class RecipeDocument(QObject):
     def recipe(self) -> Recipe:
         """The validated recipe; raises RecipeError naming the first bad field."""
         return Recipe.from_dict(self.to_dict())
+
+    def data_settings(self, spec: str | None = None) -> DataSettings | None:
+        """The recipe's data settings (`data:` a spec or a mapping), `spec` replacing the recipe's spec as it does
+        for a run (the window passes the open data's spec); the plain `spec` when the recipe's are not valid."""
+        raw = self.state["top"].get("data")
+        try:
+            settings = parse_settings(raw, "data") if raw else None
+        except RecipeError:
+            settings = None
+        if settings is None:
+            return DataSettings(spec) if spec else None
+        return dataclasses.replace(settings, spec=spec) if spec else settings
+
+    def set_data_settings(self, settings: DataSettings) -> None:
+        """The recipe's `data:` (one undo step): a plain spec string when only the spec is set, else the mapping
+        without the settings at their defaults."""
+        self.edit("set data", lambda s: s["top"].__setitem__("data", settings.spec if settings.plain() else settings.to_dict()))
 
     def stage_errors(self, i: int) -> dict[str, str]:
         """field name -> message for stage i ('' for problems of the stage as a whole)."""

@@ -62,7 +62,8 @@ class RecipeFiles:
         """A recipe written for another model (or data) than the one open: ask which to use, never ignore it silently."""
         top, state = self.doc.state["top"], self.state
         model = str(top.get("model") or "")
-        data = str(top.get("data") or "") if isinstance(top.get("data"), str) else ""
+        data = top.get("data").get("spec") if isinstance(top.get("data"), dict) else top.get("data")   # spec or mapping
+        data = data if isinstance(data, str) else ""
         other_model = bool(model and state.model_spec and model != state.model_spec)
         other_data = bool(data and state.data_spec and data != state.data_spec)
         if not other_model and not other_data:

@@ -268,7 +268,7 @@ class ModelBrowser(QWidget):
         self.model.set_info(info)
         self.totals.setToolTip(info.get("warning") or "Totals over every layer, as `workbench inspect` reports them")
         t = info["total"]
-        acc = f" · accuracy <b>{F.percent(info['accuracy'], 2)}</b>" if info.get("accuracy") is not None else ""
+        acc = f" · test accuracy <b>{F.percent(info['accuracy'], 2)}</b>" if info.get("accuracy") is not None else ""
         warning = info.get("warning") or ""
         warn = f"<br><span style='color:#b45309'>{warning[:140] + ('…' if len(warning) > 140 else '')}</span>" if warning else ""
         self.totals.setText(

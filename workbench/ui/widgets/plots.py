@@ -62,7 +62,7 @@ class PlotsPanel(QWidget):
         self._timer.timeout.connect(self._redraw)
 
         self.loss = ChartBox("Loss", "epoch (stages one after another)", "loss")
-        self.acc = ChartBox("Test accuracy", "epoch (stages one after another)", "accuracy (%)")
+        self.acc = ChartBox("Accuracy on val (an evaluate stage's curve names its split)", "epoch (stages one after another)", "accuracy (%)")
         self.other = ChartBox("Other metrics", "epoch (stages one after another)", "value (sparsity in %)")
         self.charts = {"loss": self.loss, "accuracy": self.acc, "other": self.other}
         self.hint = pg.TextItem(html=f"<div style='color:#9ca3af; text-align:center'>{HINT}</div>", anchor=(0.5, 0.5))

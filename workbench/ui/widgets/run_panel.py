@@ -73,7 +73,8 @@ class RunPanel(QWidget):
             self._overall()
         elif isinstance(ev, SnapshotSaved):
             m = ev.metrics
-            self.append(f"snapshot {ev.index} ({ev.stage}): accuracy {F.percent(m.get('accuracy'), 2)}, "
+            self.append(f"snapshot {ev.index} ({ev.stage}): val {F.percent(m.get('val_accuracy'), 2)}, "
+                        f"test {F.percent(m.get('accuracy'), 2)}, "
                         f"{F.count(m.get('nonzero_params'))} non-zero, {F.size(m.get('compressed_bytes'))}, "
                         f"ratio {F.ratio(m.get('compression_ratio'))}")
         elif isinstance(ev, Log):

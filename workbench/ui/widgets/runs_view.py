@@ -11,9 +11,11 @@ from ...core.snapshot_tools import list_runs
 from .. import formatting as F
 from .table_fit import ColumnFitter
 
-COLUMNS = ("Run / snapshot", "Accuracy", "Params", "Non-zeros", "Sparsity", "FLOPs", "Compressed", "Ratio", "Latency")
+COLUMNS = ("Run / snapshot", "Val acc", "Test acc", "Params", "Non-zeros", "Sparsity", "FLOPs", "Compressed", "Ratio",
+           "Latency")
 TIPS = ("The run (its folder under the runs folder) and its snapshots, one per stage that changed the model",
-        "Top-1 accuracy on the test split", "Parameters", "Non-zero parameters",
+        "Top-1 accuracy on the val split, where decisions are taken (– for a run without val, or from before val existed)",
+        "Top-1 accuracy on the test split, what is reported", "Parameters", "Non-zero parameters",
         "Zeros among the prunable weights (Linear and convolution weights)", "FLOPs of one forward pass (batch 1)",
         "The smallest file this snapshot was written to and read back from",
         "Baseline fp32 bytes / compressed bytes", "Median CPU latency of one batch of size 1")
@@ -22,9 +24,9 @@ RUN_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def cells(row: dict) -> list[str]:
-    return [F.percent(row.get("accuracy"), 2), F.count(row.get("params")), F.count(row.get("nonzero_params")),
-            F.percent(row.get("sparsity")), F.human(row.get("flops")), F.size(row.get("compressed_bytes")), F.ratio(row.get("compression_ratio")),
-            F.ms(row.get("latency_ms"))]
+    return [F.percent(row.get("val_accuracy"), 2), F.percent(row.get("accuracy"), 2), F.count(row.get("params")),
+            F.count(row.get("nonzero_params")), F.percent(row.get("sparsity")), F.human(row.get("flops")),
+            F.size(row.get("compressed_bytes")), F.ratio(row.get("compression_ratio")), F.ms(row.get("latency_ms"))]
 
 
 class RunsView(QWidget):
@@ -34,7 +36,7 @@ class RunsView(QWidget):
     compareRequested = Signal(str, str)
     runsSelected = Signal(list)           # run folders of the selected rows (a run or one of its snapshots)
     refreshed = Signal()                  # the runs folder was read again
-    pointsChanged = Signal(list)          # [{"key", "ratio", "accuracy", "label"}] for the scatter plot
+    pointsChanged = Signal(list)          # [{"key", "ratio", "accuracy", "val_accuracy", "label", "run"}] for the scatter plot
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -136,6 +138,7 @@ class RunsView(QWidget):
 
     def _emit_points(self) -> None:
         points = [{"key": p, "ratio": r.get("compression_ratio"), "accuracy": r.get("accuracy"),
+                   "val_accuracy": r.get("val_accuracy"),
                    "run": str(Path(p).parent.parent), "label": f"{Path(p).parent.parent.name} / {Path(p).name}"}
                   for p, r in self.snapshots.items()]
         self.pointsChanged.emit(points)
