@@ -21,8 +21,8 @@ sys.path.insert(0, str(HERE.parents[1]))   # the repository root
 
 from workbench.core.data import load_data  # noqa: E402
 from workbench.core.metrics import accuracy, count_params  # noqa: E402
-from workbench.core.specs import load_model  # noqa: E402
 from workbench.core.session import Session  # noqa: E402
+from workbench.core.specs import load_model  # noqa: E402
 from workbench.core.training import fit  # noqa: E402
 
 # name -> (architecture, epochs, optimizer, lr, weight decay, description)
