@@ -5,7 +5,8 @@
 Opens the main window as `make run` does (sample:digits_mlp, sample:digits, the Deep Compression recipe), runs the
 recipe, and grabs the window at several moments, each at 1366x768 (a laptop) and at 1920x1080, with the default
 layout for that size. Then a shortened structured-channels recipe on the sample ResNet-8 (the Layers tab and the
-model browser against the baseline) and the early-exits recipe (the Analysis tab).
+model browser against the baseline), the early-exits recipe (the Analysis tab) and the auto_40x recipe (the budget
+search in the Analysis tab, the Open data dialog).
 """
 from __future__ import annotations
 
@@ -148,6 +149,20 @@ def main() -> int:
     exits.plots.tabs.setCurrentIndex(3)
     shots(exits, "early_exit_analysis")
     exits.close()
+
+    # the budget stage: the Analysis tab's live budget search (candidates, Pareto front, the chosen one); the data
+    # settings dialog; the runs table with val and test accuracy
+    auto = open_window("sample:digits_mlp", RECIPES / "auto_40x.yaml")
+    dialog = auto.open_data_dialog()
+    pump(lambda: True, 0.3)
+    save(dialog, "open_data_dialog")
+    dialog.reject()
+    auto.start_run()
+    assert pump(lambda: auto.control.worker is None, 900)
+    auto.plots.tabs.setCurrentIndex(3)
+    shots(auto, "budget_search")
+    auto.doc.undo_stack.setClean()
+    auto.close()
     from workbench.ui.qthreading.tasks import pool
     pool().waitForDone(10_000)
     return 0

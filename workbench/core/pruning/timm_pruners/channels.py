@@ -56,26 +56,24 @@ def _expand(idxs: Sequence[int], width: int, parts: int) -> list[int]:
 
 def remove_inputs(entries: Sequence[Entry], idxs: Sequence[int]) -> None:
     """Remove input channels `idxs` from each entry (columns of a linear/conv; channels of a per-channel layer)."""
-    for entry in entries:
-        layer, parts = _layer(entry)
-        if isinstance(layer, _Sized):
-            layer.remove(idxs)
-            continue
-        width = _size(layer, "in" if not _per_channel(layer) else "out") // parts
-        rows = _expand(idxs, width, parts)
-        box = _BOX[tp.ops.module2type(layer)]
-        (box.prune_out_channels if _per_channel(layer) else box.prune_in_channels)(layer, rows)
+    _remove(entries, idxs, inputs=True)
 
 
 def remove_outputs(entries: Sequence[Entry], idxs: Sequence[int]) -> None:
     """Remove output channels `idxs` from each entry (rows of a linear/conv; channels of a norm)."""
+    _remove(entries, idxs, inputs=False)
+
+
+def _remove(entries: Sequence[Entry], idxs: Sequence[int], inputs: bool) -> None:
     for entry in entries:
         layer, parts = _layer(entry)
         if isinstance(layer, _Sized):
             layer.remove(idxs)
             continue
-        width = _size(layer, "out") // parts
-        _BOX[tp.ops.module2type(layer)].prune_out_channels(layer, _expand(idxs, width, parts))
+        columns = inputs and not _per_channel(layer)     # a per-channel layer's input channel j is its output j
+        width = _size(layer, "in" if columns else "out") // parts
+        box = _BOX[tp.ops.module2type(layer)]
+        (box.prune_in_channels if columns else box.prune_out_channels)(layer, _expand(idxs, width, parts))
 
 
 class _Sized:
