@@ -79,9 +79,10 @@ class ChartBox(QWidget):
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.legend)
 
-    def set_legend(self, entries: list[tuple[str, str, bool]]) -> None:
-        parts = [f"<span style='color:{c}; font-weight:700'>{'╌╌' if dashed else '━━'}</span>&nbsp;{html.escape(name)}"
-                 for c, name, dashed in entries]
+    def set_legend(self, entries: list[tuple[str, str, bool | str]]) -> None:
+        """(colour, name, dashed) per entry; a string instead of `dashed` is the mark itself (a point, a star)."""
+        parts = [f"<span style='color:{c}; font-weight:700'>{mark if isinstance(mark, str) else '╌╌' if mark else '━━'}"
+                 f"</span>&nbsp;{html.escape(name)}" for c, name, mark in entries]
         self.legend.setText("&nbsp;&nbsp;&nbsp; ".join(parts))
         self.legend.setToolTip("<br>".join(html.escape(name) for _, name, _ in entries))
         self.legend.setVisible(bool(entries))

@@ -28,6 +28,9 @@ AUTO_STYLES = {   # how the auto stage's series are drawn (plots.py's own Budget
 }
 
 
+AUTO_MARKS = {"auto/candidates": "●", "auto/pareto": True, "auto/chosen": "★"}   # their legend marks
+
+
 def split_auto(series: dict) -> tuple[dict, dict]:
     """A run's analysis series without and with the auto stage's (auto/candidates, auto/pareto, auto/chosen)."""
     rest: dict = {}
@@ -233,8 +236,9 @@ class PlotsPanel(QWidget):
                     if name in curves:
                         xs, ys = curves[name][0], [100.0 * y for y in curves[name][1]]
                         box.plot.plot(xs, ys, **style(color(i)))
-                        legend.append((color(i), f"{run}: {name.removeprefix('auto/')}" if len(by_run) > 1
-                                       else name.removeprefix("auto/"), name == "auto/candidates"))
+                        legend.append(("#dc2626" if name == "auto/chosen" else color(i),
+                                       f"{run}: {name.removeprefix('auto/')}" if len(by_run) > 1
+                                       else name.removeprefix("auto/"), AUTO_MARKS[name]))
                         xs_all += list(xs)
                         ys_all += ys
         box.setVisible(bool(xs_all))
