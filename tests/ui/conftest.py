@@ -9,6 +9,13 @@ from PySide6.QtWidgets import QMessageBox
 
 
 @pytest.fixture(autouse=True)
+def gui_thread_collection(qapp):
+    """As in the application (ui/app.py): cyclic garbage collection only on the GUI thread."""
+    from workbench.ui.app import collect_on_the_gui_thread
+    collect_on_the_gui_thread()
+
+
+@pytest.fixture(autouse=True)
 def isolated_settings(tmp_path):
     """QSettings (INI, user scope) written under the test's folder, never the user's."""
     folder = tmp_path / "settings"

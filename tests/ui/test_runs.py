@@ -27,7 +27,6 @@ def test_short_run_fills_snapshots_plots_and_runs_view(make_window, qtbot, messa
     # plots received data (and redraw at most every 50 ms)
     qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
     assert "train/loss" in w.plots.metrics and "train/accuracy" in w.plots.metrics
-    assert set(w.plots.sparsity) == {"fc1", "fc2", "fc3"} and max(w.plots.sparsity.values()) > 0.3
     assert len(w.plots.points) == 3 and w.plots.scatter.points().size == 3
     assert w.run_panel.overall_bar.value() == w.run_panel.overall_bar.maximum()
     assert w.acts["run"].isEnabled() and not w.acts["stop"].isEnabled()
@@ -39,6 +38,8 @@ def test_short_run_fills_snapshots_plots_and_runs_view(make_window, qtbot, messa
     # ... and so does the model browser: the tree shows the snapshot's non-zeros
     qtbot.waitUntil(lambda: w.browser.info["total"]["nonzero_params"] == pruned["nonzero_params"], timeout=20_000)
     assert "prune" in w.browser.totals.text()
+    # ... and the Layers tab (what a run's end reselects may come first on a loaded machine: the selection decides)
+    assert set(w.plots.sparsity) == {"fc1", "fc2", "fc3"} and max(w.plots.sparsity.values()) > 0.3
     arrays = w.inspector.arrays
     assert arrays.mask_kept is not None and arrays.heat_pruned.any()
     assert arrays.zeros / (arrays.zeros + arrays.hist_counts.sum()) > 0.3

@@ -20,6 +20,9 @@ SCHEDULES = ["constant", "cosine", "step"]
 
 def make_optimizer(name: str, params: Iterable, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
+    if not params:
+        raise StageError("the model has no trainable parameters (an int8 model, or every layer frozen): train or "
+                         "fine-tune before quantizing to int8")
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "adam":

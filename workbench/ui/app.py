@@ -8,6 +8,18 @@ STYLE = Path(__file__).resolve().parent / "style.qss"
 # While a worker thread runs Python between torch kernels, the GUI thread waits for the GIL up to
 # the switch interval (5 ms by default) each time it needs it; 1 ms keeps the event loop responsive.
 GIL_SWITCH_INTERVAL = 0.001
+_COLLECTOR = None   # pyqtgraph's GarbageCollector, once per process
+
+
+def collect_on_the_gui_thread() -> None:
+    """Python's cyclic garbage collection only on the GUI thread, on a timer (pyqtgraph's GarbageCollector). Left
+    automatic, a collection that a worker thread happens to trigger can destroy a Qt object of the GUI: its
+    destructor then waits for the GIL while holding Qt's connection lock, and the GUI thread, holding the GIL,
+    waits for that lock (a deadlock seen in the tests under load)."""
+    global _COLLECTOR
+    if _COLLECTOR is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+        _COLLECTOR = GarbageCollector(interval=0.5)
 
 
 def make_app(argv: list[str] | None = None):
@@ -23,6 +35,7 @@ def make_app(argv: list[str] | None = None):
     app.setApplicationDisplayName("Workbench")
     app.setStyle("Fusion")
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    collect_on_the_gui_thread()
     if STYLE.exists():
         app.setStyleSheet(STYLE.read_text())
     return app
