@@ -149,14 +149,15 @@ def run(session, p: Params) -> Iterator:
             session, p, classifier, schedule.scheduler(p.schedule, n, p.initial_sparsity))
     else:
         driver = UnstructuredDriver(session, p, classifier, target)
+    unit = "of each layer's channels" if p.structured else "of the prunable weights"
     for k in range(n):
-        yield Log("info", f"pruning step {k + 1}/{n}: target {target(p.sparsity, k):.2%}")
+        yield Log("info", f"pruning step {k + 1}/{n}: target {target(p.sparsity, k):.2%} {unit}")
         yield from driver.prune_step(k)
         if rewinder is not None:
             driver.rewind(rewinder)
         sparsity = 1.0 - _nonzero_weights(session.model) / weights0
         yield Log("info", f"pruning step {k + 1}/{n}: {sparsity:.2%} of the prunable weights removed or zero "
-                          f"(target {target(p.sparsity, k):.2%})")
+                          f"(target {target(p.sparsity, k):.2%} {unit})")
         yield LayerStats(layer_stats(session.model, original))
         yield Metric("prune/sparsity", sparsity, k + 1)
         yield Metric("prune/accuracy", accuracy(session.model, session.data.val, session.device), k + 1)
