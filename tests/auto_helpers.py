@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import torch
 
-# 40x on the sample MLP: one candidate at the target, one push beyond it (about 10 s with one thread)
+# 40x on the sample MLP: the knapsack's and the uniform allocation at the target, then one more candidate (a push
+# or a retry with longer fine-tuning; about 10 s with one thread)
 MLP_40X = """
 model: sample:digits_mlp
 data: sample:digits
@@ -16,16 +17,16 @@ stages:
     target: {ratio: 40}
     max_drop: 0.01
     methods: [prune, kmeans]
-    epochs: 50
+    epochs: 75
     finetune_epochs: 21
     centroid_epochs: 3
-    max_candidates: 2
+    max_candidates: 3
   - kind: export
     formats: [packed]
 """
 
-# half the latency of the sample ResNet-8 with structured pruning: one candidate at the target, retried with
-# twice the fine-tuning if it drops too much (about a minute with one thread)
+# half the latency of the sample ResNet-8 with structured pruning: the knapsack's and the uniform allocation at the
+# target, the better retried with twice the fine-tuning if it drops too much (about a minute with one thread)
 RESNET_HALF_LATENCY = """
 model: sample:digits_resnet
 data: sample:digits
@@ -35,7 +36,7 @@ stages:
     target: {latency: 0.5}
     max_drop: 0.01
     methods: [structured]
-    epochs: 36
+    epochs: 60
     finetune_epochs: 12
     channels: [0.0, 0.25, 0.5, 0.625, 0.75]
     push: false

@@ -36,9 +36,13 @@ stages:
 """
 
 
-def start_run(tmp_path: Path, out: Path) -> subprocess.Popen:
+# the same, with a long last training stage: a run that cannot end between two polls of the test
+LONG_RECIPE = RECIPE.replace("  - kind: export", "  - kind: train\n    epochs: 500\n  - kind: export")
+
+
+def start_run(tmp_path: Path, out: Path, text: str = RECIPE) -> subprocess.Popen:
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(RECIPE)
+    recipe.write_text(text)
     return subprocess.Popen([sys.executable, "-m", "workbench", "run", str(recipe), "--out", str(out), "--quiet"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -67,7 +71,7 @@ def assert_everything_final_is_complete(out: Path) -> None:
 
 def test_killed_run_reads_as_interrupted_and_keeps_its_snapshots(tmp_path):
     out = tmp_path / "run"
-    proc = start_run(tmp_path, out)
+    proc = start_run(tmp_path, out, LONG_RECIPE)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
