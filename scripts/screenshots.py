@@ -65,6 +65,15 @@ def main() -> int:
             pump(lambda: True, 0.4)
             save(window, f"{name}_{suffix}")
 
+    def compare_shot(window, a: str, b: str, height: int, name: str) -> None:
+        """The Compare dialog for two snapshots, at 1280 x `height`."""
+        dialog = window.compare(a, b)
+        if dialog is not None:
+            dialog.resize(1280, height)
+            pump(lambda: True, 0.3)
+            save(dialog, name)
+            dialog.close()
+
     def open_window(model: str, recipe: Path) -> MainWindow:
         window = MainWindow(model=model, data="sample:digits", recipe=str(recipe), runs_dir=str(tmp / "runs"))
         window.resize(SIZES["1920"])
@@ -98,12 +107,7 @@ def main() -> int:
     window.plots.tabs.setCurrentIndex(0)
     shots(window, "browser_and_inspector")
 
-    dialog = window.compare(snaps[0], quantized)
-    if dialog is not None:
-        dialog.resize(1280, 600)
-        pump(lambda: True, 0.3)
-        save(dialog, "compare_snapshots")
-        dialog.close()
+    compare_shot(window, snaps[0], quantized, 600, "compare_snapshots")
     export = window.export_dialog(quantized)
     export.select_format("packed" if "packed" in export.formats else "safetensors")
     export.path.setText(str(tmp / "model.packed"))
@@ -132,12 +136,7 @@ def main() -> int:
                 and chan.inspector.arrays is not None and chan.inspector.arrays.name == "layer2.0.conv1")
     chan.plots.tabs.setCurrentIndex(1)
     shots(chan, "structured_layers")
-    dialog = chan.compare(own[0], pruned)
-    if dialog is not None:
-        dialog.resize(1280, 700)
-        pump(lambda: True, 0.3)
-        save(dialog, "compare_structured")
-        dialog.close()
+    compare_shot(chan, own[0], pruned, 700, "compare_structured")
     chan.plots.tabs.setCurrentIndex(0)
     shots(chan, "structured_curves")
     chan.close()

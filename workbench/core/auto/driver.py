@@ -169,7 +169,7 @@ def _candidate(host: Host, table: OptionTable, planner: Callable[[OptionTable, f
     drop = s.base_accuracy - acc
     cand = Candidate(level, goal, predicted, trial, measured, acc, drop, weights + centroids,
                      measured <= s.target, drop <= s.max_drop + 1e-9, host.applied(plan.allocation), plan.loss,
-                     getattr(host, "planner", "knapsack"))
+                     host.planner)
     out.candidates.append(cand)
     if cand.ok and best(out.candidates) is cand:
         out.chosen, out.state = cand, host.keep()
