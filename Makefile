@@ -26,6 +26,7 @@ test: $(DEVSTAMP)
 
 bench: $(DEVSTAMP)
 	$(BIN)/pip install -q scikit-learn
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m timing
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 screenshots: $(DEVSTAMP)

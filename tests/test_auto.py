@@ -9,7 +9,7 @@ import random
 
 import pytest
 import torch
-from auto_helpers import MLP_40X, RESNET_HALF_LATENCY, one_thread
+from auto_helpers import MLP_40X, RESNET_HALF_FLOPS, RESNET_HALF_LATENCY, one_thread
 from prune_helpers import assert_ok, assert_rejected, run_recipe
 
 from workbench.core.auto.options import Option, OptionTable
@@ -165,7 +165,26 @@ def test_mlp_40x_within_one_point_of_val(tmp_path):
 
 
 @pytest.mark.slow
+def test_resnet_half_flops_structured_within_val_budget(tmp_path):
+    from workbench.core.snapshots import load_snapshot
+    run, events = run_recipe(RESNET_HALF_FLOPS, tmp_path)
+    assert_ok(events)
+    snaps = run.report.data["snapshots"]
+    assert snaps[0]["val_accuracy"] - snaps[-1]["val_accuracy"] <= 0.01 + 1e-9
+    assert snaps[-1]["flops"] <= 0.5 * snaps[0]["flops"]                 # counted, so the target is met exactly
+    baseline = load_snapshot(run.session.snapshot_paths[0]).module.eval()
+    pruned = load_snapshot(run.session.snapshot_paths[-1]).module.eval()     # reloaded: the transform replays
+    x = run.session.example_input(1).cpu()
+    with torch.inference_mode():
+        assert torch.allclose(pruned(x), run.session.model.cpu().eval()(x), atol=1e-5)
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in baseline.parameters())
+    result = json.loads((tmp_path / "run" / "auto.json").read_text())
+    assert result["allocation"] and all(set(a) == {"channels"} for a in result["allocation"].values())
+
+
+@pytest.mark.timing
 def test_resnet_half_latency_measured_alternating(tmp_path):
+    """Reads the clock: `make bench` runs it (pytest -m timing), `make test` does not."""
     from workbench.core.auto.timing import latency_ratio
     from workbench.core.snapshots import load_snapshot
     run, events = run_recipe(RESNET_HALF_LATENCY, tmp_path)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 from cli_helpers import ROOT
+from waits import WAIT_S
 
 SCRIPT = r"""
 import importlib, pkgutil, sys
@@ -19,7 +20,7 @@ print("QT:" + ",".join(bad))
 
 
 def test_core_modules_import_no_qt():
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=ROOT, timeout=WAIT_S)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.split()[0]) >= 15
     assert out.stdout.strip().endswith("QT:"), out.stdout

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from cli_helpers import ROOT
+from waits import WAIT_S
 
 RECIPE = """model: sample:digits_mlp
 data: sample:digits
@@ -23,7 +24,7 @@ def _run(tmp_path, name: str, *extra: str) -> tuple[subprocess.CompletedProcess,
     log = tmp_path / f"{name}.writes"
     env = {**os.environ, "WORKBENCH_WRITE_LOG": str(log), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "workbench", "run", str(recipe), "--out", str(tmp_path / name), *extra],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=WAIT_S)
     report = json.loads((tmp_path / name / "report.json").read_text()) if (tmp_path / name / "report.json").exists() else {}
     return proc, report, log.read_text().splitlines() if log.exists() else []
 
@@ -83,7 +84,7 @@ def test_a_rank_that_dies_ends_the_run_with_a_clear_status(tmp_path):
     assert victims, "rank 1 not found"
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
-    _, stderr = proc.communicate(timeout=600)
+    _, stderr = proc.communicate(timeout=WAIT_S)
     assert proc.returncode == 1
     run = read_run(out)
     assert run.status == "failed" and "died" in run.report["message"], run.report.get("message")

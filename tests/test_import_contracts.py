@@ -7,13 +7,14 @@ from pathlib import Path
 
 import grimp
 from cli_helpers import ROOT
+from waits import WAIT_S
 
 BIN = Path(sys.executable).parent
 MAX_LINES = 400
 
 
 def test_import_contracts_hold():
-    proc = subprocess.run([str(BIN / "lint-imports"), "--no-cache"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run([str(BIN / "lint-imports"), "--no-cache"], capture_output=True, text=True, cwd=ROOT, timeout=WAIT_S)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "0 broken" in proc.stdout
 
@@ -66,5 +67,5 @@ def test_no_file_over_400_lines():
 
 def test_ruff_is_clean():
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", "workbench", "tests", "benchmarks", "scripts"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+                          capture_output=True, text=True, cwd=ROOT, timeout=WAIT_S)
     assert proc.returncode == 0, proc.stdout[-4000:]

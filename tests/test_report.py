@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 from report_helpers import QUICK_RECIPE, STRUCTURED_RECIPE, external_references, number, parse, table_with
+from waits import WAIT_MS
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 SNAPSHOT_HEADERS = ["#", "stage", "val acc", "test acc", "params", "non-zero", "sparsity", "FLOPs", "compressed B", "format",
@@ -273,7 +274,7 @@ def test_gui_file_export_report(quick_run, tmp_path, monkeypatch, qtbot):
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "HTML report (*.html)"))
     w.acts["export_report"].trigger()
     qtbot.waitUntil(lambda: (tmp_path / "gui" / "snapshots.csv").exists() and "Wrote" in w.statusBar().currentMessage(),
-                    timeout=120_000)
+                    timeout=WAIT_MS)
     assert shown == [] and "Run: quick" in parse(out.read_text(encoding="utf-8")).headings
     w.runs.tree.clearSelection()
     w.runs.runs[str((runs / "quick").resolve())].child(2).setSelected(True)     # a snapshot row selects its run

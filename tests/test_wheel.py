@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import ROOT
+from waits import WAIT_S
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=WAIT_S)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return next(out.glob("workbench-*.whl"))
 
@@ -40,7 +41,7 @@ def test_non_editable_install_inspects_the_sample(wheel, tmp_path):
     (site / "deps.pth").write_text("\n".join(ours) + "\n")      # torch & co. from this environment, read-only
     target = tmp_path / "installed"
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target), str(wheel)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=WAIT_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (site / "aaa_workbench.pth").write_text(str(target) + "\n")   # sorted before deps.pth: the wheel, not the checkout
     run = subprocess.run([str(python), "-c", "import workbench, sys; print(workbench.__file__); "

@@ -9,6 +9,7 @@ import os
 import pytest
 import torch
 from safetensors.torch import save_file
+from waits import WAIT_S
 
 from workbench.core import zoo
 from workbench.core.errors import CheckpointError, SpecError
@@ -31,7 +32,7 @@ def _cli(*args, tmp_path):
     import sys
 
     from cli_helpers import ROOT
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=WAIT_S)
 
 
 @pytest.mark.parametrize("name, params", [("resnet50", 25_557_032), ("vit_small_patch16_224", 22_050_664)])

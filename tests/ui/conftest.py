@@ -6,6 +6,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
+from waits import WAIT_MS
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +64,7 @@ def make_window(qtbot, tmp_path):
         qtbot.addWidget(w)
         w.show()
         windows.append(w)
-        qtbot.waitUntil(lambda: w.browser.info is not None and w.model_spec == model, timeout=60_000)
+        qtbot.waitUntil(lambda: w.browser.info is not None and w.model_spec == model, timeout=WAIT_MS)
         return w
 
     yield make

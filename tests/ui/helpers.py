@@ -1,5 +1,6 @@
 """Helpers shared by the GUI tests."""
 import yaml
+from waits import WAIT_MS
 
 
 def write_recipe(path, stages, name="test"):
@@ -7,5 +8,5 @@ def write_recipe(path, stages, name="test"):
     return str(path)
 
 
-def wait_run(qtbot, window, timeout=90_000):
-    qtbot.waitUntil(lambda: not window.control.running() and window.control.worker is None, timeout=timeout)
+def wait_run(qtbot, window):
+    qtbot.waitUntil(lambda: not window.control.running() and window.control.worker is None, timeout=WAIT_MS)

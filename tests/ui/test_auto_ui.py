@@ -1,5 +1,7 @@
 """The budget stage in the window: its generated form (fields, an invalid target flagged inline) and the live
 Budget search plot on the Analysis tab (candidates, Pareto front, the chosen point as a star)."""
+from waits import WAIT_MS
+
 from workbench.ui.pipeline.param_form import ParamForm
 from workbench.ui.pipeline.value_editors import FloatEditor, IntEditor, MultiChoiceEditor, TextEditor
 
@@ -49,10 +51,10 @@ def test_live_budget_search_plot(qtbot, make_window, messages):
     w = make_window(stages=SMALL_AUTO)
     assert w.start_run()
     key = ("compressed bytes", "val accuracy")
-    qtbot.waitUntil(lambda: "auto/candidates" in w.plots.series.get(key, {}), timeout=300_000)
-    wait_run(qtbot, w, timeout=300_000)
+    qtbot.waitUntil(lambda: "auto/candidates" in w.plots.series.get(key, {}), timeout=WAIT_MS)
+    wait_run(qtbot, w)
     assert not messages, messages.texts()
-    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
+    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=WAIT_MS)
     curves = w.plots.series[key]
     assert {"auto/candidates", "auto/pareto", "auto/chosen"} <= set(curves)
     (chosen_x,), (chosen_y,) = curves["auto/chosen"]

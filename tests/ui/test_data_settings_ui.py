@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
+from waits import WAIT_MS
 
 from workbench.core.data import load_data
 from workbench.core.data.settings import DataSettings
@@ -113,10 +114,10 @@ def test_settings_become_the_recipe_and_a_gui_run_uses_them(make_window, qtbot, 
 def test_a_new_spec_is_loaded_before_it_goes_into_the_recipe(make_window, qtbot, messages):
     w = make_window(stages=[{"kind": "evaluate"}])
     w.set_data_settings(DataSettings("sample:nope", val_fraction=0.3), DataSettings("sample:digits"))
-    qtbot.waitUntil(lambda: bool(messages), timeout=20_000)
+    qtbot.waitUntil(lambda: bool(messages), timeout=WAIT_MS)
     assert "Cannot open data" in messages.texts() and "data" not in w.doc.state["top"]
     w.set_data_settings(DataSettings("fake:1x8x8:10:64", val_fraction=0.3), DataSettings("sample:digits"))
-    qtbot.waitUntil(lambda: w.data_spec == "fake:1x8x8:10:64", timeout=30_000)
+    qtbot.waitUntil(lambda: w.data_spec == "fake:1x8x8:10:64", timeout=WAIT_MS)
     assert w.doc.state["top"]["data"] == {"spec": "fake:1x8x8:10:64", "val_fraction": 0.3}
     w.set_data_settings(DataSettings("fake:1x8x8:10:64"), DataSettings("fake:1x8x8:10:64", val_fraction=0.3))
     assert w.doc.state["top"]["data"] == "fake:1x8x8:10:64"          # only the spec: a plain string
@@ -160,5 +161,5 @@ def test_a_recipe_whose_data_mapping_names_other_data_asks(make_window, qtbot, t
     assert w.open_recipe(str(path))
     title, text, _ = messages[-1]
     assert title == "Which model?" and "fake:1x8x8:10:64" in text
-    qtbot.waitUntil(lambda: w.data_spec == "fake:1x8x8:10:64", timeout=30_000)
+    qtbot.waitUntil(lambda: w.data_spec == "fake:1x8x8:10:64", timeout=WAIT_MS)
     assert w.doc.data_settings(w.data_spec) == DataSettings("fake:1x8x8:10:64", val_fraction=0.3)

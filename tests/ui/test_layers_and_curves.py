@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+from waits import WAIT_MS
+
 from workbench.ui.widgets.curves import lay_out
 from workbench.ui.widgets.model_browser import BEFORE_COL, CHANNELS_COL, SORT_ROLE
 
@@ -20,12 +22,12 @@ def test_structured_prune_shows_channels_and_parameters_before_and_after(make_wi
     live = []
     w.control.listeners.append(lambda ev: type(ev).__name__ == "LayerStats" and live.append(w.plots.layers.rows))
     assert w.start_run()
-    wait_run(qtbot, w, timeout=300_000)
+    wait_run(qtbot, w)
     assert not messages, messages.texts()
     assert live and any(r["params_before"] and r["params"] < r["params_before"] for r in live[-1])   # live, during the stage
     pruned = next(p for p, r in w.runs.snapshots.items() if r["stage"] == "prune")
     w.runs.select(pruned)
-    qtbot.waitUntil(lambda: w.browser.info is not None and "01-prune" in w.browser.totals.text(), timeout=60_000)
+    qtbot.waitUntil(lambda: w.browser.info is not None and "01-prune" in w.browser.totals.text(), timeout=WAIT_MS)
     info = w.browser.info
     assert info["baseline"]["layer1.0.conv1"]["shape"][0] == 16
     # the browser: before/after columns appear for a snapshot with a baseline
@@ -66,7 +68,7 @@ def test_curves_of_a_finished_run_come_back_after_the_window_is_recreated(make_w
     wait_run(qtbot, w)
     assert not messages, messages.texts()
     run_dir = w.control.out_dir
-    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
+    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=WAIT_MS)
     live_metrics, live_series = dict(w.plots.metrics), dict(w.plots.series)
     assert len(live_metrics["train/accuracy"]) == 3 and live_series[("sparsity", "accuracy")]
     w.close()
@@ -75,7 +77,7 @@ def test_curves_of_a_finished_run_come_back_after_the_window_is_recreated(make_w
     assert not w2.plots.metrics                      # nothing selected yet: nothing drawn
     snapshot = next(p for p, r in w2.runs.snapshots.items() if r["stage"] == "train" and Path(p).parent.parent == Path(run_dir))
     w2.runs.select(snapshot)
-    qtbot.waitUntil(lambda: bool(w2.plots.metrics) and not w2.plots._dirty, timeout=20_000)
+    qtbot.waitUntil(lambda: bool(w2.plots.metrics) and not w2.plots._dirty, timeout=WAIT_MS)
     assert w2.plots.metrics == live_metrics
     assert w2.plots.series[("sparsity", "accuracy")] == live_series[("sparsity", "accuracy")]
     # one continuous x-axis: the second stage starts where the first ended; stages named as their cards
@@ -97,7 +99,7 @@ def test_several_runs_overlay_in_their_own_colours(make_window, qtbot, messages)
     runs = list(w.runs.runs.values())
     for item in runs:
         item.setSelected(True)
-    qtbot.waitUntil(lambda: len(w.plots.shown) == 2 and not w.plots._dirty, timeout=20_000)
+    qtbot.waitUntil(lambda: len(w.plots.shown) == 2 and not w.plots._dirty, timeout=WAIT_MS)
     legend = w.plots.acc.legend.text()
     assert all(Path(k).name in legend for k in w.plots.shown)
     pens = {w.plots.curves[k].opts["pen"].color().name() for k in w.plots.curves if k[3] == "accuracy"}
@@ -123,7 +125,7 @@ def test_tables_fit_their_content(make_window, qtbot):
     w.docks["browser"].setFloating(True)
     w.docks["browser"].resize(1200, 500)
     tree = w.browser.tree
-    qtbot.waitUntil(lambda: tree.columnWidth(0) >= tree.sizeHintForColumn(0), timeout=5000)
+    qtbot.waitUntil(lambda: tree.columnWidth(0) >= tree.sizeHintForColumn(0), timeout=WAIT_MS)
     index = w.browser.proxy.index(0, 0)
     assert w.browser.proxy.data(index, 3).startswith(w.browser.proxy.data(index, 0))   # full name in the tooltip
     assert all(tree.columnWidth(c) >= tree.header().sectionSizeHint(c) for c in range(1, 7))
@@ -155,7 +157,7 @@ def test_ratio_plot_labels_never_overprint(qtbot):
     points = [{"key": f"/runs/r{r}/snapshots/{i:02d}-stage", "ratio": 1 + i * 0.05 + r * 0.02, "accuracy": 0.95 + 0.001 * i,
                "label": f"r{r} / {i:02d}-stage", "run": f"/runs/r{r}"} for r in range(2) for i in range(6)]
     plot.set_points(points)
-    qtbot.waitUntil(lambda: not plot._place_timer.isActive(), timeout=2000)
+    qtbot.waitUntil(lambda: not plot._place_timer.isActive(), timeout=WAIT_MS)
     plot.place_labels()
     boxes = [item.mapRectToScene(item.boundingRect()) for item, _, _ in plot.labels if item.isVisible()]
     assert boxes and all(not a.intersects(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

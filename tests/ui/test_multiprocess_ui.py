@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QGuiApplication
+from waits import WAIT_MS
 
 from workbench.core.command_run import CommandRun, cluster_commands
 from workbench.core.recipe import Recipe
@@ -37,8 +38,8 @@ def test_two_processes_from_the_toolbar(make_window, qtbot, messages):
     assert w.start_run()
     assert isinstance(w.control.worker.run, CommandRun) and "--nproc" in w.control.worker.run.argv
     assert not spin.isEnabled() and not w.device_combo.isEnabled()      # (c) fixed while the run goes
-    qtbot.waitUntil(lambda: len(w.runs.snapshots) >= 1, timeout=120_000)   # the baseline arrives through the events
-    wait_run(qtbot, w, timeout=240_000)
+    qtbot.waitUntil(lambda: len(w.runs.snapshots) >= 1, timeout=WAIT_MS)   # the baseline arrives through the events
+    wait_run(qtbot, w)
     assert not messages, messages.texts()
     assert spin.isEnabled() and int(settings.value("processes")) == 2
     report = json.loads((Path(w.control.out_dir) / "report.json").read_text())

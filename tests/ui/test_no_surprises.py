@@ -3,6 +3,7 @@ import yaml
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QMessageBox
+from waits import WAIT_MS
 
 from workbench.ui.pipeline.pipeline_editor import AFTER_EXPORT, AFTER_EXPORT_ROLE
 
@@ -22,7 +23,7 @@ def test_a_recipe_for_another_model_asks_which_to_use(make_window, qtbot, tmp_pa
     assert w.model_spec == "sample:digits_mlp" and "Keeping sample:digits_mlp" in w.statusBar().currentMessage()
     messages.answer = QMessageBox.StandardButton.Yes         # open the recipe's model
     assert w.open_recipe(path)
-    qtbot.waitUntil(lambda: w.model_spec == "sample:digits_resnet", timeout=60_000)
+    qtbot.waitUntil(lambda: w.model_spec == "sample:digits_resnet", timeout=WAIT_MS)
     count = len(messages)
     assert w.open_recipe(path) and len(messages) == count    # the same model: nothing to ask
 
@@ -96,7 +97,7 @@ def test_a_field_with_an_error_is_scrolled_into_view(make_window, qtbot):
     w.editor.scroll.verticalScrollBar().setValue(0)
     w.doc.set_value(i, "weight_decay", -1.0)                  # a field far down the form
     box = form.field_box("weight_decay")
-    qtbot.waitUntil(lambda: not box.visibleRegion().isEmpty(), timeout=5000)
+    qtbot.waitUntil(lambda: not box.visibleRegion().isEmpty(), timeout=WAIT_MS)
     assert form.error_text("weight_decay")
 
 

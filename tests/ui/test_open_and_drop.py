@@ -1,6 +1,7 @@
 """Opening models: the dialog's searchable lists, and files dropped on the window."""
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from waits import WAIT_MS
 
 from workbench.ui.dialogs.open_data import OpenDataDialog
 from workbench.ui.dialogs.open_model import OpenModelDialog
@@ -23,7 +24,7 @@ def test_open_dialog_lists_and_search(qtbot):
     assert dialog.spec() == "torchvision:resnet50:weights=IMAGENET1K_V2"
     dialog.weights_combo.setCurrentIndex(0)
     assert dialog.spec() == "torchvision:resnet50"
-    qtbot.waitUntil(lambda: timm.count() > 1000, timeout=120_000)          # timm's list loads off the GUI thread
+    qtbot.waitUntil(lambda: timm.count() > 1000, timeout=WAIT_MS)          # timm's list loads off the GUI thread
     dialog.tabs.setCurrentIndex(2)
     timm.setCurrentItem(next(timm.item(i) for i in range(timm.count()) if timm.item(i).text() == "timm:convnext_atto"))
     assert dialog.spec() == "timm:convnext_atto"
@@ -54,7 +55,7 @@ def test_dropping_a_snapshot_folder_and_a_recipe(make_window, qtbot, tmp_path, m
     wait_run(qtbot, w)
     snapshot = sorted(w.runs.snapshots)[-1]
     drop(w, snapshot)
-    qtbot.waitUntil(lambda: w.model_spec == snapshot, timeout=20_000)
+    qtbot.waitUntil(lambda: w.model_spec == snapshot, timeout=WAIT_MS)
     assert w.browser.info["total"]["params"] == 50610
     recipe = write_recipe(tmp_path / "dropped.yaml", [{"kind": "evaluate"}])
     drop(w, recipe)
@@ -67,9 +68,9 @@ def test_dropping_a_snapshot_folder_and_a_recipe(make_window, qtbot, tmp_path, m
 def test_switching_data_checks_it_first(make_window, qtbot, messages):
     w = make_window()
     w.set_data("sample:nope")
-    qtbot.waitUntil(lambda: bool(messages), timeout=20_000)
+    qtbot.waitUntil(lambda: bool(messages), timeout=WAIT_MS)
     assert "Cannot open data" in messages.texts() and w.data_spec == "sample:digits"
     w.set_data("fake:1x8x8:10:64")
-    qtbot.waitUntil(lambda: w.data_spec == "fake:1x8x8:10:64", timeout=30_000)
+    qtbot.waitUntil(lambda: w.data_spec == "fake:1x8x8:10:64", timeout=WAIT_MS)
     qtbot.waitUntil(lambda: w.browser.info is not None and w.browser.info.get("data") == "fake:1x8x8:10:64",
-                    timeout=30_000)
+                    timeout=WAIT_MS)

@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+from waits import WAIT_MS
+
 from workbench.core.events import Progress, StageFailed
 from workbench.core.stages import train as train_stage
 
@@ -25,7 +27,7 @@ def test_short_run_fills_snapshots_plots_and_runs_view(make_window, qtbot, messa
     pruned = [r for r in w.runs.snapshots.values() if r["stage"] == "prune"][0]
     assert pruned["nonzero_params"] < pruned["params"]
     # plots received data (and redraw at most every 50 ms)
-    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
+    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=WAIT_MS)
     assert "train/loss" in w.plots.metrics and "train/accuracy" in w.plots.metrics
     assert len(w.plots.points) == 3 and w.plots.scatter.points().size == 3
     assert w.run_panel.overall_bar.value() == w.run_panel.overall_bar.maximum()
@@ -34,9 +36,9 @@ def test_short_run_fills_snapshots_plots_and_runs_view(make_window, qtbot, messa
     w.runs.select(pruned["path"])
     w.browser.select_layer("fc1")
     qtbot.waitUntil(lambda: w.inspector.arrays is not None and "prune" in w.inspector.title.text()
-                    and w.inspector.arrays.name == "fc1", timeout=20_000)
+                    and w.inspector.arrays.name == "fc1", timeout=WAIT_MS)
     # ... and so does the model browser: the tree shows the snapshot's non-zeros
-    qtbot.waitUntil(lambda: w.browser.info["total"]["nonzero_params"] == pruned["nonzero_params"], timeout=20_000)
+    qtbot.waitUntil(lambda: w.browser.info["total"]["nonzero_params"] == pruned["nonzero_params"], timeout=WAIT_MS)
     assert "prune" in w.browser.totals.text()
     # ... and the Layers tab (what a run's end reselects may come first on a loaded machine: the selection decides)
     assert set(w.plots.sparsity) == {"fc1", "fc2", "fc3"} and max(w.plots.sparsity.values()) > 0.3
@@ -66,7 +68,7 @@ def test_export_dialog_verifies(make_window, qtbot, tmp_path):
     dialog.select_format("state_dict")
     dialog.path.setText(str(tmp_path / "out.pt"))
     dialog.start()
-    qtbot.waitUntil(lambda: dialog.result is not None or dialog.error is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: dialog.result is not None or dialog.error is not None, timeout=WAIT_MS)
     assert dialog.result.verified and "verified" in dialog.status.text()
     assert (tmp_path / "out.pt").stat().st_size == dialog.result.bytes
     dialog.close()
@@ -75,7 +77,7 @@ def test_export_dialog_verifies(make_window, qtbot, tmp_path):
 def test_a_second_run_and_an_export_while_a_run_writes_snapshots(make_window, qtbot, tmp_path, messages):
     w = make_window(stages=LONG)
     assert w.start_run()
-    qtbot.waitUntil(lambda: len(w.runs.snapshots) == 1, timeout=60_000)   # the baseline is written
+    qtbot.waitUntil(lambda: len(w.runs.snapshots) == 1, timeout=WAIT_MS)   # the baseline is written
     assert not w.start_run() and not w.acts["run"].isEnabled()          # one run at a time
     baseline = next(iter(w.runs.snapshots))
     w.runs.select(baseline)
@@ -83,11 +85,11 @@ def test_a_second_run_and_an_export_while_a_run_writes_snapshots(make_window, qt
     dialog.select_format("safetensors")
     dialog.path.setText(str(tmp_path / "while_running.safetensors"))
     dialog.start()
-    qtbot.waitUntil(lambda: dialog.result is not None or dialog.error is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: dialog.result is not None or dialog.error is not None, timeout=WAIT_MS)
     assert dialog.result.verified and w.control.running()
     dialog.close()
     w.stop_run()
-    wait_run(qtbot, w, timeout=60_000)
+    wait_run(qtbot, w)
     assert not messages
 
 
@@ -103,12 +105,13 @@ def test_one_export_plots_action_for_the_menu_and_the_plots_panel(make_window, q
 
 def test_stop_keeps_the_previous_snapshot(make_window, qtbot, messages):
     w = make_window(stages=LONG)
+    w.control.KILL_AFTER_MS = WAIT_MS                 # however busy the machine, the stage ends by itself first
     ended = []
     w.control.listeners.append(lambda ev: isinstance(ev, StageFailed) and ended.append(ev))
     w.start_run()
-    qtbot.waitUntil(lambda: w.run_panel.stage_bar.value() > 0 and w.run_panel.started == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: w.run_panel.stage_bar.value() > 0 and w.run_panel.started == 1, timeout=WAIT_MS)
     w.stop_run()
-    wait_run(qtbot, w, timeout=60_000)
+    wait_run(qtbot, w)
     assert ended and ended[0].cancelled and not w.control.killed    # the stage itself ended at its next event
     report = json.loads((Path(w.control.out_dir) / "report.json").read_text())
     assert report["status"] == "cancelled" and len(report["snapshots"]) == 1
@@ -124,10 +127,10 @@ def test_stop_kills_a_stage_that_does_not_end(make_window, qtbot, messages):
     w = make_window(stages=LONG)
     w.control.KILL_AFTER_MS = 300
     w.start_run()
-    qtbot.waitUntil(lambda: w.run_panel.stage_bar.value() > 0 and w.run_panel.started == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: w.run_panel.stage_bar.value() > 0 and w.run_panel.started == 1, timeout=WAIT_MS)
     w.control.worker.cancel = lambda: None          # a stage stuck where it cannot see the cancel flag
     w.stop_run()
-    wait_run(qtbot, w, timeout=30_000)
+    wait_run(qtbot, w)
     assert w.control.killed and not messages          # the user asked to stop: no error dialog
     run = read_run(w.control.out_dir)
     assert run.status == "cancelled" and "killed" in run.report["message"]
@@ -135,7 +138,7 @@ def test_stop_kills_a_stage_that_does_not_end(make_window, qtbot, messages):
     assert "stopped" in w.runs.runs[str(Path(w.control.out_dir).resolve())].text(0)
     assert w.start_run()                              # the window can run again
     w.stop_run()
-    wait_run(qtbot, w, timeout=60_000)
+    wait_run(qtbot, w)
 
 
 def test_failing_stage_shows_readable_error(make_window, qtbot, messages, monkeypatch):
@@ -176,7 +179,7 @@ def test_bad_input_before_the_run_is_a_message(make_window, qtbot, messages):
 def test_closing_during_a_run_asks_and_stops_cleanly(make_window, qtbot, messages):
     w = make_window(stages=LONG)
     w.start_run()
-    qtbot.waitUntil(lambda: w.run_panel.started == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: w.run_panel.started == 1, timeout=WAIT_MS)
     messages.answer = messages.answer.No
     w.close()
     assert w.isVisible() and w.control.running()   # "No": keep running
@@ -205,7 +208,7 @@ def test_sensitivity_curves_reach_the_analysis_plot(make_window, qtbot, messages
     w.start_run()
     wait_run(qtbot, w)
     assert not messages, messages.texts()
-    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
+    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=WAIT_MS)
     curves = w.plots.series[("sparsity", "accuracy")]
     assert set(curves) == {"sensitivity/fc1", "sensitivity/fc2", "sensitivity/fc3"}
     assert len(w.plots.analysis.plots) == 1 and not w.plots.analysis.empty.isVisible()
@@ -213,7 +216,7 @@ def test_sensitivity_curves_reach_the_analysis_plot(make_window, qtbot, messages
     snapshot = sorted(w.runs.snapshots)[-1]
     w.runs.select(snapshot)
     w.runs.buttons["Fork"].click()
-    qtbot.waitUntil(lambda: w.model_spec == snapshot, timeout=20_000)
+    qtbot.waitUntil(lambda: w.model_spec == snapshot, timeout=WAIT_MS)
 
 
 def test_new_student_and_early_exit_curves_in_the_window(make_window, qtbot, messages):
@@ -223,7 +226,7 @@ def test_new_student_and_early_exit_curves_in_the_window(make_window, qtbot, mes
     w.start_run()
     wait_run(qtbot, w)
     assert not messages, messages.texts()
-    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=5000)
+    qtbot.waitUntil(lambda: not w.plots._dirty, timeout=WAIT_MS)
     curve = w.plots.series[("expected MFLOPs per sample (exit shares x measured per-exit FLOPs)", "accuracy")]["early_exit/accuracy"]
     assert len(curve[0]) == 2 and all(0 <= a <= 1 for a in curve[1])
     assert "distill/loss" in w.plots.metrics
@@ -231,7 +234,7 @@ def test_new_student_and_early_exit_curves_in_the_window(make_window, qtbot, mes
     snapshot = next(p for p in sorted(w.runs.snapshots) if p.endswith("01-distill"))
     w.runs.select(snapshot)
     qtbot.waitUntil(lambda: w.browser.info is not None and w.browser.info.get("total", {}).get("params") == 2410,
-                    timeout=30_000)
+                    timeout=WAIT_MS)
 
 
 def test_unexpected_errors_become_a_dialog(make_window, messages):

@@ -19,7 +19,7 @@ def test_gui_and_cli_runs_of_a_recipe_give_equal_accuracies(make_window, qtbot, 
     path.write_text(yaml.safe_dump(RECIPE, sort_keys=False))
     w = make_window(model="sample:digits_resnet", recipe=str(path))
     assert w.start_run()
-    wait_run(qtbot, w, timeout=600_000)
+    wait_run(qtbot, w)
     assert not messages, messages.texts()
     gui = json.loads((Path(w.control.out_dir) / "report.json").read_text())
     proc = run_cli("run", str(path), "--out", str(tmp_path / "cli"))

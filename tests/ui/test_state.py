@@ -1,4 +1,6 @@
 """One AppState: setters emit signals, and the window's panels follow it (the latest request wins)."""
+from waits import WAIT_MS
+
 from workbench.ui.qthreading import tasks
 from workbench.ui.state import AppState
 
@@ -28,12 +30,12 @@ def test_the_window_follows_one_state(make_window, qtbot):
     assert w.state.model_spec == w.model_spec == "sample:digits_mlp" and w.state.layer == "fc1"
     w.browser.select_layer("fc2")
     assert w.state.layer == "fc2"
-    qtbot.waitUntil(lambda: w.inspector.arrays is not None and w.inspector.arrays.name == "fc2", timeout=20_000)
+    qtbot.waitUntil(lambda: w.inspector.arrays is not None and w.inspector.arrays.name == "fc2", timeout=WAIT_MS)
     opened = []
     w.state.modelChanged.connect(opened.append)
     w.open_model("sample:digits_cnn")
     w.open_model("sample:digits_mlp")         # supersedes the first request: only this one lands
-    qtbot.waitUntil(lambda: bool(opened) and not tasks.busy(), timeout=60_000)   # both loads have ended
+    qtbot.waitUntil(lambda: bool(opened) and not tasks.busy(), timeout=WAIT_MS)   # both loads have ended
     assert opened == ["sample:digits_mlp"] and w.browser.info["model"] == "sample:digits_mlp"
     assert w.state.layer == "fc2"              # the layer stays selected when the new model has it
     assert w.inspector.arrays.name == "fc2"

@@ -2,19 +2,18 @@
 import threading
 
 import pytest
+from waits import WAIT_MS, WAIT_S
 
 from workbench.ui.qthreading import tasks
 from workbench.ui.qthreading.tasks import TaskSlot, pool, run_task
-
-WAIT_S = 20
 
 
 @pytest.fixture
 def idle_pool(qtbot):
     """Start from an idle pool and leave it idle, whatever the test did."""
-    qtbot.waitUntil(lambda: pool().activeThreadCount() == 0 and not tasks.busy(), timeout=60_000)
+    qtbot.waitUntil(lambda: pool().activeThreadCount() == 0 and not tasks.busy(), timeout=WAIT_MS)
     yield pool()
-    qtbot.waitUntil(lambda: pool().activeThreadCount() == 0 and not tasks.busy(), timeout=60_000)
+    qtbot.waitUntil(lambda: pool().activeThreadCount() == 0 and not tasks.busy(), timeout=WAIT_MS)
 
 
 def test_a_superseded_queued_job_never_runs(qtbot, idle_pool):
@@ -34,8 +33,8 @@ def test_a_superseded_queued_job_never_runs(qtbot, idle_pool):
         slot.submit(lambda: ran.append("new") or "new", on_done=delivered.append)
     finally:
         release.set()
-    qtbot.waitUntil(lambda: delivered == ["new"], timeout=WAIT_S * 1000)
-    qtbot.waitUntil(lambda: not tasks.busy(), timeout=WAIT_S * 1000)
+    qtbot.waitUntil(lambda: delivered == ["new"], timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=WAIT_MS)
     assert ran == ["new"] and delivered == ["new"] and not slot.pending()
 
 
@@ -56,10 +55,10 @@ def test_a_superseded_running_job_is_not_delivered(qtbot, idle_pool):
         slot.submit(slow, on_done=delivered.append, on_error=lambda m, d: errors.append(m))
         assert started.wait(WAIT_S)           # it runs: it cannot be taken back from the pool
         slot.submit(lambda: "new", on_done=delivered.append, on_error=lambda m, d: errors.append(m))
-        qtbot.waitUntil(lambda: delivered == ["new"], timeout=WAIT_S * 1000)
+        qtbot.waitUntil(lambda: delivered == ["new"], timeout=WAIT_MS)
     finally:
         release.set()
-    qtbot.waitUntil(lambda: not tasks.busy(), timeout=WAIT_S * 1000)
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=WAIT_MS)
     assert delivered == ["new"] and not errors
     # a running job's error is dropped the same way, and a cancelled slot delivers nothing at all
     started.clear()
@@ -70,7 +69,7 @@ def test_a_superseded_running_job_is_not_delivered(qtbot, idle_pool):
         slot.cancel()
     finally:
         release.set()
-    qtbot.waitUntil(lambda: not tasks.busy(), timeout=WAIT_S * 1000)
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=WAIT_MS)
     assert delivered == ["new"] and not errors and not slot.pending()
 
 
@@ -82,5 +81,5 @@ def test_the_latest_error_is_delivered(qtbot, idle_pool):
 
     slot = TaskSlot()
     slot.submit(fail, on_error=lambda message, _details: errors.append(message))
-    qtbot.waitUntil(lambda: bool(errors), timeout=WAIT_S * 1000)
+    qtbot.waitUntil(lambda: bool(errors), timeout=WAIT_MS)
     assert errors == ["ValueError: bad spec"] and not slot.pending()

@@ -2,6 +2,7 @@
 chosen architecture; a corrupt file is called corrupt."""
 import torch
 from PySide6.QtWidgets import QMessageBox
+from waits import WAIT_MS
 
 from workbench.core.export import ExportSource, export_model
 from workbench.core.specs import load_model
@@ -19,14 +20,14 @@ def test_torchscript_asks_for_trust_and_loads_only_on_yes(make_window, qtbot, me
     path = _torchscript(tmp_path)
     messages.answer = QMessageBox.StandardButton.No
     w.open_model(str(path))
-    qtbot.waitUntil(lambda: bool(messages), timeout=30_000)
+    qtbot.waitUntil(lambda: bool(messages), timeout=WAIT_MS)
     title, text, _ = messages[-1]
     assert title == "Trust this file?" and "TorchScript" in text and "with your permissions" in text
     qtbot.wait(300)
     assert w.model_spec == "sample:digits_mlp" and len(messages) == 1     # "No": nothing loaded, no other error
     messages.answer = QMessageBox.StandardButton.Yes
     w.open_model(str(path))
-    qtbot.waitUntil(lambda: w.model_spec == str(path), timeout=120_000)  # trial-loaded in a child, then here
+    qtbot.waitUntil(lambda: w.model_spec == str(path), timeout=WAIT_MS)  # trial-loaded in a child, then here
     assert w.state.model_options == {"arch": None, "trust": True}
     assert "TorchScript" in messages[-1][1] and len(messages) == 2
 
@@ -42,7 +43,7 @@ def test_state_dict_opens_with_a_chosen_architecture(make_window, qtbot, message
     dialog.arch_edit.setText("arch:lenet5")
     assert dialog.spec() == str(path) and dialog.options() == {"arch": "arch:lenet5", "trust": False}
     w.open_model(dialog.spec(), **dialog.options())
-    qtbot.waitUntil(lambda: w.model_spec == str(path), timeout=60_000)
+    qtbot.waitUntil(lambda: w.model_spec == str(path), timeout=WAIT_MS)
     assert not messages and w.browser.info["total"]["params"] == sum(
         p.numel() for p in load_model("sample:digits_cnn").module.parameters())
 
@@ -52,7 +53,7 @@ def test_random_bytes_are_called_corrupt_not_untrusted(make_window, qtbot, messa
     path = tmp_path / "noise.pt"
     path.write_bytes(bytes(range(256)) * 16)
     w.open_model(str(path))
-    qtbot.waitUntil(lambda: bool(messages), timeout=30_000)
+    qtbot.waitUntil(lambda: bool(messages), timeout=WAIT_MS)
     title, text, _ = messages[-1]
     assert title == "Cannot open model" and "corrupt" in text and "trust" not in text.lower()
 
@@ -63,7 +64,7 @@ def test_a_trusted_full_pickle_opens_after_the_question(make_window, qtbot, mess
     torch.save(load_model("sample:digits_mlp").module, path)        # a pickled nn.Module: code, not only tensors
     messages.answer = QMessageBox.StandardButton.Yes
     w.open_model(str(path))
-    qtbot.waitUntil(lambda: w.model_spec == str(path), timeout=120_000)
+    qtbot.waitUntil(lambda: w.model_spec == str(path), timeout=WAIT_MS)
     title, text, _ = messages[0]
     assert title == "Trust this file?" and "pickled Python objects" in text
     assert w.browser.info["total"]["params"] == 50_610 and w.state.model_options["trust"] is True
@@ -76,9 +77,9 @@ def test_the_model_panel_shows_preprocessing_and_a_replaced_head(make_window, qt
     save_file({k: v.contiguous() for k, v in timm.create_model("convnext_atto").state_dict().items()}, str(path))
     w = make_window()
     w.set_data("fake:3x32x32:10:32")
-    qtbot.waitUntil(lambda: w.data_spec == "fake:3x32x32:10:32", timeout=60_000)
+    qtbot.waitUntil(lambda: w.data_spec == "fake:3x32x32:10:32", timeout=WAIT_MS)
     w.open_model(f"timm:convnext_atto:weights={path}")
-    qtbot.waitUntil(lambda: w.model_spec.startswith("timm:"), timeout=120_000)
+    qtbot.waitUntil(lambda: w.model_spec.startswith("timm:"), timeout=WAIT_MS)
     text = w.browser.totals.text()
     assert "preprocessing: input 3×224×224" in text and "bicubic" in text
     assert "replaced the classifier head head.fc (1000 -&gt; 10 classes)" in text
