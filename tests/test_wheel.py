@@ -30,6 +30,20 @@ def test_wheel_holds_the_samples_recipes_and_style(wheel):
     assert not any(n.startswith(("tests/", "benchmarks/", "scripts/")) for n in names)
 
 
+def test_torch_is_a_range_so_a_users_own_build_is_kept(wheel):
+    """pip keeps an installed torch (e.g. a CUDA build) that satisfies the range; make test installs the tested
+    versions through constraints.txt."""
+    meta = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA"))
+    requires = [line.split(":", 1)[1].strip().replace(" ", "") for line in
+                zipfile.ZipFile(wheel).read(meta).decode().splitlines() if line.startswith("Requires-Dist:")]
+    torch_req = next(r for r in requires if r.startswith("torch") and not r.startswith(("torchvision", "torch-")))
+    vision_req = next(r for r in requires if r.startswith("torchvision"))
+    assert "==" not in torch_req and ">=2.14.1" in torch_req, torch_req
+    assert "==" not in vision_req and ">=0.29.1" in vision_req, vision_req
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line)
+    assert pins == {"torch": "2.14.1", "torchvision": "0.29.1"}
+
+
 @pytest.mark.slow
 def test_non_editable_install_inspects_the_sample(wheel, tmp_path):
     """Installed next to this environment's packages (no downloads), run from a folder outside the checkout."""
