@@ -5,10 +5,17 @@ split; val for decisions is carved from train); or one folder (test and val carv
 are decoded in worker processes (persistent between epochs), with `pin_memory` on CUDA; nothing but file
 paths is held in memory, so memory stays flat however many images there are. Preprocessing follows the
 model's (resize, crop, interpolation, mean, std) unless the settings override the size.
+
+The folder is untrusted: it is listed with `os.scandir`, stopping as soon as a bound (classes, images,
+entries, depth) is passed; an image name that is not a regular file (a FIFO, a device, a symlink loop or
+a link to one) is refused while listing, before anything is opened. Pillow opens only the raster
+formats in IMAGE_FORMATS (never EPS/PS/PDF, whose plugins start Ghostscript), and an image's pixel
+count is checked from its header before it is decoded.
 """
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -19,10 +26,13 @@ from .. import limits
 from ..errors import SpecError
 from ..limits import short
 from .bundle import CALIB_SIZE, DataBundle, carve
+from .files import FileProblem, describe, open_regular, os_problem
 from .settings import DataSettings
 from .tensor_sets import root_folder
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "interpolation": "bilinear", "crop_pct": 0.875}
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")      # the only Pillow plugins ever tried
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")   # the files listed
 
 
 class ImageFileError(SpecError):
@@ -36,16 +46,20 @@ class ImageFileError(SpecError):
 
 
 def read_image(path: str):
-    """An image file as RGB, refusing decompression bombs; any failure is an ImageFileError naming the file."""
+    """An image file as RGB; any failure is an ImageFileError naming the file. Only a regular file is opened;
+    Pillow tries only IMAGE_FORMATS; the pixel count is read from the header and refused before decoding."""
     from PIL import Image
+    Image.MAX_IMAGE_PIXELS = limits.MAX_IMAGE_PIXELS        # Pillow's own check, on this bound
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with open(path, "rb") as fh:
-                img = Image.open(fh)
-                if img.width * img.height > limits.MAX_IMAGE_PIXELS:
+            with open_regular(path, limits.MAX_IMAGE_FILE_BYTES) as fh:
+                img = Image.open(fh, formats=IMAGE_FORMATS)
+                if img.width * img.height > limits.MAX_IMAGE_PIXELS:     # before load(): nothing decoded yet
                     raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
                 return img.convert("RGB")
+    except FileProblem as exc:
+        raise ImageFileError(f"{path}: {exc}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageFileError(f"{path}: refused: more than {limits.MAX_IMAGE_PIXELS:,} pixels "
                              "(a decompression bomb?)") from None
@@ -53,6 +67,117 @@ def read_image(path: str):
         raise ImageFileError(f"{path}: not a readable image (unknown format or corrupt)") from None
     except Exception as exc:  # noqa: BLE001 - PIL raises many kinds of errors for a corrupt file
         raise ImageFileError(f"{path}: not a readable image ({type(exc).__name__}: {str(exc).strip()[:100]})") from None
+
+
+class FolderScan:
+    """The classes and images of one image folder, listed within the bounds of `limits` (`scan`)."""
+
+    def __init__(self, spec: str, root: Path) -> None:
+        self.spec, self.root, self.entries, self.images = spec, root, 0, 0
+        self.classes: list[str] = []
+        self.samples: list[tuple[str, int]] = []
+
+    def refuse(self, path: str | Path, problem: str) -> SpecError:
+        return SpecError(f"{self.spec}: {path}: {problem}")
+
+    def listing(self, folder: str):
+        """The entries of `folder`, counted against MAX_FOLDER_ENTRIES as they come (never all listed first)."""
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    self.entries += 1
+                    if self.entries > limits.MAX_FOLDER_ENTRIES:
+                        raise self.refuse(self.root, f"more than {limits.MAX_FOLDER_ENTRIES:,} files and folders "
+                                                     "(the limit of one image folder)")
+                    yield entry
+        except OSError as exc:
+            raise self.refuse(folder, os_problem(exc, "no such folder")) from None
+
+    @staticmethod
+    def kind(entry: os.DirEntry) -> str:
+        """"dir", "file", or what else the entry is (links followed: a loop or a dangling link says so)."""
+        try:
+            if not entry.is_symlink():
+                if entry.is_dir(follow_symlinks=False):
+                    return "dir"
+                if entry.is_file(follow_symlinks=False):
+                    return "file"
+                mode = entry.stat(follow_symlinks=False).st_mode
+            else:
+                mode = os.stat(entry.path).st_mode
+        except OSError as exc:
+            return os_problem(exc, "a symlink to nothing")
+        return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else f"{describe(mode)}, not a regular file"
+
+    def scan(self) -> FolderScan:
+        for entry in self.listing(str(self.root)):
+            kind = self.kind(entry)
+            if kind == "dir":
+                self.classes.append(entry.name)
+                if len(self.classes) > limits.MAX_CLASSES:
+                    raise self.refuse(self.root, f"more than {limits.MAX_CLASSES:,} class folders (the limit)")
+            elif "symlink loop" in kind:
+                raise self.refuse(entry.path, kind)
+        if not self.classes:
+            raise self.refuse(self.root, "holds no class folders (expected ROOT/<class>/<image>)")
+        self.classes.sort()
+        for index, name in enumerate(self.classes):
+            found: list[tuple[str, list[str]]] = []
+            self.walk(os.path.join(str(self.root), name), frozenset(), 0, found)
+            if not any(names for _, names in found):
+                raise self.refuse(os.path.join(str(self.root), name),
+                                  f"holds no images (read: {', '.join(IMAGE_SUFFIXES)})")
+            for folder, names in sorted(found):           # torchvision's ImageFolder order: by folder, then name
+                self.samples.extend((os.path.join(folder, n), index) for n in sorted(names))
+        return self
+
+    def walk(self, folder: str, ancestors: frozenset, depth: int, found: list) -> None:
+        if depth > limits.MAX_FOLDER_DEPTH:
+            raise self.refuse(folder, f"folders nested more than {limits.MAX_FOLDER_DEPTH} deep (the limit)")
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            raise self.refuse(folder, os_problem(exc, "no such folder")) from None
+        if (st.st_dev, st.st_ino) in ancestors:
+            raise self.refuse(folder, "a symlink loop (a folder that contains itself)")
+        ancestors, names, subfolders = ancestors | {(st.st_dev, st.st_ino)}, [], []
+        for entry in self.listing(folder):
+            kind = self.kind(entry)
+            if kind == "dir":
+                subfolders.append(entry.path)
+            elif entry.name.lower().endswith(IMAGE_SUFFIXES) or "symlink loop" in kind:
+                if kind != "file":
+                    raise self.refuse(entry.path, kind)
+                names.append(entry.name)
+                self.images += 1
+                if self.images > limits.MAX_IMAGE_FILES:
+                    raise self.refuse(self.root, f"more than {limits.MAX_IMAGE_FILES:,} images (the limit)")
+        found.append((folder, names))
+        for sub in subfolders:
+            self.walk(sub, ancestors, depth + 1, found)
+
+
+class ImageFiles:
+    """A map-style data set over (path, class) pairs: `read_image` then `transform`. Picklable for workers."""
+
+    def __init__(self, root: Path, classes: list[str], samples: list[tuple[str, int]], transform=None) -> None:
+        self.root, self.classes, self.samples, self.transform = root, classes, samples, transform
+
+    def with_transform(self, transform) -> ImageFiles:
+        return ImageFiles(self.root, self.classes, self.samples, transform)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        path, label = self.samples[i]
+        image = read_image(path)
+        return (self.transform(image) if self.transform else image), label
+
+
+def image_files(spec: str, root: Path) -> ImageFiles:
+    scan = FolderScan(spec, root).scan()
+    return ImageFiles(root, scan.classes, scan.samples)
 
 
 def image_size(spec: str, text: str) -> int | None:
@@ -100,7 +225,6 @@ def default_workers(settings: DataSettings) -> int:
 
 
 def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict | None, device: str = "cpu") -> DataBundle:
-    import torchvision.datasets as D
     from torch.utils.data import DataLoader, DistributedSampler, Subset
 
     spec = settings.spec
@@ -110,19 +234,14 @@ def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict |
     size = settings.image_size or image_size(spec, size_s) or int((preprocess or {}).get("input_size", [3, 224, 224])[-1])
     train_tf, eval_tf = transforms(pre, size, settings.augment == "standard")
     has = {name: (root / name).is_dir() for name in ("train", "val", "test")}
-    try:
-        if has["train"] and (has["val"] or has["test"]):
-            base = root / "train"
-            test_root = root / ("test" if has["test"] else "val")
-            pools = {"train": D.ImageFolder(str(base), loader=read_image), "test": D.ImageFolder(str(test_root), loader=read_image)}
-            own_val = has["val"] and has["test"]
-            if own_val:
-                pools["val"] = D.ImageFolder(str(root / "val"), loader=read_image)
-        else:
-            base, own_val = root, False
-            pools = {"train": D.ImageFolder(str(root), loader=read_image)}
-    except (FileNotFoundError, RuntimeError, OSError) as exc:
-        raise SpecError(f"{spec}: {str(exc).splitlines()[0]}") from None
+    if has["train"] and (has["val"] or has["test"]):
+        test_root = root / ("test" if has["test"] else "val")
+        pools = {"train": image_files(spec, root / "train"), "test": image_files(spec, test_root)}
+        own_val = has["val"] and has["test"]
+        if own_val:
+            pools["val"] = image_files(spec, root / "val")
+    else:
+        own_val, pools = False, {"train": image_files(spec, root)}
     for ds in pools.values():
         check_images(spec, ds.samples, Path(ds.root), at_least=1 if len(pools) > 1 else 2)
     classes = pools["train"].classes
@@ -146,7 +265,7 @@ def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict |
     def make(split: str, batch_size: int, shuffle: bool, shard: tuple[int, int] | None):
         pool_name, idx = parts[split]
         pool = pools[pool_name]
-        dataset = D.ImageFolder(pool.root, transform=train_tf if split == "train" else eval_tf, loader=read_image)
+        dataset = pool.with_transform(train_tf if split == "train" else eval_tf)
         subset = Subset(dataset, idx.tolist())
         sampler = DistributedSampler(subset, shard[1], shard[0], shuffle=shuffle, seed=seed) if shard else None
         gen = torch.Generator().manual_seed(seed)

@@ -2,6 +2,8 @@
 and torchvision's FakeData. Batches are normalised (and resized, augmented) a whole batch at a time."""
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from .. import limits
 from ..errors import SpecError
 from ..resources import samples_dir
 from .bundle import CALIB_SIZE, DataBundle, TensorBatches, carve, crop_and_flip, tensor_transforms
+from .files import describe, mnist_arrays, os_problem, required
 from .settings import DataSettings
 
 # augmentation per source under `augment: standard` (none for digits and MNIST, whose classes flips would change)
@@ -63,18 +66,29 @@ def root_folder(spec_root: str, prefix: str) -> Path:
     if not spec_root:
         raise SpecError(f"{prefix}: needs a folder, e.g. {prefix}:/data/{prefix}")
     root = Path(spec_root).expanduser()
-    if not root.is_dir():
-        raise SpecError(f"{prefix}:{spec_root}: no such folder")
+    try:
+        mode = os.stat(root).st_mode
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{prefix}:{spec_root}: " + (os_problem(exc, "no such folder") if isinstance(exc, OSError)
+                                                      else "not a valid path")) from None
+    if not stat.S_ISDIR(mode):
+        raise SpecError(f"{prefix}:{spec_root}: not a folder (it is {'a file' if stat.S_ISREG(mode) else describe(mode)})")
     return root
 
 
-def _torchvision_set(cls_name: str, root: Path, spec: str, **kw):
+def _torchvision_set(cls_name: str, root: Path, spec: str, sub: str, names: list[str], **kw):
+    """A torchvision data set, once its files are known to be there and to be regular files within the bounds
+    (torchvision would read a FIFO or `/dev/zero` forever). torchvision checks their published MD5 before
+    unpickling (CIFAR's batches are Python pickles), so a crafted file is refused, never unpickled."""
     import torchvision.datasets as D
-    cls = getattr(D, cls_name)
+    folder = root / sub
+    where = f"ROOT/{sub}/" if sub else "ROOT/"
+    required(spec, folder, names, f"the layout is {where} holding {', '.join(names)}, as torchvision downloads them")
     try:
-        return cls(str(root), download=False, **kw)
+        return getattr(D, cls_name)(str(root), download=False, **kw)
     except (RuntimeError, FileNotFoundError, OSError) as exc:
-        raise SpecError(f"{spec}: {cls_name} files not found under {root} ({str(exc).splitlines()[0]})") from None
+        raise SpecError(f"{spec}: {cls_name} files under {folder} do not match their published checksums "
+                        f"(corrupt or not the original files: {str(exc).splitlines()[0]})") from None
 
 
 def _joined(xtr, ytr, xte, yte) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -84,20 +98,25 @@ def _joined(xtr, ytr, xte, yte) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def mnist_like(cls_name: str, mean: float, std: float) -> Callable:
+    """MNIST or Fashion-MNIST from the raw IDX files (`files.mnist_arrays`), never torchvision's pickles."""
     def load(settings: DataSettings, rest: str, seed: int, preprocess: dict | None) -> DataBundle:
+        import torchvision.datasets as D
         root = root_folder(rest, settings.spec.split(":")[0])
-        tr = _torchvision_set(cls_name, root, settings.spec, train=True)
-        te = _torchvision_set(cls_name, root, settings.spec, train=False)
-        x, y, itr, ite = _joined(tr.data.unsqueeze(1), tr.targets.long(), te.data.unsqueeze(1), te.targets.long())
-        return tensor_bundle(settings, seed, preprocess, x, y, itr, ite, len(tr.classes), ([mean], [std], 255.0), list(tr.classes))
+        xtr, ytr, xte, yte = (torch.from_numpy(a.copy()) for a in mnist_arrays(settings.spec, root, cls_name))
+        x, y, itr, ite = _joined(xtr.unsqueeze(1), ytr.long(), xte.unsqueeze(1), yte.long())
+        names = list(getattr(D, cls_name).classes)
+        return tensor_bundle(settings, seed, preprocess, x, y, itr, ite, len(names), ([mean], [std], 255.0), names)
     return load
 
 
 def cifar_like(cls_name: str) -> Callable:
     def load(settings: DataSettings, rest: str, seed: int, preprocess: dict | None) -> DataBundle:
+        import torchvision.datasets as D
         root = root_folder(rest, settings.spec.split(":")[0])
-        tr = _torchvision_set(cls_name, root, settings.spec, train=True)
-        te = _torchvision_set(cls_name, root, settings.spec, train=False)
+        cls = getattr(D, cls_name)
+        names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        tr = _torchvision_set(cls_name, root, settings.spec, cls.base_folder, names, train=True)
+        te = _torchvision_set(cls_name, root, settings.spec, cls.base_folder, names, train=False)
         to_t = lambda d: torch.from_numpy(np.ascontiguousarray(d.data.transpose(0, 3, 1, 2)))
         x, y, itr, ite = _joined(to_t(tr), torch.tensor(tr.targets), to_t(te), torch.tensor(te.targets))
         return tensor_bundle(settings, seed, preprocess, x, y, itr, ite, len(tr.classes),
@@ -107,8 +126,9 @@ def cifar_like(cls_name: str) -> Callable:
 
 def svhn(settings: DataSettings, rest: str, seed: int, preprocess: dict | None) -> DataBundle:
     root = root_folder(rest, "svhn")
-    tr = _torchvision_set("SVHN", root, settings.spec, split="train")
-    te = _torchvision_set("SVHN", root, settings.spec, split="test")
+    names = ["train_32x32.mat", "test_32x32.mat"]
+    tr = _torchvision_set("SVHN", root, settings.spec, "", names, split="train")
+    te = _torchvision_set("SVHN", root, settings.spec, "", names, split="test")
     x, y, itr, ite = _joined(torch.from_numpy(tr.data), torch.from_numpy(tr.labels).long(),
                              torch.from_numpy(te.data), torch.from_numpy(te.labels).long())
     return tensor_bundle(settings, seed, preprocess, x, y, itr, ite, 10, ([0.44, 0.44, 0.47], [0.20, 0.20, 0.20], 255.0))
