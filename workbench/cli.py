@@ -31,6 +31,15 @@ def _seed(text: str) -> int:
     return value
 
 
+def _memory_size(text: str) -> str:
+    from .core.memory_budget import parse_size
+    try:
+        parse_size(text, "size")
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(exc.message.removeprefix("size: ")) from None
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="workbench", description="Make neural networks smaller and faster.")
     sub = p.add_subparsers(dest="command")
@@ -64,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, dest="fmt")
     e.add_argument("--out", required=True)
     e.add_argument("--arch"), e.add_argument("--data"), e.add_argument("--trust", action="store_true")
+    for cmd in (g, i, r, e):
+        cmd.add_argument("--memory-budget", metavar="SIZE", type=_memory_size, help="refuse (exit 2, with the "
+                         "estimate) a model, data set or run estimated to need more memory than SIZE, e.g. 8G, "
+                         "512M, 2GiB (default: the memory available now; also WORKBENCH_MEMORY_BUDGET)")
     for cmd in (i, r, e):
         cmd.add_argument("--keep-head", action="store_true", help="pretrained weights for another number of classes "
                          "than the data's: refuse instead of replacing the classifier head")
@@ -80,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "gui"
     try:
+        if getattr(args, "memory_budget", None):
+            from .core.memory_budget import set_budget
+            set_budget(args.memory_budget)         # in the environment: the processes it starts keep it
         if command == "inspect":
             from .commands.inspect import inspect_command
             return inspect_command(args)

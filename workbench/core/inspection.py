@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from . import metrics
+from . import memory_budget, metrics
 from .data import load_data
 from .errors import BadInput
 from .models import LoadedModel
@@ -51,5 +51,6 @@ def inspect(spec: str, data_spec: str | None = None, arch: str | None = None, tr
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust,
                         seed=seed, keep_head=keep_head)
     if data is not None:
+        memory_budget.check_run(loaded, data, spec)     # evaluation at the eval batch size, before it runs
         check_fits(loaded.module, data, spec)
     return inspect_loaded(loaded, data)

@@ -34,6 +34,14 @@ MAX_YAML_DEPTH = 32               # nesting of lists / mappings in a recipe
 MAX_YAML_NODES = 100_000          # YAML nodes after alias expansion (a "billion laughs" document)
 MAX_TRANSFORMS = 256              # transforms in a model record
 MAX_META_BYTES = 64 << 20         # a snapshot folder's snapshot.json
+# Memory estimates (core/memory_budget.py), checked against the budget: the available memory, or
+# `--memory-budget SIZE` / WORKBENCH_MEMORY_BUDGET.
+MIN_MEMORY_BUDGET = 10**6          # 1 MB: a smaller budget is a typo
+MAX_MEMORY_BUDGET = 10**15         # 1 PB
+TRAIN_STATE_COPIES = 4            # copies of the weights while training: weights, gradients, Adam's two moments
+BATCH_COPIES = 3                  # a batch as float32 while transformed (slice, resize, normalise)
+WORKER_BYTES = 200_000_000        # one DataLoader worker process of an image folder, before its batches
+LOADER_PREFETCH = 4               # batches each worker process prefetches (image_folder's prefetch_factor)
 # A record whose transforms cannot be replayed on the meta device (int8) is bounded instead by the
 # file: the model up to that transform may hold at most this many times the file's bytes, plus a slack.
 FILE_EXPANSION = 64
@@ -57,14 +65,10 @@ def human_bytes(n: float) -> str:
 
 def model_size_problem(params: int, nbytes: int) -> str | None:
     """Why a model of `params` parameters and buffers taking `nbytes` cannot be built here; None when it can."""
-    memory = memory_bytes()
     if params > MAX_PARAMS:
         return (f"the model would have {params:,} parameters ({human_bytes(nbytes)}); "
                 f"the limit is {MAX_PARAMS:,}")
-    if memory and nbytes > memory // 2:
-        return (f"the model would take {human_bytes(nbytes)} ({params:,} parameters), more than half of "
-                f"this machine's {human_bytes(memory)} of memory")
-    return None
+    return None        # the memory it needs is checked against the memory budget (memory_budget.model_problem)
 
 
 def is_int(value: Any) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import archs, limits, transforms, zoo
+from . import archs, limits, memory_budget, transforms, zoo
 from .errors import BadInput, CheckpointError, SpecError
 from .limits import clip, human_bytes, model_size_problem, short
 from .record_checks import _named, _why, check_layout, check_record, count, layout, on_meta, tensor_bytes
@@ -91,7 +91,7 @@ def _construct(base: str, input_shape: tuple[int, int, int] | None, num_classes:
 def size_check(module: nn.Module, what: str) -> None:
     """SpecError when `module` (built on the meta device) is too large to build here."""
     params, nbytes = count(module)
-    problem = model_size_problem(params, nbytes)
+    problem = model_size_problem(params, nbytes) or memory_budget.model_problem(nbytes)
     if problem:
         raise SpecError(f"{clip(what)}: {problem}")
 
@@ -168,7 +168,7 @@ def planned_layout(record: dict, source: str, file_bytes: int) -> dict[str, tupl
             complete = False
             break
     params, nbytes = count(module)
-    problem = model_size_problem(params, nbytes)
+    problem = model_size_problem(params, nbytes) or memory_budget.model_problem(nbytes)
     if problem:
         raise CheckpointError(f"{source}: {clip(record['base'])}: {problem}")
     if complete:

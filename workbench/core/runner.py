@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import distributed, precision, stages
+from . import distributed, memory_budget, precision, stages
 from .data import DataSettings, load_data, parse_settings
 from .errors import BadInput, Cancelled, StageError, WorkbenchError
 from .events import ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
@@ -61,6 +61,8 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
     bundle = load_data(settings, seed, preprocess_of(model_spec), device)
     loaded = load_model(model_spec, bundle.input_shape, bundle.num_classes, arch=arch, trust=trust, seed=seed,
                         keep_head=keep_head or recipe.keep_head)
+    train_batch = max([bundle.default_batch("train")] + [getattr(s.params, "batch_size", 0) for s in recipe.stages if s.enabled])
+    memory_budget.check_run(loaded, bundle, model_spec, train_batch)   # before stage 0 and before the model first runs
     check_fits(loaded.module, bundle, model_spec)
     if out_dir is None:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}"

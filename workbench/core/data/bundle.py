@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .. import memory_budget
 from .settings import DataSettings
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -92,6 +93,9 @@ class DataBundle:
     own_val: bool = False            # the data came with its own validation split
     preprocess: dict | None = None   # the model preprocessing the loaders apply, when one was given
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        memory_budget.check_data(self)   # its memory and loader processes, before any batch is drawn
 
     @property
     def splits(self) -> dict[str, int]:
