@@ -17,7 +17,7 @@ def test_program_formats_reload_as_model_specs(tmp_path, fmt, digits):
     out = tmp_path / f"m{formats()[fmt].suffix}"
     result = export_spec("sample:digits_resnet", fmt, out, "sample:digits")
     assert result.verified and result.max_abs_diff == 0.0 and result.bytes == out.stat().st_size
-    reloaded = load_model(str(out), trust=fmt == "torchscript").module   # a model spec of its own (TorchScript is code)
+    reloaded = load_model(str(out), trust=True).module       # a model spec of its own (a program: trusted)
     original = load_model("sample:digits_resnet").module.eval()
     x = digits.example_input(5)                              # another batch size than the export's example
     with torch.no_grad():

@@ -1,4 +1,5 @@
-"""Hostile model files: nothing runs without trust, each is refused with exit 2 and one line."""
+"""Hostile model files: nothing runs without trust, each is refused with exit 2 and one line (every .pt2 needs
+trust: tests/test_pt2_trust.py)."""
 from __future__ import annotations
 
 import json
@@ -61,18 +62,19 @@ def test_legacy_pt2_layout_is_refused(tmp_path):
     assert not marker.exists()
 
 
-def test_clean_pt2_loads_without_trust_and_without_data(exported):
-    loaded = load_model(str(exported["pt2"]))
+def test_clean_pt2_needs_trust_and_then_loads_without_data(exported):
+    assert_one_line_refusal(run_cli("inspect", str(exported["pt2"])), "torch.export archive is a program", "--trust")
+    loaded = load_model(str(exported["pt2"]), trust=True)
     assert loaded.input_shape == (1, 8, 8)
     loaded.module.eval()                      # used to raise NotImplementedError
     x = torch.randn(3, 1, 8, 8)
     assert torch.allclose(loaded.module(x), load_model("sample:digits_mlp").module.eval()(x), atol=1e-5)
-    proc = run_cli("inspect", str(exported["pt2"]), "--json")
+    proc = run_cli("inspect", str(exported["pt2"]), "--json", "--trust")
     assert proc.returncode == 0, proc.stderr
 
 
 def test_pt2_exports_to_other_formats(exported, tmp_path):
-    proc = run_cli("export", str(exported["pt2"]), "--format", "onnx", "--out", str(tmp_path / "m.onnx"))
+    proc = run_cli("export", str(exported["pt2"]), "--format", "onnx", "--out", str(tmp_path / "m.onnx"), "--trust")
     assert proc.returncode == 0, proc.stderr
     assert "verified" in proc.stdout
 
@@ -123,9 +125,9 @@ def test_pt2_exported_for_one_batch_size_inspects(tmp_path):
     module = load_model("sample:digits_mlp").module.eval()
     path = tmp_path / "fixed.pt2"
     torch.export.save(torch.export.export(module, (torch.randn(2, 1, 8, 8),)), str(path))
-    loaded = load_model(str(path))
+    loaded = load_model(str(path), trust=True)
     assert loaded.meta["batch"] == 2 and loaded.input_shape == (1, 8, 8)
-    proc = run_cli("inspect", str(path), "--json")
+    proc = run_cli("inspect", str(path), "--json", "--trust")
     assert proc.returncode == 0, proc.stderr
     total = json.loads(proc.stdout)["total"]
     assert total["params"] == 50610 and total["weights"] == 50200 and total["flops"] == 100400   # per sample

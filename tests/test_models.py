@@ -113,7 +113,7 @@ def test_pt2_and_torchscript_files(tmp_path):
     m = load_model("sample:digits_mlp").module.eval()
     x = torch.randn(2, 1, 8, 8)
     torch.export.save(torch.export.export(m, (x,)), str(tmp_path / "m.pt2"))
-    pt2 = load_model(str(tmp_path / "m.pt2"))
+    pt2 = load_model(str(tmp_path / "m.pt2"), trust=True)
     assert pt2.input_shape == (1, 8, 8)
     assert torch.allclose(pt2.module(x), m(x))
     torch.jit.save(torch.jit.trace(m, x), str(tmp_path / "m.ts.pt"))

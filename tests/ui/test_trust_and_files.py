@@ -1,5 +1,6 @@
 """Files in the GUI: trusting a file that can run code is an explicit choice; a bare state dict opens with a
 chosen architecture; a corrupt file is called corrupt."""
+import pytest
 import torch
 from PySide6.QtWidgets import QMessageBox
 from waits import WAIT_MS
@@ -9,27 +10,28 @@ from workbench.core.specs import load_model
 from workbench.ui.dialogs.open_model import OpenModelDialog
 
 
-def _torchscript(tmp_path):
-    path = tmp_path / "model.ts"
-    assert export_model(ExportSource.from_loaded(load_model("sample:digits_cnn")), "torchscript", path).verified
+def _program(tmp_path, fmt: str):
+    path = tmp_path / ("model.ts" if fmt == "torchscript" else "model.pt2")
+    assert export_model(ExportSource.from_loaded(load_model("sample:digits_cnn")), fmt, path).verified
     return path
 
 
-def test_torchscript_asks_for_trust_and_loads_only_on_yes(make_window, qtbot, messages, tmp_path):
+@pytest.mark.parametrize("fmt,why", [("torchscript", "TorchScript"), ("pt2", "torch.export archive is a program")])
+def test_a_program_asks_for_trust_and_loads_only_on_yes(make_window, qtbot, messages, tmp_path, fmt, why):
     w = make_window()
-    path = _torchscript(tmp_path)
+    path = _program(tmp_path, fmt)
     messages.answer = QMessageBox.StandardButton.No
     w.open_model(str(path))
     qtbot.waitUntil(lambda: bool(messages), timeout=WAIT_MS)
     title, text, _ = messages[-1]
-    assert title == "Trust this file?" and "TorchScript" in text and "with your permissions" in text
+    assert title == "Trust this file?" and why in text and "with your permissions" in text
     qtbot.wait(300)
     assert w.model_spec == "sample:digits_mlp" and len(messages) == 1     # "No": nothing loaded, no other error
     messages.answer = QMessageBox.StandardButton.Yes
     w.open_model(str(path))
     qtbot.waitUntil(lambda: w.model_spec == str(path), timeout=WAIT_MS)  # trial-loaded in a child, then here
     assert w.state.model_options == {"arch": None, "trust": True}
-    assert "TorchScript" in messages[-1][1] and len(messages) == 2
+    assert why in messages[-1][1] and len(messages) == 2
 
 
 def test_state_dict_opens_with_a_chosen_architecture(make_window, qtbot, messages, tmp_path):

@@ -9,7 +9,7 @@ function-level import to load a model:
     .packed                                                 `export.packed.load` (its header holds the record)
     .safetensors                                            weights + the workbench record, or a bare state dict
     .pt / .pth / .bin / .ckpt                               a state dict (weights only) or, trusted, a pickled model
-    .pt2, TorchScript                                       whole programs, checked by `untrusted` first
+    .pt2, TorchScript                                       whole programs: only with trust (`untrusted`)
 
 A bare state dict needs `arch=` (the CLI's `--arch`). `trust=True` (the CLI's `--trust`) allows files
 that can run code when loaded; see `untrusted.py` and docs/security.md.
@@ -58,6 +58,7 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: i
     if suffix == ".packed":
         return packed_format.load(path)
     if suffix == ".pt2":
+        untrusted.check_recorded_digest(path)      # the workbench's own export, when its run recorded a digest
         program = untrusted.load_pt2_program(path, trust)
         module = untrusted.trainable_module(program)
         example = program.example_inputs[0][0] if program.example_inputs and program.example_inputs[0] else None
@@ -67,6 +68,7 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: i
             loaded.meta["batch"] = int(example.shape[0])
         return loaded
     if suffix in (".pt", ".pth", ".ts", ".jit", ".bin", ".ckpt") and untrusted.is_torchscript(path):
+        untrusted.check_recorded_digest(path)
         module, info = untrusted.load_torchscript(path, trust)
         return _frozen(module, path, shape, classes, "torchscript", info)
     if suffix in (".ts", ".jit"):

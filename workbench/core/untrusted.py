@@ -5,10 +5,12 @@ GUI). Without trust:
 
 - `.pt`/`.pth` pickles load through `torch.load(weights_only=True)`, which refuses any Python object
   that is not a tensor or plain container;
-- a `.pt2` (torch.export) archive is scanned first: `torch.export.load` itself unpickles sample
-  inputs, weights and constants marked `use_pickle`, opaque and TorchScript constants, the older archive
-  layout, and loads AOTInductor shared libraries. Any of these is refused; a clean archive is then loaded
-  with `TORCH_FORCE_WEIGHTS_ONLY_LOAD` set, so even a path we missed could not unpickle objects;
+- a `.pt2` (torch.export) archive is a program and is refused: its graph can call any operator (some
+  create or overwrite files, allocate without bound) and `torch.export.load` unpickles sample inputs,
+  weights and constants marked `use_pickle`, opaque and TorchScript constants, the older archive layout,
+  and loads AOTInductor shared libraries. The archive is still checked (zip bounds, CRCs) and scanned so
+  that the refusal names what in it would unpickle; the workbench's safe format is its own record
+  (safetensors weights + the JSON record);
 - a TorchScript file is code (its `forward` and `__setstate__` run TorchScript, which can write files,
   loop forever or allocate without bound) and is refused;
 - a zip archive whose entries would expand beyond a bound (a zip bomb) is refused before reading.
@@ -18,6 +20,7 @@ GUI). Without trust:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -30,17 +33,73 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
+from .limits import MAX_META_BYTES
 
 # A zip member may expand this much beyond the archive's size before it is refused as a zip bomb.
 # torch.save and torch.export.save store tensors uncompressed, so genuine files expand 1x.
 ZIP_SLACK_BYTES = 64 * 2**20
 ZIP_MAX_EXPANSION = 4
 
+REPORT_SEARCH_DEPTH = 4   # folders above an export searched for the report.json of its run (exports/ and dir: a/b)
+
 TRUST_HINT = "pass --trust (or tick 'trust this file' in the GUI) only if you trust where it came from"
 
 
-def refuse(path: str | Path, what: str) -> CheckpointError:
-    return CheckpointError(f"{path}: refused: {what}, so loading it could run code; {TRUST_HINT}")
+PT2_IS_CODE = ("a torch.export archive is a program: its graph can call any operator (some create or overwrite "
+               "files) and its constants and sample inputs can unpickle Python objects")
+SAFE_FORMAT_HINT = ("the workbench's safe format is its own record (safetensors weights + JSON record): ask for "
+                    "`workbench export MODEL --format safetensors`")
+
+
+def refuse(path: str | Path, what: str, alternative: str = "") -> CheckpointError:
+    more = f"; {alternative}" if alternative else ""
+    return CheckpointError(f"{path}: refused: {what}, so loading it could run code; {TRUST_HINT}{more}")
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (the digest recorded for the archives and `model.pt` files the workbench writes)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def recorded_export_digest(path: str | Path) -> tuple[Path, str] | None:
+    """(report.json, sha256) when the report of a run folder above `path` lists it as one of its exports with a
+    digest (the .pt2 and TorchScript files the workbench writes); None otherwise. An unreadable or oversized
+    report is no record (the run folder's readers report it)."""
+    try:
+        target = Path(path).resolve()
+    except (OSError, ValueError, RuntimeError):
+        return None
+    for folder in list(target.parents)[:REPORT_SEARCH_DEPTH]:
+        report = folder / "report.json"
+        try:
+            if not report.is_file() or report.stat().st_size > MAX_META_BYTES:
+                continue
+            data = json.loads(report.read_bytes())
+        except (OSError, ValueError, RecursionError):
+            continue
+        exports = data.get("exports") if isinstance(data, dict) else None
+        for entry in exports if isinstance(exports, list) else []:
+            found = entry.get("breakdown") if isinstance(entry, dict) else None
+            digest = found.get("sha256") if isinstance(found, dict) else None
+            if isinstance(digest, str) and isinstance(entry.get("path"), str) and _same(folder / entry["path"], target):
+                return report, digest
+    return None
+
+
+def check_recorded_digest(path: str | Path) -> None:
+    """CheckpointError when the workbench's own export at `path` no longer matches the digest its run recorded."""
+    found = recorded_export_digest(path)
+    if found is not None and file_sha256(path) != found[1]:
+        raise CheckpointError(f"{path}: its bytes do not match the sha256 recorded for it in {found[0]} "
+                              "(corrupted or replaced after the export)")
+
+
+def _same(a: Path, resolved: Path) -> bool:
+    try:
+        return a.resolve() == resolved
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def open_zip(path: str | Path) -> zipfile.ZipFile | None:
@@ -138,20 +197,6 @@ def pt2_code_risks(zf: zipfile.ZipFile) -> list[str]:
 
 
 @contextlib.contextmanager
-def weights_only_everywhere() -> Iterator[None]:
-    """Every `torch.load` inside the block is weights-only, even where the caller asked otherwise."""
-    old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
-    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
-        else:
-            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = old
-
-
-@contextlib.contextmanager
 def quiet_torch_logs() -> Iterator[None]:
     """torch.export logs whole tracebacks for a file it cannot read; the caller reports one line instead."""
     loggers = [logging.getLogger(n) for n in ("torch.export", "torch._export", "torch.export.pt2_archive")]
@@ -165,23 +210,31 @@ def quiet_torch_logs() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _pt2_refusal(path: str | Path, zf: zipfile.ZipFile) -> CheckpointError:
+    """Why an untrusted .pt2 is not loaded: it is a program, whatever the scan says; the scan only adds what in
+    it would unpickle, or that its layout is not one the scan knows (torch may still load it). Bytes that zip
+    cannot read are called corrupt instead: trust would not help."""
+    try:
+        risks = pt2_code_risks(zf)
+    except CheckpointError as exc:
+        risks = [f"its layout is not the usual one: {exc.message}"]
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+        return CheckpointError(f"{path}: corrupt .pt2 archive ({_first_line(exc)})")
+    found = f" (the scan also found: {'; '.join(risks)})" if risks else ""
+    return refuse(path, PT2_IS_CODE + found, SAFE_FORMAT_HINT)
+
+
 def load_pt2_program(path: str | Path, trust: bool):
-    """A torch.export program from a .pt2 file, refused before loading when it could run code untrusted."""
+    """A torch.export program from a .pt2 file: only with trust (it is a program). Without trust a corrupt archive
+    is called corrupt, and the refusal names the parts that would unpickle, if any."""
     zf = open_zip(path)
     if zf is None:
         raise CheckpointError(f"{path}: not a .pt2 archive (corrupt, truncated or another kind of file)")
     with zf:
-        try:
-            risks = pt2_code_risks(zf)
-        except CheckpointError as exc:
-            raise CheckpointError(f"{path}: {exc.message}") from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{path}: corrupt .pt2 archive ({_first_line(exc)})") from None
-    if risks and not trust:
-        raise refuse(path, "; ".join(risks))
-    guard = contextlib.nullcontext() if trust else weights_only_everywhere()
+        if not trust:
+            raise _pt2_refusal(path, zf)
     try:
-        with guard, quiet_torch_logs():
+        with quiet_torch_logs():
             return torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable program
         raise CheckpointError(f"{path}: not a readable .pt2 program ({type(exc).__name__}: {_first_line(exc)})") from None

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnreadableFile
+from ..io import parse_json
 from ..models import from_record
 from . import ExportSource, Format
 
@@ -41,9 +42,12 @@ def digest(sd: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save(model, record: dict, path: Path) -> None:
+def save(model, record: dict, path: Path) -> str:
+    """Write the weights with the record and their digest; returns the digest (snapshots record it too)."""
     sd = plain_state_dict(model)
-    save_file(sd, str(path), metadata={RECORD_KEY: json.dumps(record), DIGEST_KEY: digest(sd)})
+    checksum = digest(sd)
+    save_file(sd, str(path), metadata={RECORD_KEY: json.dumps(record), DIGEST_KEY: checksum})
+    return checksum
 
 
 def write(source: ExportSource, path: Path) -> dict:
@@ -51,8 +55,9 @@ def write(source: ExportSource, path: Path) -> dict:
     return {}
 
 
-def read_safetensors(path: Path) -> tuple[dict, dict | None]:
-    """(tensors, the workbench record or None) of a .safetensors file; its checksum is checked when it has one.
+def read_safetensors(path: Path, expected: str | None = None) -> tuple[dict, dict | None]:
+    """(tensors, the workbench record or None) of a .safetensors file; its checksum is checked when it has one,
+    and against `expected` (the digest a snapshot's snapshot.json records) when given.
 
     The record is returned as found (any JSON value): `models.check_record` validates it."""
     from safetensors import SafetensorError, safe_open
@@ -64,11 +69,16 @@ def read_safetensors(path: Path) -> tuple[dict, dict | None]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({str(exc).strip()[:120]})") from None
     try:
-        record = json.loads(meta[RECORD_KEY]) if RECORD_KEY in meta else None
-    except (ValueError, RecursionError):
-        raise CheckpointError(f"{path}: unreadable {RECORD_KEY} in the header (not JSON)") from None
-    if DIGEST_KEY in meta and meta[DIGEST_KEY] != digest(sd):
-        raise CheckpointError(f"{path}: weights do not match the recorded checksum (corrupted?)")
+        record = parse_json(meta[RECORD_KEY], f"{path}: {RECORD_KEY}") if RECORD_KEY in meta else None
+    except UnreadableFile as exc:             # not JSON, nested too deep, NaN
+        raise CheckpointError(f"{path}: unreadable {RECORD_KEY} in the header ({exc.reason})") from None
+    if DIGEST_KEY in meta or expected is not None:
+        actual = digest(sd)
+        if DIGEST_KEY in meta and meta[DIGEST_KEY] != actual:
+            raise CheckpointError(f"{path}: weights do not match the recorded checksum (corrupted?)")
+        if expected is not None and expected != actual:
+            raise CheckpointError(f"{path}: weights do not match the checksum recorded in snapshot.json (corrupted "
+                                  "or replaced?)")
     return sd, record
 
 
@@ -78,8 +88,8 @@ def read_safetensors_record(path: Path):
     try:
         with safe_open(str(path), "pt") as fh:
             meta = fh.metadata() or {}
-        return json.loads(meta[RECORD_KEY]) if RECORD_KEY in meta else None
-    except (SafetensorError, OSError, ValueError, RuntimeError, RecursionError):
+        return parse_json(meta[RECORD_KEY], f"{path}: {RECORD_KEY}") if RECORD_KEY in meta else None
+    except (SafetensorError, OSError, ValueError, RuntimeError, UnreadableFile):
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file") from None
 
 

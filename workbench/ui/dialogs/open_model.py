@@ -27,9 +27,9 @@ from ...core.models import sample_index, torchvision_names
 from ..qthreading.tasks import run_task
 from .common import Buttons, button_box, buttons_row
 
-TRUST_TEXT = ("TorchScript files, pickled full models and .pt2 files with pickled parts contain code that runs "
-              "when they are loaded, with your permissions: it could read or change any of your files. Tick this only "
-              "for a file from a source you trust. Safetensors, plain state dicts and snapshot folders never need it.")
+TRUST_TEXT = ("TorchScript files, .pt2 (torch.export) archives and pickled full models are programs: their code runs "
+              "when they are loaded or run, with your permissions: it could read or change any of your files. Tick this "
+              "only for a file from a source you trust. Safetensors, plain state dicts and snapshot folders never need it.")
 MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".ts", ".jit", ".bin", ".ckpt")
 MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
 
