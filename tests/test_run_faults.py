@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from cli_helpers import ROOT, run_cli
+from waits import wait_for
 
 from workbench.core.errors import BadInput, WorkbenchError
 from workbench.core.events import RunFinished, SnapshotSaved
@@ -73,16 +72,7 @@ def test_killed_run_reads_as_interrupted_and_keeps_its_snapshots(tmp_path):
     out = tmp_path / "run"
     proc = start_run(tmp_path, out, LONG_RECIPE)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            try:
-                if len(json.loads((out / "report.json").read_text())["snapshots"]) >= 2:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run wrote no second snapshot in time")
+        wait_for(lambda: _report_rows(out) >= 2, "a second snapshot")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -97,17 +87,40 @@ def test_killed_run_reads_as_interrupted_and_keeps_its_snapshots(tmp_path):
     assert "[interrupted]" in run_cli("runs", str(tmp_path)).stdout
 
 
+def _snapshots_being_written(out: Path) -> bool:
+    folder = out / "snapshots"
+    return folder.is_dir() and any(p.name.startswith(".") for p in folder.iterdir())
+
+
+def _report_rows(out: Path) -> int:
+    try:
+        return len(json.loads((out / "report.json").read_text())["snapshots"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+# moments in a run, recognised by what is on disk (never by the clock): the run is killed as soon as it gets there
+KILL_MOMENTS = {
+    "report.json just written": lambda out: (out / "report.json").exists(),
+    "a snapshot folder being written": _snapshots_being_written,
+    "after the second snapshot": lambda out: _report_rows(out) >= 2,
+    "the exports folder made": lambda out: (out / "exports").exists(),
+}
+
+
 @pytest.mark.slow
-def test_kill_at_random_points_never_leaves_a_half_written_file(tmp_path):
-    rng = random.Random(7)
-    for k in range(4):
-        out = tmp_path / f"run{k}"
-        proc = start_run(tmp_path, out)
-        time.sleep(rng.uniform(3.0, 25.0))
+@pytest.mark.parametrize("moment", list(KILL_MOMENTS))
+def test_kill_at_any_moment_never_leaves_a_half_written_file(tmp_path, moment):
+    out = tmp_path / "run"
+    proc = start_run(tmp_path, out)
+    reached = KILL_MOMENTS[moment]
+    try:
+        wait_for(lambda: reached(out) or proc.poll() is not None, f"the run to reach '{moment}'")
+    finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if (out / "report.json").exists():
-            assert_everything_final_is_complete(out)
+    if (out / "report.json").exists():
+        assert_everything_final_is_complete(out)
     assert all(r.status in ("interrupted", "finished") for r in list_runs(tmp_path))
 
 
