@@ -91,7 +91,8 @@ class EventsFile:
     """Every event appended to a file as one JSON line (`--events FILE`), for a program that follows the run."""
 
     def __init__(self, path: str) -> None:
-        self.fh = open(path, "a", encoding="utf-8")  # kept open for the run
+        from ..core.io import append_file
+        self.fh = append_file(path)  # kept open for the run; never through a link, never a FIFO (exit 2 naming it)
 
     def handle(self, event) -> None:
         import json

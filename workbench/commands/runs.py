@@ -1,10 +1,16 @@
-"""`workbench runs [RUNS_DIR] [--json]`: the runs in a folder and their snapshots, as the GUI's runs view lists them."""
+"""`workbench runs [RUNS_DIR] [--json]`: the runs in a folder and their snapshots, as the GUI's runs view lists them.
+
+Everything shown comes from files anyone could have written: a folder whose report.json cannot be read is listed
+on one line with the reason, and every text is shown on one line, cut short, with control characters escaped.
+"""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from ..core.errors import BadInput
+from ..core.limits import clip, is_int
 from ..core.run_folder import list_runs
 
 COLUMNS = (("index", "#", "{}"), ("stage", "stage", "{}"), ("accuracy", "test acc", "{:.2%}"),
@@ -15,17 +21,24 @@ COLUMNS = (("index", "#", "{}"), ("stage", "stage", "{}"), ("accuracy", "test ac
 
 def _cell(row: dict, key: str, fmt: str) -> str:
     value = row.get(key)
-    return "n/a" if value is None else fmt.format(value)
+    if key == "stage":
+        return clip(value, 40) if value is not None else "n/a"
+    if not (is_int(value) or isinstance(value, float) and math.isfinite(value)):
+        return "n/a"
+    try:
+        return clip(fmt.format(value), 40)
+    except (ValueError, OverflowError):            # an integer too large for a float or for text
+        return "n/a"
 
 
 def format_runs(runs) -> str:
     lines = []
     for run in runs:
-        report = run.report
-        head = f"{run.path.name}  [{run.status}]  model {report.get('model', '?')}  data {report.get('data', '?')}"
-        lines.append(head if not run.error else f"{run.path.name}  [unreadable: {run.error}]")
+        report, name = run.report, clip(run.path.name)
+        head = f"{name}  [{run.status}]  model {clip(report.get('model', '?'))}  data {clip(report.get('data', '?'))}"
+        lines.append(head if not run.error else f"{name}  [skipped]  {clip(run.error, 200)}")
         if report.get("message") and run.status != "finished":
-            lines.append(f"  {report['message']}")
+            lines.append(f"  {clip(report['message'], 300)}")
         rows = [[title for _, title, _ in COLUMNS]] + [[_cell(s, k, f) for k, _, f in COLUMNS] for s in run.snapshots]
         if len(rows) > 1:
             widths = [max(len(r[c]) for r in rows) for c in range(len(COLUMNS))]

@@ -8,7 +8,6 @@ saved recipe on one machine or several (the GUI's Run ▸ Cluster command… sho
 """
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
@@ -19,8 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput, WorkbenchError
+from .errors import BadInput, UnreadableFile, WorkbenchError
 from .events import from_json
+from .io import open_regular, parse_json
+from .limits import MAX_EVENTS_CHUNK
 from .recipe import Recipe
 
 POLL_SECONDS = 0.2
@@ -112,14 +113,14 @@ class CommandRun:
             while True:
                 lines, offset = _new_lines(self.events_path, offset)
                 for line in lines:
-                    event = from_json(json.loads(line))
+                    event = from_json(parse_json(line, self.events_path))
                     yield event
                     ended = ended or type(event).__name__ == "RunFinished"
                 if ended:
                     return
                 if self._process.poll() is not None:
                     lines, offset = _new_lines(self.events_path, offset)
-                    yield from (from_json(json.loads(line)) for line in lines)
+                    yield from (from_json(parse_json(line, self.events_path)) for line in lines)
                     if any('"RunFinished"' in line for line in lines):
                         return
                     message = (self._process.stderr.read() if self._process.stderr else "").strip().splitlines()
@@ -134,12 +135,18 @@ class CommandRun:
 
 
 def _new_lines(path: Path, offset: int) -> tuple[list[str], int]:
-    """Complete lines appended to `path` since `offset` (a line still being written waits for next time)."""
+    """Complete lines appended to `path` since `offset` (a line still being written waits for next time); at
+    most MAX_EVENTS_CHUNK bytes a call, from a regular file only (never a link, a FIFO or a device)."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open_regular(path) as fh:
             fh.seek(offset)
-            text = fh.read()
-    except FileNotFoundError:
-        return [], offset
-    end = text.rfind("\n") + 1
-    return [line for line in text[:end].splitlines() if line.strip()], offset + len(text[:end].encode("utf-8"))
+            data = fh.read(MAX_EVENTS_CHUNK)
+    except UnreadableFile as exc:
+        if exc.missing:
+            return [], offset
+        raise
+    end = data.rfind(b"\n") + 1
+    if end == 0 and len(data) == MAX_EVENTS_CHUNK:
+        raise UnreadableFile(path, f"a line longer than {MAX_EVENTS_CHUNK:,} bytes")
+    lines = data[:end].decode("utf-8", "replace").split("\n")
+    return [line for line in lines if line.strip()], offset + end

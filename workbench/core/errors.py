@@ -31,6 +31,18 @@ class CheckpointError(BadInput):
     """A checkpoint file that is missing, corrupt, unsafe or does not fit the architecture."""
 
 
+class UnreadableFile(BadInput):
+    """A file that cannot be read safely (missing, a link, a FIFO or device, too large, too deep, not JSON).
+    `problem` is the message without the path; `missing` is True when there is simply no such file."""
+
+    def __init__(self, path: object, problem: str, missing: bool = False) -> None:
+        from .limits import clip
+        super().__init__(f"{clip(path, 200)}: {problem}")
+        self.path = path
+        self.problem = problem
+        self.missing = missing
+
+
 class RecipeError(BadInput):
     """An invalid recipe; the message starts with the field path."""
 

@@ -42,6 +42,21 @@ TRAIN_STATE_COPIES = 4            # copies of the weights while training: weight
 BATCH_COPIES = 3                  # a batch as float32 while transformed (slice, resize, normalise)
 WORKER_BYTES = 200_000_000        # one DataLoader worker process of an image folder, before its batches
 LOADER_PREFETCH = 4               # batches each worker process prefetches (image_folder's prefetch_factor)
+MAX_REPORT_BYTES = 64 << 20       # a run's report.json (a real one is a few KB to a few MB)
+MAX_JSON_BYTES = 64 << 20         # any other JSON file read back: analysis files, package data
+MAX_JSON_DEPTH = 100              # nesting of lists / objects in any JSON read (a recipe is at most 32 deep)
+MAX_METRICS_BYTES = 64 << 20      # a run's metrics.jsonl (about 120 bytes a point)
+MAX_METRICS_LINES = 300_000       # its points (at most 4 a second while training: 20 hours; about 200 MB parsed)
+MAX_EVENTS_CHUNK = 16 << 20       # what a follower of an events file reads at one poll
+MAX_NAME_CHARS = 100              # an export stage's file name stem or folder
+# Memory estimates (core/memory_budget.py), checked against the budget: the available memory, or
+# `--memory-budget SIZE` / WORKBENCH_MEMORY_BUDGET.
+MIN_MEMORY_BUDGET = 10**6          # 1 MB: a smaller budget is a typo
+MAX_MEMORY_BUDGET = 10**15         # 1 PB
+TRAIN_STATE_COPIES = 4            # copies of the weights while training: weights, gradients, Adam's two moments
+BATCH_COPIES = 3                  # a batch as float32 while transformed (slice, resize, normalise)
+WORKER_BYTES = 200_000_000        # one DataLoader worker process of an image folder, before its batches
+LOADER_PREFETCH = 4               # batches each worker process prefetches (image_folder's prefetch_factor)
 # A record whose transforms cannot be replayed on the meta device (int8) is bounded instead by the
 # file: the model up to that transform may hold at most this many times the file's bytes, plus a slack.
 FILE_EXPANSION = 64
@@ -103,8 +118,11 @@ def short(value: Any, limit: int = 60) -> str:
 
 
 def clip(text: str, limit: int = 100) -> str:
-    """`text` (a spec, a path) cut to about `limit` characters, on one line."""
-    text = str(text).replace("\n", "\\n")
+    """`text` (a spec, a path, a name read from a file) cut to about `limit` characters, on one line: control
+    characters (newlines, ANSI escapes, NUL, bidi overrides) escaped as in repr, so it never moves a cursor."""
+    text = str(text)
+    text = text if len(text) <= 4 * limit else text[:4 * limit]
+    text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
     return text if len(text) <= limit else text[:limit] + "..."
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import json
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -54,7 +53,8 @@ def torchvision_names() -> list[str]:
 @lru_cache(maxsize=1)
 def sample_index() -> dict[str, dict]:
     path = SAMPLE_DIR / "samples.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    from .io import read_json
+    return read_json(path, max_bytes=limits.MAX_JSON_BYTES, follow_links=True) if path.exists() else {}
 
 
 def _suggest(name: str, options: list[str] | dict) -> str:

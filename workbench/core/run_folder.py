@@ -9,6 +9,10 @@ read it through `read_run` / `list_runs`, so they all agree on what a run's stat
 
 Every snapshot folder under its final name is complete (written atomically, measured before the
 rename), so an interrupted run keeps every snapshot it finished.
+
+Reading is bounded (`io.read_json`): a file that is a link, a FIFO or a device, too large or nested too deep
+makes its run "unreadable" with the reason, never a hang or a traceback. Writing never follows a link: a run
+refuses an output folder where one of the names it writes is a link (`check_no_links`).
 """
 from __future__ import annotations
 
@@ -20,11 +24,27 @@ from pathlib import Path
 from typing import Any
 
 from .environment import environment
-from .io import atomic_write_text, audit, jsonable
+from .errors import BadInput, UnreadableFile
+from .io import append_file, atomic_write_text, jsonable, read_json, read_jsonl
+from .limits import MAX_JSON_BYTES, MAX_METRICS_BYTES, MAX_METRICS_LINES, MAX_REPORT_BYTES, clip
 
 REPORT = "report.json"
 METRICS = "metrics.jsonl"
+EVENTS = "events.jsonl"             # the events file of a run the GUI follows (`workbench run --events`)
 STATUSES = ("running", "finished", "failed", "cancelled", "interrupted")
+ANALYSES = ("sensitivity", "early_exit", "slimmable")   # <run folder>/<name>.json, written by `Session.publish`
+# every name a run writes directly in its folder: none of them may be a link planted there beforehand
+OWN_NAMES = (REPORT, METRICS, EVENTS, "recipe.yaml", "snapshots", "exports",
+             *(f"{name}.json" for name in (*ANALYSES, "auto")))
+
+
+def check_no_links(out_dir: str | Path, names: tuple[str, ...] = OWN_NAMES) -> None:
+    """BadInput naming the first of `names` in `out_dir` that is a symbolic link (writing there would follow it
+    out of the run folder)."""
+    for name in names:
+        if os.path.islink(os.path.join(out_dir, name)):
+            raise BadInput(f"--out {clip(out_dir, 200)}: {clip(name)} is a symbolic link; a run never writes "
+                           "through a link (remove it, or choose another folder)")
 
 
 class RunReport:
@@ -39,6 +59,8 @@ class RunReport:
                                      "process": {"pid": os.getpid(), "host": socket.gethostname()},
                                      "snapshots": [], "exports": []}
         self._metrics = None
+        if writes:
+            check_no_links(out_dir)
 
     @property
     def path(self) -> Path:
@@ -46,7 +68,7 @@ class RunReport:
 
     def write(self) -> Path:
         if self.writes:
-            atomic_write_text(self.path, json.dumps(jsonable(self.data), indent=2, allow_nan=False))
+            atomic_write_text(self.path, json.dumps(jsonable(self.data), indent=2, allow_nan=False), root=self.out_dir)
         return self.path
 
     def end(self, status: str, message: str = "", **extra: Any) -> Path:
@@ -64,8 +86,7 @@ class RunReport:
         if not self.writes:
             return
         if self._metrics is None:
-            audit(self.out_dir / METRICS)
-            self._metrics = open(self.out_dir / METRICS, "a", encoding="utf-8")  # kept open for the run
+            self._metrics = append_file(self.out_dir / METRICS)  # kept open for the run; never through a link
         point = {"stage": stage, "label": label, "series": series, "name": short or name, "step": step, "value": value}
         self._metrics.write(json.dumps(jsonable(point)) + "\n")
         self._metrics.flush()
@@ -80,8 +101,8 @@ def mark_ended(path: str | Path, status: str, message: str) -> None:
     """Set the status of a run whose process was stopped from outside (the GUI killed it after Stop)."""
     report_path = Path(path) / REPORT
     try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        report = read_json(report_path, max_bytes=MAX_REPORT_BYTES)
+    except UnreadableFile:
         return
     if isinstance(report, dict) and report.get("status") in ("running", "interrupted"):
         report.update(status=status, message=message)
@@ -97,12 +118,13 @@ class RunInfo:
 
     @property
     def snapshots(self) -> list[dict]:
-        return list(self.report.get("snapshots", []))
+        rows = self.report.get("snapshots")
+        return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
 
 def _alive(process: dict | None) -> bool:
     """Whether the process that wrote a report is still running (on this host; other hosts: assume yes)."""
-    if not isinstance(process, dict) or not isinstance(process.get("pid"), int):
+    if not isinstance(process, dict) or not isinstance(process.get("pid"), int) or not 0 < process["pid"] < 2**31:
         return False
     if process.get("host") not in (None, socket.gethostname()):
         return True
@@ -116,50 +138,53 @@ def _alive(process: dict | None) -> bool:
 
 
 def read_run(path: str | Path) -> RunInfo:
+    """A run folder's status and report; never raises: `error` says why report.json could not be read."""
     path = Path(path)
     try:
-        report = json.loads((path / REPORT).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return RunInfo(path, "unknown", error=f"no {REPORT}")
-    except (OSError, ValueError) as exc:
-        return RunInfo(path, "unknown", error=f"unreadable {REPORT} ({exc})")
+        report = read_json(path / REPORT, max_bytes=MAX_REPORT_BYTES)
+    except UnreadableFile as exc:
+        return RunInfo(path, "unknown", error=f"no {REPORT}" if exc.missing else f"unreadable {REPORT} ({exc.problem})")
     if not isinstance(report, dict):
         return RunInfo(path, "unknown", error=f"{REPORT} is not a JSON object")
     status = str(report.get("status", "unknown"))
     if status == "ok":                  # written by earlier versions
         status = "finished"
+    if status not in STATUSES:
+        status = "unknown"
     if status == "running" and not _alive(report.get("process")):
         status = "interrupted"
     return RunInfo(path, status, report)
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return os.lstat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
 def list_runs(runs_dir: str | Path) -> list[RunInfo]:
-    """Every run folder directly under `runs_dir` (newest first); hidden temporary folders are skipped."""
+    """Every run folder directly under `runs_dir` (newest first); hidden temporary folders are skipped. A folder
+    whose report.json cannot be read (a link, a FIFO, too large, not JSON) is listed with its `error`."""
     root = Path(runs_dir)
     if not root.is_dir():
         return []
-    runs = [read_run(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / REPORT).exists()]
-    return sorted(runs, key=lambda r: (r.path / REPORT).stat().st_mtime, reverse=True)
+    runs = [read_run(p) for p in root.iterdir()
+            if not p.name.startswith(".") and p.is_dir() and os.path.lexists(p / REPORT)]
+    return sorted(runs, key=lambda r: _mtime(r.path / REPORT), reverse=True)
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The metric points of a run (a line cut short by a kill is skipped)."""
-    points = []
+    """The metric points of a run (a line cut short by a kill is skipped); none when it has no metrics.jsonl.
+    `UnreadableFile` when the file is a link, a FIFO, larger than MAX_METRICS_BYTES or longer than
+    MAX_METRICS_LINES lines."""
     try:
-        with open(Path(path) / METRICS, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    point = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(point, dict):
-                    points.append(point)
-    except FileNotFoundError:
-        pass
-    return points
-
-
-ANALYSES = ("sensitivity", "early_exit", "slimmable")   # <run folder>/<name>.json, written by `Session.publish`
+        points = read_jsonl(Path(path) / METRICS, max_bytes=MAX_METRICS_BYTES, max_lines=MAX_METRICS_LINES)
+    except UnreadableFile as exc:
+        if exc.missing:
+            return []
+        raise
+    return [p for p in points if isinstance(p, dict)]
 
 
 def read_analysis(path: str | Path) -> dict[str, dict]:
@@ -167,8 +192,8 @@ def read_analysis(path: str | Path) -> dict[str, dict]:
     out = {}
     for name in ANALYSES:
         try:
-            value = json.loads((Path(path) / f"{name}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            value = read_json(Path(path) / f"{name}.json", max_bytes=MAX_JSON_BYTES, allow_nan=True)
+        except UnreadableFile:
             continue
         if isinstance(value, dict):
             out[name] = value

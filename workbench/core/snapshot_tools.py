@@ -4,12 +4,14 @@ Plain data in, plain data out (dicts of numbers and paths), so a GUI or a script
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from .data import load_data
 from .export import ExportResult, ExportSource, export_model, get_format
+from .io import resolved
+from .run_folder import list_runs as list_run_infos
+from .run_folder import read_run as read_run_info
 from .snapshots import read_meta
 from .specs import load_model, preprocess_of
 
@@ -17,28 +19,24 @@ SNAPSHOT_COLUMNS = ("val_accuracy", "accuracy", "params", "nonzero_params", "spa
                     "latency_ms")
 
 
+def _as_dict(info) -> dict | None:
+    if info.error:
+        return None
+    run_dir = info.path
+    snaps = [{**row, "path": str(resolved(run_dir / row["path"]))} for row in info.snapshots
+             if isinstance(row.get("path"), str) and row["path"] and "\0" not in row["path"]]
+    return {**info.report, "snapshots": snaps, "dir": str(resolved(run_dir)), "name": run_dir.name}
+
+
 def read_run(run_dir: str | Path) -> dict | None:
-    """A run's report.json with absolute snapshot paths; None when the folder holds no readable report."""
-    run_dir = Path(run_dir)
-    try:
-        report = json.loads((run_dir / "report.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(report, dict):
-        return None
-    snaps = []
-    for row in report.get("snapshots", []):
-        if isinstance(row, dict) and "path" in row:
-            snaps.append({**row, "path": str((run_dir / row["path"]).resolve())})
-    return {**report, "snapshots": snaps, "dir": str(run_dir.resolve()), "name": run_dir.name}
+    """A run's report.json with absolute snapshot paths; None when the folder holds no readable report (read as
+    `run_folder.read_run` reads it: bounded, never through a link)."""
+    return _as_dict(read_run_info(run_dir))
 
 
 def list_runs(runs_dir: str | Path) -> list[dict]:
-    """Every run under `runs_dir` (sub-folders with a report.json), oldest first."""
-    root = Path(runs_dir)
-    if not root.is_dir():
-        return []
-    runs = [read_run(p) for p in sorted(root.iterdir()) if (p / "report.json").is_file()]
+    """Every readable run under `runs_dir` (`run_folder.list_runs`), oldest first by folder name."""
+    runs = [_as_dict(info) for info in sorted(list_run_infos(runs_dir), key=lambda info: info.path.name)]
     return [r for r in runs if r is not None]
 
 

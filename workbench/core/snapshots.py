@@ -21,13 +21,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from .errors import CheckpointError
+from .errors import CheckpointError, UnreadableFile
 from .export import ExportSource, export_model, formats
 from .export.safetensors_format import read_safetensors
 from .export.safetensors_format import save as save_weights
 from .export.state_dict import cpu_state_dict
-from .io import atomic_dir, jsonable
-from .limits import MAX_META_BYTES
+from .io import atomic_dir, jsonable, read_regular, too_deep
+from .limits import MAX_JSON_DEPTH, MAX_META_BYTES
 from .models import LoadedModel, from_record
 from .record_checks import check_record
 from .untrusted import open_zip
@@ -49,7 +49,7 @@ def save_snapshot(session, index: int, stage: str, recipe: dict | None,
     """
     assert session.out_dir is not None
     target = session.out_dir / "snapshots" / folder_name(index, stage)
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, root=session.out_dir) as tmp:     # no link between the run folder and the snapshot
         sd = cpu_state_dict(session.model)
         if all(getattr(v, "is_quantized", True) is False for v in sd.values()):
             save_weights(session.model, session.record, tmp / "model.safetensors")
@@ -69,10 +69,14 @@ def save_snapshot(session, index: int, stage: str, recipe: dict | None,
 def read_meta(path: str | Path) -> dict:
     path = Path(path)
     try:
-        size = (path / META).stat().st_size
-        if size > MAX_META_BYTES:
-            raise CheckpointError(f"{path / META}: {size:,} bytes, more than a snapshot's {META} holds ({MAX_META_BYTES:,})")
-        meta = json.loads((path / META).read_bytes())
+        data = read_regular(path / META, max_bytes=MAX_META_BYTES)     # a regular file, not a link; size bounded
+        if too_deep(data, MAX_JSON_DEPTH):
+            raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        meta = json.loads(data)
+    except UnreadableFile as exc:
+        if exc.missing:
+            raise CheckpointError(f"{path}: not a snapshot folder (no {META})") from None
+        raise CheckpointError(f"{path}: unreadable {META} ({exc.problem})") from None
     except FileNotFoundError:
         raise CheckpointError(f"{path}: not a snapshot folder (no {META})") from None
     except (ValueError, RecursionError, OSError) as exc:

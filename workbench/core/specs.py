@@ -84,11 +84,13 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: i
         if sd is None:
             raise CheckpointError(f"{path}: not a state dict (expected a mapping of names to tensors)")
         if isinstance(obj, dict) and isinstance(obj.get("workbench_record"), str):
-            import json
-            try:
-                record = json.loads(obj["workbench_record"])
-            except ValueError:
-                raise CheckpointError(f"{path}: unreadable workbench_record") from None
+            from .errors import UnreadableFile
+            from .io import parse_json
+            try:                                # bounded: depth, NaN, not UTF-8
+                record = parse_json(obj["workbench_record"], f"{path}: workbench_record")
+            except UnreadableFile as exc:
+                raise CheckpointError(f"{path}: unreadable workbench_record ({exc.problem})") from None
+
     else:
         raise SpecError(f"{path}: unknown file type {suffix!r} (use .safetensors, .pt/.pth, .pt2 or a snapshot folder)")
     if record is not None and arch is None:

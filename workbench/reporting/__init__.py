@@ -24,6 +24,7 @@ class ReportFiles:
     markdown: Path
     csv: Path
     images: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)    # run folders left out: one line each, naming the folder
 
 
 def check_out(out: str | Path) -> Path:
@@ -37,21 +38,23 @@ def check_out(out: str | Path) -> Path:
 
 
 def build_report(run_dirs: list[str | Path], out: str | Path) -> ReportFiles:
-    """Write `out` (HTML), `out` with .md (plus its PNG plots) and snapshots.csv beside it; BadInput on bad folders."""
+    """Write `out` (HTML), `out` with .md (plus its PNG plots) and snapshots.csv beside it. A run folder that cannot
+    be read is left out (listed in `skipped`); BadInput when none can be read."""
     out = check_out(out)               # first: a wrong --out is said before anything heavy is imported
     from . import html_page, markdown_page
     from .collect import collect
     from .document import build
     from .tables import write_csv
 
-    runs = collect(list(run_dirs))
+    skipped: list[str] = []
+    runs = collect(list(run_dirs), skipped)
     title, blocks = build(runs)
     md_path = out.with_suffix(".md") if out.suffix.lower() != ".md" else out.with_name(out.stem + ".report.md")
     try:
-        atomic_write_bytes(out, html_page.render(title, blocks).encode("utf-8"))
+        atomic_write_bytes(out, html_page.render(title, blocks).encode("utf-8", "replace"))
         markdown, images = markdown_page.render(title, blocks, md_path)
-        atomic_write_bytes(md_path, markdown.encode("utf-8"))
+        atomic_write_bytes(md_path, markdown.encode("utf-8", "replace"))
         csv_path = write_csv(runs, out.with_name(CSV_NAME))
     except OSError as exc:
         raise BadInput(f"--out {out}: cannot write there ({exc.strerror or type(exc).__name__})") from None
-    return ReportFiles(out, md_path, csv_path, images)
+    return ReportFiles(out, md_path, csv_path, images, skipped)

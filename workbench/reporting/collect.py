@@ -1,20 +1,23 @@
 """Run folders -> plain data for a report: report.json, metrics.jsonl, the final snapshot's layers, analysis files.
 
 Everything read from the folder is treated as untrusted: missing keys, nulls and odd types are tolerated (they
-show as "n/a"); only a folder that is not a run at all, or whose report.json cannot be read, is `BadInput`.
+show as "n/a"); every file is read bounded (`core.io.read_json`: a regular file, not a link, size and depth
+checked). A folder that is not a run at all, or whose report.json or metrics.jsonl cannot be read, is `BadInput`;
+`collect` skips such folders (and says which) as long as one run is left.
 """
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import BadInput
+from ..core.errors import BadInput, UnreadableFile
+from ..core.io import read_json, resolved
+from ..core.limits import MAX_JSON_BYTES, MAX_META_BYTES, clip
 from ..core.run_folder import REPORT, read_metrics, read_run
 
 ANALYSES = ("sensitivity", "early_exit", "slimmable", "auto")
-MAX_JSON_BYTES = 64 * 2**20          # an analysis file or snapshot.json larger than this is not read
 SNAPSHOT_META = "snapshot.json"
 
 
@@ -51,14 +54,12 @@ class RunData:
         return self.snapshots[-1] if self.snapshots else None
 
 
-def _read_json(path: Path) -> Any:
-    """A JSON file, or None when it is missing, too large or unreadable."""
+def _read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> tuple[Any, str | None]:
+    """(a JSON file's value, None), or (None, why it could not be read). NaN is allowed: it shows as n/a."""
     try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
+        return read_json(path, max_bytes=max_bytes, allow_nan=True), None
+    except UnreadableFile as exc:
+        return None, exc.problem
 
 
 def _snapshot_layers(run_dir: Path, row: dict | None) -> dict[str, dict]:
@@ -66,12 +67,12 @@ def _snapshot_layers(run_dir: Path, row: dict | None) -> dict[str, dict]:
         return {}
     rel = row.get("path")
     candidates = []
-    if isinstance(rel, str) and rel:
+    if isinstance(rel, str) and rel and "\0" not in rel:
         candidates.append(Path(rel) if Path(rel).is_absolute() else run_dir / rel)
-    if isinstance(row.get("index"), int) and isinstance(row.get("stage"), str):
+    if isinstance(row.get("index"), int) and isinstance(row.get("stage"), str) and "\0" not in row["stage"]:
         candidates.append(run_dir / "snapshots" / f"{row['index']:02d}-{row['stage']}")
     for folder in candidates:
-        meta = _read_json(folder / SNAPSHOT_META)
+        meta, _ = _read_json(folder / SNAPSHOT_META, MAX_META_BYTES)
         if isinstance(meta, dict):
             layers = (meta.get("metrics") or {}).get("layers") if isinstance(meta.get("metrics"), dict) else None
             if isinstance(layers, dict):
@@ -82,34 +83,54 @@ def _snapshot_layers(run_dir: Path, row: dict | None) -> dict[str, dict]:
 def collect_run(path: str | Path, name: str | None = None) -> RunData:
     """One run folder; `BadInput` when it is not a run folder or its report.json cannot be read."""
     path = Path(path)
+    where = clip(path, 200)
     if not path.is_dir():
-        raise BadInput(f"{path}: not a run folder ({'no such folder' if not path.exists() else 'not a folder'})")
+        raise BadInput(f"{where}: not a run folder ({'no such folder' if not os.path.lexists(path) else 'not a folder'})")
     info = read_run(path)
     if info.error:
-        if not (path / REPORT).exists():
-            raise BadInput(f"{path}: not a run folder (no {REPORT})")
-        raise BadInput(f"{path}: {' '.join(info.error.split())}")
-    run = RunData(path, name or path.resolve().name, info.status, info.report, read_metrics(path))
+        if not os.path.lexists(path / REPORT):
+            raise BadInput(f"{where}: not a run folder (no {REPORT})")
+        raise BadInput(f"{where}: {clip(info.error, 300)}")
+    try:
+        metrics = read_metrics(path)
+    except UnreadableFile as exc:
+        raise BadInput(f"{where}: unreadable metrics.jsonl ({exc.problem})") from None
+    run = RunData(path, name or resolved(path).name, info.status, info.report, metrics)
     snapshots = run.snapshots
     run.layers = _snapshot_layers(path, snapshots[-1] if snapshots else None)
     run.baseline_layers = _snapshot_layers(path, snapshots[0] if snapshots else None) if len(snapshots) > 1 else run.layers
     for kind in ANALYSES:
-        if (path / f"{kind}.json").exists():
-            data = _read_json(path / f"{kind}.json")
-            run.analyses[kind] = data if data is not None else {"error": f"{kind}.json could not be read"}
+        if os.path.lexists(path / f"{kind}.json"):
+            data, why = _read_json(path / f"{kind}.json")
+            run.analyses[kind] = data if why is None else {"error": f"{kind}.json could not be read ({why})"}
     return run
 
 
-def collect(paths: list[str | Path]) -> list[RunData]:
-    """Several run folders, each named by its folder (with a number added where two share a name)."""
+def collect(paths: list[str | Path], skipped: list[str] | None = None) -> list[RunData]:
+    """Several run folders, each named by its folder (with a number added where two share a name). A folder that
+    cannot be read is left out and its one-line reason appended to `skipped` (when given) as long as another
+    run is left; otherwise (or without `skipped`) its `BadInput` is raised."""
     if not paths:
         raise BadInput("no run folder given")
     runs: list[RunData] = []
     seen: dict[str, int] = {}
+    problems: list[BadInput] = []
     for p in paths:
-        base = Path(p).resolve().name or str(p)
+        base = resolved(p).name or str(p)
+        try:
+            run = collect_run(p, base if seen.get(base, 0) == 0 else f"{base} ({seen[base] + 1})")
+        except BadInput as exc:
+            if skipped is None:
+                raise
+            problems.append(exc)
+            continue
         seen[base] = seen.get(base, 0) + 1
-        runs.append(collect_run(p, base if seen[base] == 1 else f"{base} ({seen[base]})"))
+        runs.append(run)
+    if not runs:
+        raise problems[0] if len(problems) == 1 else BadInput(
+            f"none of the {len(problems)} run folders can be read; the first: {problems[0].message}")
+    if skipped is not None:
+        skipped += [exc.message for exc in problems]
     return runs
 
 

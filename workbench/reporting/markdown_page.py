@@ -1,22 +1,40 @@
-"""The report as Markdown: tables in Markdown, each plot a PNG file beside the .md, referenced relatively."""
+"""The report as Markdown: tables in Markdown, each plot a PNG file beside the .md, referenced relatively.
+
+Every text from a run folder is inert here: HTML is escaped (`<script>` -> `&lt;script&gt;`, also inside the
+recipe's code block), link and image brackets and pipes are escaped, control characters are shown escaped.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import quote
 
+from ..core.io import atomic_write_bytes
 from .document import Block, Code, Heading, Text
 from .plots import Plot
 from .tables import Table
 
 
-def cell(text: str) -> str:
-    """A table cell: no line breaks, pipes escaped, no raw HTML."""
-    text = " ".join(str(text).split())
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;") or " "
+def _visible(text: str) -> str:
+    """Control characters (ANSI escapes, NUL, bidi overrides) as their escapes; surrogates as U+FFFD."""
+    return "".join(ch if ch.isprintable() or ch in " \t\n" else "\ufffd" if "\ud800" <= ch <= "\udfff"
+                   else repr(ch)[1:-1] for ch in text)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def inline(text: str) -> str:
-    return " ".join(str(text).split()).replace("<", "&lt;").replace(">", "&gt;")
+    """Text on one line that renders as itself: no raw HTML, no link or image, no code span."""
+    text = _html(" ".join(_visible(str(text)).split()))
+    for ch in "\\`[]":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def cell(text: str) -> str:
+    """A table cell: `inline`, with pipes escaped."""
+    return inline(text).replace("|", "\\|") or " "
 
 
 def table_md(table: Table) -> str:
@@ -43,19 +61,20 @@ def render(title: str, blocks: list[Block], md_path: Path) -> tuple[str, list[Pa
             parts.append(f"**{text}**" if block.kind.startswith("status-") or block.kind == "caption" else
                          f"*{text}*" if block.kind in ("note", "meta") else text)
         elif isinstance(block, Code):
+            text = _visible(block.text).replace("<", "&lt;").replace(">", "&gt;")    # shown as is, but no raw tag
             longest = 0
-            for line in block.text.split("\n"):
+            for line in text.split("\n"):
                 count = 0
                 for ch in line:
                     count = count + 1 if ch == "`" else 0
                     longest = max(longest, count)
             fence = "`" * max(3, longest + 1)
-            parts.append(f"{fence}{block.lang}\n{block.text.rstrip()}\n{fence}")
+            parts.append(f"{fence}{block.lang}\n{text.rstrip()}\n{fence}")
         elif isinstance(block, Table):
             parts.append(table_md(block))
         elif isinstance(block, Plot):
             path = plot_file(md_path, block)
-            path.write_bytes(block.png)
+            atomic_write_bytes(path, block.png)
             images.append(path)
             parts.append(f"![{inline(block.title)}]({quote(path.name)})")
     return "\n\n".join(parts) + "\n", images

@@ -6,11 +6,13 @@ thousands separators, ratios with one decimal and "x", latencies in ms with thre
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.io import atomic_path
 from .collect import RunData, structure_changes
 
 NA = "n/a"
@@ -185,12 +187,29 @@ def _any(value: Any) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")     # a spreadsheet reads a cell starting so as a formula
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as itself: a text that starts like a formula gets a leading `'`
+    (OWASP's advice against CSV injection); numbers, negative ones included, stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        text = value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
+        text = text.encode("utf-8", "replace").decode("utf-8")     # a lone surrogate from the file: shown as "?"
+        return "'" + text if text.startswith(FORMULA_START) else text
+    return value
+
+
 def write_csv(runs: list[RunData], path: Path) -> Path:
-    """One row per snapshot of every run, raw values as in report.json (empty where null)."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(CSV_COLUMNS)
-        for run in runs:
-            for s in run.snapshots:
-                writer.writerow([run.name] + ["" if s.get(k) is None else s.get(k) for k in CSV_COLUMNS[1:]])
+    """One row per snapshot of every run, raw values as in report.json (empty where null), written atomically."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for run in runs:
+        for s in run.snapshots:
+            writer.writerow([csv_cell(run.name)] + [csv_cell(s.get(k)) for k in CSV_COLUMNS[1:]])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
     return path

@@ -71,7 +71,7 @@ def read_safetensors(path: Path, expected: str | None = None) -> tuple[dict, dic
     try:
         record = parse_json(meta[RECORD_KEY], f"{path}: {RECORD_KEY}") if RECORD_KEY in meta else None
     except UnreadableFile as exc:             # not JSON, nested too deep, NaN
-        raise CheckpointError(f"{path}: unreadable {RECORD_KEY} in the header ({exc.reason})") from None
+        raise CheckpointError(f"{path}: unreadable {RECORD_KEY} in the header ({exc.problem})") from None
     if DIGEST_KEY in meta or expected is not None:
         actual = digest(sd)
         if DIGEST_KEY in meta and meta[DIGEST_KEY] != actual:

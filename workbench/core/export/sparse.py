@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io import parse_json
 from ..models import load_state_into, rebuild
 from . import ExportSource, Format
 from .safetensors_format import plain_state_dict
@@ -38,7 +39,7 @@ def write(source: ExportSource, path: Path) -> dict:
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
     with np.load(path, allow_pickle=False) as z:
-        index = json.loads(bytes(z["_index"]).decode())["tensors"]
+        index = parse_json(bytes(z["_index"]), f"{path}: _index")["tensors"]    # bounded depth, no NaN
         sd = {}
         for key, info in index.items():
             shape, dtype = info["shape"], np.dtype(info["dtype"])

@@ -17,7 +17,9 @@ import struct
 import zlib
 from pathlib import Path
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UnreadableFile
+from ..io import parse_json, read_regular
+from ..limits import MAX_PARAMS
 
 MAGIC = b"WBPK"
 VERSION = 1
@@ -44,10 +46,10 @@ def _fail(path: Path, why: str) -> CheckpointError:
 def read_container(path: Path) -> tuple[dict, list[list[memoryview]]]:
     """(header, streams per tensor); raises CheckpointError on anything malformed."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read ({exc.strerror})") from None
+    try:                                     # a regular file (a FIFO or a device is refused, not waited on)
+        data = read_regular(path, max_bytes=4 * MAX_PARAMS, follow_links=True)
+    except UnreadableFile as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.problem})") from None
     if len(data) < PREFIX.size:
         raise _fail(path, f"truncated: {len(data)} bytes")
     magic, version, head_len, crc = PREFIX.unpack_from(data)
@@ -67,9 +69,11 @@ def read_container(path: Path) -> tuple[dict, list[list[memoryview]]]:
         text = inflater.decompress(head, MAX_HEADER)
         if inflater.unconsumed_tail:
             raise ValueError("header too large")
-        header = json.loads(text)
+        header = parse_json(text, path)      # bounded depth, no NaN
         tensors = header["tensors"]
         sizes = [[int(z) for z in t["z"]] for t in tensors]
+    except UnreadableFile as exc:
+        raise _fail(path, f"unreadable header: {exc.problem[:100]}") from None
     except (zlib.error, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise _fail(path, f"unreadable header: {str(exc)[:100]}") from None
     if any(len(z) != 6 or min(z) < 0 for z in sizes) or sum(map(sum, sizes)) != len(body):

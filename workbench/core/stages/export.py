@@ -1,14 +1,23 @@
-"""`export`: write the current model in one or more formats; each file is read back and verified."""
+"""`export`: write the current model in one or more formats; each file is read back and verified.
+
+The files go to `<run folder>/<dir>/<name><suffix>`; `dir` and `name` are plain names (no separators, no `..`,
+no leading dot, no control characters, not a name the run folder uses itself), and no link in the run folder is
+followed (`io.real_folder`), so an export never lands outside the run folder or over the run's own files.
+"""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import StageError
+from ..errors import BadInput, StageError
 from ..events import ExportWritten, Log, Progress
 from ..export import ExportSource, export_model, formats
+from ..io import real_folder
+from ..limits import MAX_NAME_CHARS
 from ..params import param
+from ..run_folder import OWN_NAMES
 
 KIND = "export"
 TITLE = "Export"
@@ -20,30 +29,43 @@ def _format_names() -> list[str]:
     return sorted(formats())
 
 
-def _inside_run_folder(value: str) -> str | None:
-    parts = Path(value).parts
-    if Path(value).is_absolute() or value.startswith("~") or ".." in parts:
-        return f"must be a folder inside the run's output folder (relative, without '..'), got {value!r}"
-    return None
-
-
 def _plain_name(value: str) -> str | None:
-    if not value or value in (".", "..") or any(c in value for c in "/\\\0"):
-        return f"must be a plain file name stem (no folders), got {value!r}"
+    """Why `value` is not a plain name for a file or folder in the run folder; None when it is."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be a plain name, got an empty one"
+    shown = ascii(value[:MAX_NAME_CHARS])
+    if len(value) > MAX_NAME_CHARS:
+        return f"must be a plain name of at most {MAX_NAME_CHARS} characters, got {len(value):,}: {shown}"
+    if any(sep in value for sep in "/\\") or ".." in value:
+        return f"must be a plain name (no folders: no '/', '\\' or '..'), got {shown}"
+    if value.startswith("."):
+        return f"must be a plain name that does not start with a dot (hidden; temporary files start so), got {shown}"
+    if not value.isprintable() or value != value.strip():
+        return f"must be a plain name without control characters, line breaks or surrounding spaces, got {shown}"
+    if value.lower() in {n.lower() for n in OWN_NAMES if n != "exports"}:
+        return f"must not be a name the run folder uses itself ({', '.join(OWN_NAMES[:5])}, ...), got {shown}"
     return None
 
 
 @dataclass
 class Params:
     formats: list[str] = param(["safetensors"], "Formats to write.", choices=_format_names())
-    dir: str = param("exports", "Folder (relative to the run's output folder) for the files.", check=_inside_run_folder)
-    name: str = param("model", "File name stem.", check=_plain_name)
+    dir: str = param("exports", "Folder in the run's output folder for the files (a plain name).", check=_plain_name)
+    name: str = param("model", "File name stem (a plain name).", check=_plain_name)
+
+
+def preflight(session, p: Params) -> None:
+    """Refuse a link planted where the files would go: the export would follow it out of the run folder."""
+    if session.out_dir is not None and os.path.islink(Path(session.out_dir) / p.dir):
+        raise BadInput(f"stages[{session.stage_index}].dir: {Path(session.out_dir) / p.dir} is a symbolic link; "
+                       "an export never writes through a link")
 
 
 def run(session, p: Params) -> Iterator:
     if not session.writes:          # under torchrun, rank 0 alone writes the files
         return
-    out = (session.out_dir or Path(".")) / p.dir
+    root = session.out_dir or Path(".")
+    out = real_folder(root, root / p.dir)           # created here; a link planted since the preflight is refused
     source = ExportSource.from_session(session)
     failed = []
     for i, name in enumerate(p.formats):
