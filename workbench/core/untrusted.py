@@ -32,8 +32,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
-from .limits import MAX_META_BYTES
+from .errors import BadInput, CheckpointError
+from .io import read_json
+from .limits import MAX_REPORT_BYTES
 
 # A zip member may expand this much beyond the archive's size before it is refused as a zip bomb.
 # torch.save and torch.export.save store tensors uncompressed, so genuine files expand 1x.
@@ -72,11 +73,11 @@ def recorded_export_digest(path: str | Path) -> tuple[Path, str] | None:
         return None
     for folder in list(target.parents)[:REPORT_SEARCH_DEPTH]:
         report = folder / "report.json"
+        if not report.exists():
+            continue
         try:
-            if not report.is_file() or report.stat().st_size > MAX_META_BYTES:
-                continue
-            data = json.loads(report.read_bytes())
-        except (OSError, ValueError, RecursionError):
+            data = read_json(report, max_bytes=MAX_REPORT_BYTES)   # a regular file, not a link, bounded
+        except BadInput:
             continue
         exports = data.get("exports") if isinstance(data, dict) else None
         for entry in exports if isinstance(exports, list) else []:
