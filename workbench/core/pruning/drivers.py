@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from ..events import Progress
 from . import importance as imp
@@ -19,8 +21,39 @@ from .lottery import Rewinder
 Target = Callable[[float, int], float]   # (final sparsity, step) -> cumulative target after that step
 
 
+class PruneSession(imp.CalibrationSession, Protocol):
+    """What the drivers need of the `prune` stage's session."""
+
+    seed: int
+    masks: dict[str, torch.Tensor]
+
+    @property
+    def model(self) -> nn.Module: ...
+    def apply_masks(self) -> None: ...
+    def example_input(self, batch: int = 1) -> torch.Tensor: ...
+    def drop_stale_state(self) -> None: ...
+    def set_model(self, model: nn.Module, transform: dict[str, Any] | None = None) -> None: ...
+
+
+class PruneParams(Protocol):
+    """The `prune` stage's parameters the drivers read."""
+
+    method: str
+    scope: str
+    sparsity: float
+    schedule: str
+    steps: int
+    exclude: list[str]
+    overrides: dict[str, float]
+    classifier_scale: float
+    activation_stat: str
+    calib_batches: int
+    round_to: int
+    max_layer_sparsity: float
+
+
 class UnstructuredDriver:
-    def __init__(self, session, p, classifier: str | None, target: Target) -> None:
+    def __init__(self, session: PruneSession, p: PruneParams, classifier: str | None, target: Target) -> None:
         self.session, self.p, self.target = session, p, target
         self.layers = prunable_layers(session.model)
         self.plan = unstructured.make_plan(list(self.layers), p.sparsity, p.scope, p.overrides, p.exclude,
@@ -28,7 +61,7 @@ class UnstructuredDriver:
                                            {n: m.weight.numel() for n, m in self.layers.items()})
         self.generator = torch.Generator().manual_seed(session.seed)
 
-    def prune_step(self, k: int) -> Iterator:
+    def prune_step(self, k: int) -> Iterator[Progress]:
         session, p = self.session, self.p
         if p.method in imp.NEEDS_GRADIENTS:
             yield from imp.accumulate_gradients(session.model, imp.calibration_batches(session, p.calib_batches))
@@ -45,12 +78,13 @@ class UnstructuredDriver:
         rewinder.rewind(self.session.model)
         self.session.apply_masks()
 
-    def finish(self, session) -> dict:
+    def finish(self, session: PruneSession) -> dict[str, Any]:
         return {"layers": self.plan.layers}
 
 
 class StructuredDriver:
-    def __init__(self, session, p, classifier: str | None, scheduler) -> None:
+    def __init__(self, session: PruneSession, p: PruneParams, classifier: str | None,
+                 scheduler: Callable[[float, int], list[float]] | None) -> None:
         self.session, self.p = session, p
         model = session.model
         modules = dict(model.named_modules())
@@ -62,7 +96,7 @@ class StructuredDriver:
             {modules[n]: s for n, s in p.overrides.items()}, ignored, scheduler, _step_count(p),
             p.round_to, p.max_layer_sparsity)
 
-    def prune_step(self, k: int) -> Iterator:
+    def prune_step(self, k: int) -> Iterator[Progress]:
         session, p = self.session, self.p
         model = session.model
         if p.method in imp.NEEDS_GRADIENTS or p.method in imp.NEEDS_ACTIVATIONS:
@@ -74,18 +108,18 @@ class StructuredDriver:
         model.zero_grad(set_to_none=True)
         session.drop_stale_state()
 
-    def history(self) -> list[list]:
+    def history(self) -> structured.History:
         return structured.history(self.pruner)
 
     def rewind(self, rewinder: Rewinder) -> None:
         rewinder.rewind(self.session.model, self.history(), self.example)
 
-    def finish(self, session) -> dict:
+    def finish(self, session: PruneSession) -> dict[str, Any]:
         t = structured.transform(session.model, tuple(self.example.shape[1:]), self.history())
         session.set_model(session.model, transform=t)
         return {"groups_pruned": len(t["history"])}
 
 
-def _step_count(p) -> int:
+def _step_count(p: PruneParams) -> int:
     return 1 if p.schedule == "oneshot" else p.steps
 

@@ -11,14 +11,21 @@ activations that are non-zero).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
 from ..events import Progress
+from .layers import Prunable
+
+if TYPE_CHECKING:
+    from ..data.bundle import DataBundle
+
+Batch = tuple[torch.Tensor, torch.Tensor]   # (inputs, labels)
 
 METHODS = ["magnitude", "l1", "l2", "bn_scale", "activation", "taylor", "random"]
 UNSTRUCTURED_METHODS = ["magnitude", "l1", "l2", "taylor", "random"]
@@ -27,7 +34,16 @@ NEEDS_ACTIVATIONS = {"activation"}
 ACTIVATION_STATS = ["mean", "apoz"]
 
 
-def calibration_batches(session, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+class CalibrationSession(Protocol):
+    """What calibration needs of the stage's session."""
+
+    @property
+    def data(self) -> DataBundle: ...
+    @property
+    def device(self) -> torch.device: ...
+
+
+def calibration_batches(session: CalibrationSession, n: int) -> list[Batch]:
     batches = []
     for i, (x, y) in enumerate(session.data.calib):
         if i >= n:
@@ -36,16 +52,16 @@ def calibration_batches(session, n: int) -> list[tuple[torch.Tensor, torch.Tenso
     return batches
 
 
-def accumulate_gradients(model: nn.Module, batches: list, label: str = "gradients") -> Iterator[Progress]:
+def accumulate_gradients(model: nn.Module, batches: Sequence[Batch], label: str = "gradients") -> Iterator[Progress]:
     """Sum dL/dw over the batches into `.grad` (model in eval mode: batch-norm statistics untouched)."""
     model.eval()
     model.zero_grad(set_to_none=True)
     for i, (x, y) in enumerate(batches):
-        nn.functional.cross_entropy(model(x), y).backward()
+        torch.autograd.backward(nn.functional.cross_entropy(model(x), y))   # = loss.backward() (that one is untyped)
         yield Progress(i + 1, len(batches), f"{label} on calibration batch {i + 1}/{len(batches)}")
 
 
-def weight_scores(method: str, layers: dict[str, nn.Module], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def weight_scores(method: str, layers: Mapping[str, Prunable], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Per-weight importance of each layer's weight (gradients must be in `.grad` for taylor)."""
     scores = {}
     for name, m in layers.items():
@@ -60,7 +76,7 @@ def weight_scores(method: str, layers: dict[str, nn.Module], generator: torch.Ge
     return scores
 
 
-class ActivationImportance(tp.importance.GroupMagnitudeImportance):
+class ActivationImportance(tp.importance.GroupMagnitudeImportance):  # type: ignore[misc]  # torch_pruning is untyped
     """Channel importance from the activations that the channel feeds into the next layers.
 
     `collect(model, batches)` runs calibration batches with hooks on every Linear/Conv input and
@@ -75,7 +91,7 @@ class ActivationImportance(tp.importance.GroupMagnitudeImportance):
         self.stats: dict[nn.Module, torch.Tensor] = {}
         self.counts: dict[nn.Module, int] = {}
 
-    def _hook(self, module: nn.Module, inputs: tuple, _output) -> None:
+    def _hook(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: object) -> None:
         x = inputs[0].detach()
         if x.ndim < 2:
             return
@@ -88,7 +104,7 @@ class ActivationImportance(tp.importance.GroupMagnitudeImportance):
         self.counts[module] = self.counts.get(module, 0) + flat.shape[0]
 
     @contextmanager
-    def hooks(self, model: nn.Module):
+    def hooks(self, model: nn.Module) -> Iterator[None]:
         handles = [m.register_forward_hook(self._hook) for m in model.modules() if isinstance(m, tuple(self.target_types))]
         try:
             yield
@@ -96,7 +112,7 @@ class ActivationImportance(tp.importance.GroupMagnitudeImportance):
             for h in handles:
                 h.remove()
 
-    def collect(self, model: nn.Module, batches: list) -> Iterator[Progress]:
+    def collect(self, model: nn.Module, batches: Sequence[Batch]) -> Iterator[Progress]:
         self.stats, self.counts = {}, {}
         model.eval()
         with self.hooks(model), torch.no_grad():
@@ -105,7 +121,7 @@ class ActivationImportance(tp.importance.GroupMagnitudeImportance):
                 yield Progress(i + 1, len(batches), f"activation statistics, batch {i + 1}/{len(batches)}")
 
     @torch.no_grad()
-    def __call__(self, group) -> torch.Tensor | None:
+    def __call__(self, group: Any) -> torch.Tensor | None:    # a torch_pruning Group
         group_imp, group_idxs = [], []
         for i, (dep, idxs) in enumerate(group):
             layer = dep.target.module
@@ -119,10 +135,11 @@ class ActivationImportance(tp.importance.GroupMagnitudeImportance):
             group_idxs.append(group[i].root_idxs)
         if not group_imp:
             return None
-        return self._normalize(self._reduce(group_imp, group_idxs), self.normalizer)
+        scores: torch.Tensor = self._normalize(self._reduce(group_imp, group_idxs), self.normalizer)
+        return scores
 
 
-def structured_importance(method: str, activation_stat: str = "mean"):
+def structured_importance(method: str, activation_stat: str = "mean") -> Any:
     """The torch-pruning importance criterion for a structured method."""
     if method in ("magnitude", "l1"):
         return tp.importance.GroupMagnitudeImportance(p=1)
@@ -139,7 +156,7 @@ def structured_importance(method: str, activation_stat: str = "mean"):
     raise ValueError(f"unknown pruning method {method!r}")
 
 
-def prepare_importance(importance, method: str, model: nn.Module, batches: list) -> Iterator[Progress]:
+def prepare_importance(importance: Any, method: str, model: nn.Module, batches: Sequence[Batch]) -> Iterator[Progress]:
     """Measure what the criterion needs on the current model (gradients, activation statistics)."""
     if method in NEEDS_GRADIENTS:
         yield from accumulate_gradients(model, batches)

@@ -16,9 +16,10 @@ from ..errors import RecipeError
 from ..metrics import layer_table
 
 PRUNABLE_TYPES = (nn.Linear, nn.modules.conv._ConvNd)
+Prunable = nn.Linear | nn.modules.conv._ConvNd     # what `prunable_layers` returns: `.weight` is a Tensor
 
 
-def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
+def prunable_layers(model: nn.Module) -> dict[str, Prunable]:
     """Qualified name -> module, in definition order."""
     return {name: m for name, m in model.named_modules()
             if isinstance(m, PRUNABLE_TYPES) and isinstance(getattr(m, "weight", None), nn.Parameter)}

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import BadInput
-from .structured import replay_history
+from .structured import History, replay_history
 
 
 def shape_problem(model: nn.Module, state: dict[str, torch.Tensor]) -> str | None:
@@ -40,11 +40,13 @@ class Rewinder:
             for name, p in self.source.named_parameters():
                 p.copy_(state[name].to(p.device, p.dtype))
 
-    def rewind(self, model: nn.Module, pruning_history: list[list] | None = None,
+    def rewind(self, model: nn.Module, pruning_history: History | None = None,
                example: torch.Tensor | None = None) -> None:
         """Copy the source's parameters into `model` (after replaying structured pruning on a copy)."""
         source = self.source
         if pruning_history:
+            if example is None:
+                raise ValueError("replaying a pruning history needs an example input")
             source = replay_history(copy.deepcopy(self.source), pruning_history, example)
         values = dict(source.named_parameters())
         with torch.no_grad():

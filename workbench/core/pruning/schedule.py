@@ -10,6 +10,8 @@ All targets are cumulative (fraction of the original weights, or channels, remov
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 SCHEDULES = ["oneshot", "iterative", "gradual"]
 
 
@@ -33,7 +35,7 @@ def targets(kind: str, final: float, steps: int, initial: float = 0.0) -> list[f
     return values
 
 
-def scheduler(kind: str, steps: int, initial: float = 0.0):
+def scheduler(kind: str, steps: int, initial: float = 0.0) -> Callable[[float, int], list[float]]:
     """torch-pruning's `iterative_pruning_ratio_scheduler`: ratio -> [0, target_1, ..., target_n]."""
     def schedule(ratio: float, n: int) -> list[float]:
         return [0.0, *targets(kind, ratio, steps, initial)]

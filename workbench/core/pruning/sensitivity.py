@@ -13,12 +13,13 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from .layers import Prunable
 from .unstructured import _keep_mask
 
 Evaluate = Callable[[nn.Module], float]
 
 
-def unstructured_point(model: nn.Module, layer: nn.Module, sparsity: float, evaluate: Evaluate) -> float:
+def unstructured_point(model: nn.Module, layer: Prunable, sparsity: float, evaluate: Evaluate) -> float:
     """Accuracy with `sparsity` of this layer's weights (smallest |w|) zeroed; the weights are restored."""
     saved = layer.weight.detach().clone()
     try:

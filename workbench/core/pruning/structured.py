@@ -39,6 +39,8 @@ from . import tv_pruners
 
 OP = "structured_prune"
 TRACE_TIMEOUT = 120.0  # seconds for tracing + a trial prune of a copy
+History = list[list[Any]]   # JSON-able: [module name, out-channel pruning?, [indices]] per pruned group, in order
+Scheduler = Callable[[float, int], list[float]]   # torch-pruning's `iterative_pruning_ratio_scheduler`
 
 
 def bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -73,7 +75,7 @@ def bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
 TRACE_SIDES = (32, 64, 128)  # smaller image sides tried for tracing
 
 
-def _output_shapes(out) -> list[tuple[int, ...]]:
+def _output_shapes(out: object) -> list[tuple[int, ...]]:
     return [tuple(t.shape) for t in tp.utils.flatten_as_list(out) if isinstance(t, torch.Tensor)]
 
 
@@ -131,8 +133,8 @@ def _traced(build: Callable[[torch.Tensor], Any], model: nn.Module, example: tor
         return build(example)
 
 
-def make_pruner(model: nn.Module, example: torch.Tensor, importance, sparsity: float, scope: str,
-                ratio_dict: dict[nn.Module, float], ignored: list[nn.Module], scheduler, steps: int,
+def make_pruner(model: nn.Module, example: torch.Tensor, importance: Any, sparsity: float, scope: str,
+                ratio_dict: dict[nn.Module, float], ignored: list[nn.Module], scheduler: Scheduler | None, steps: int,
                 round_to: int = 1, max_layer_sparsity: float = 0.9) -> tp.pruner.MetaPruner:
     """A torch-pruning pruner that reaches `sparsity` (fraction of channels) after `steps` calls to `step()`."""
     limit = max(max_layer_sparsity, sparsity, *ratio_dict.values()) if scope == "global" else 1.0
@@ -162,7 +164,7 @@ def step(pruner: tp.pruner.MetaPruner) -> Iterator[Progress]:
     sync_attributes(pruner.model)
 
 
-def fit_heads(pruner: tp.pruner.MetaPruner, group):
+def fit_heads(pruner: tp.pruner.MetaPruner, group: Any) -> Any:    # a torch_pruning Group, or None
     """`group`, pruning fewer channels if it reaches attention layers whose width must stay a multiple of
     their head count (swin, MaxViT: see tv_pruners); the most important of its channels are spared.
     None when nothing of the group can go."""
@@ -195,10 +197,10 @@ def sync_attributes(model: nn.Module) -> None:
     for m in model.modules():
         proj = getattr(m, "conv_proj", None)
         if isinstance(getattr(m, "hidden_dim", None), int) and isinstance(proj, nn.Conv2d):
-            m.hidden_dim = proj.out_channels
+            m.hidden_dim = proj.out_channels  # type: ignore[assignment]  # the stub takes only Tensor | Module; an int attribute is fine
 
 
-def history(pruner: tp.pruner.MetaPruner) -> list[list]:
+def history(pruner: tp.pruner.MetaPruner) -> History:
     """JSON-able pruning history: [module name, out-channel pruning?, [indices]] in order."""
     return [[str(name), bool(out), [int(i) for i in idxs]] for name, out, idxs in pruner.pruning_history()]
 
@@ -207,11 +209,11 @@ def shapes(model: nn.Module) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in model.state_dict().items()}
 
 
-def transform(model: nn.Module, input_shape: tuple[int, ...], pruning_history: list[list]) -> dict:
+def transform(model: nn.Module, input_shape: tuple[int, ...], pruning_history: History) -> dict[str, Any]:
     return {"op": OP, "input_shape": list(input_shape), "history": pruning_history, "shapes": shapes(model)}
 
 
-def replay_history(model: nn.Module, pruning_history: list[list], example: torch.Tensor) -> nn.Module:
+def replay_history(model: nn.Module, pruning_history: History, example: torch.Tensor) -> nn.Module:
     """Remove the same channels from a model of the original shapes (weights: whatever it holds)."""
     was_training = model.training
     model.eval()
@@ -231,7 +233,7 @@ def replay_history(model: nn.Module, pruning_history: list[list], example: torch
 
 
 @register(OP)
-def replay(model: nn.Module, t: dict) -> nn.Module:
+def replay(model: nn.Module, t: dict[str, Any]) -> nn.Module:
     device = next(iter(model.parameters()), torch.zeros(0)).device
     try:
         replay_history(model, t["history"], torch.randn(1, *t["input_shape"], device=device))
@@ -270,7 +272,7 @@ def check_prunable(model: nn.Module, example: torch.Tensor, sparsity: float, ign
 
 
 def prune_once(model: nn.Module, example: torch.Tensor, sparsity: float, method: str = "l1",
-               ignored_names: list[str] | None = None) -> dict:
+               ignored_names: list[str] | None = None) -> dict[str, Any]:
     """Remove `sparsity` of every layer's channels in one step (the final classifier's outputs are kept).
 
     Returns the replayable transform. A convenience for scripts and benchmarks; the `prune` stage

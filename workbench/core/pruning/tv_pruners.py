@@ -55,6 +55,7 @@ import math
 import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 
 import torch
 import torch_pruning as tp
@@ -64,9 +65,10 @@ from . import timm_pruners
 from .one_op import OneOp
 
 
-def _one_op_forward(module: nn.Module, original: Callable) -> Callable:
-    def forward(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        return OneOp.apply(x, lambda t: original(module, t, *args, **kwargs))
+def _one_op_forward(module: nn.Module, original: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        out: torch.Tensor = OneOp.apply(x, lambda t: original(module, t, *args, **kwargs))
+        return out
     return forward
 
 
@@ -82,7 +84,7 @@ def traced_as_one_op(modules: Sequence[nn.Module]) -> Iterator[None]:
             m.__dict__.pop("forward", None)
 
 
-class CustomPruner(tp.pruner.BasePruningFunc):
+class CustomPruner(tp.pruner.BasePruningFunc):  # type: ignore[misc]  # torch_pruning is untyped
     """Base of the pruners here."""
 
     def channel_multiple(self, layer: nn.Module) -> int:
@@ -127,7 +129,7 @@ class TrunkOp(nn.Module):
         self.channels: tuple[int, int] | None = None   # (in, out), seen while tracing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = OneOp.apply(x, self.function)
+        out: torch.Tensor = OneOp.apply(x, self.function)
         self.channels = (int(x.shape[1]), int(out.shape[1]))
         return out
 
@@ -143,22 +145,31 @@ class TrunkOpPruner(CustomPruner):
 
     prune_in_channels = prune_out_channels   # coupled: a group through here has it as an output, so is skipped
 
-    def get_in_channels(self, layer: nn.Module) -> int | None:
+    def get_in_channels(self, layer: TrunkOp) -> int | None:
         return layer.channels[0] if layer.channels else None
 
-    def get_out_channels(self, layer: nn.Module) -> int | None:
+    def get_out_channels(self, layer: TrunkOp) -> int | None:
         return layer.channels[1] if layer.channels else None
 
 
-def _traced_shufflenet_block(self, x: torch.Tensor) -> torch.Tensor:
+class _ShuffleBlock(Protocol):     # what is used of torchvision's ShuffleNet V2 `InvertedResidual` while traced
+    stride: int
+    branch1: nn.Module
+    branch2: nn.Module
+    _wb_trunk: nn.ModuleList       # the `TrunkOp`s (first half, second half, shuffle)
+
+
+def _traced_shufflenet_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """torchvision's `InvertedResidual.forward` with the half-split and the shuffle as `TrunkOp`s
     (`check_shufflenet_block` verifies that it computes the same)."""
-    first, second, shuffle = self._wb_trunk
-    if self.stride == 1:
-        out = torch.cat((first(x), self.branch2(second(x))), dim=1)
+    b = cast(_ShuffleBlock, block)
+    first, second, shuffle = b._wb_trunk
+    if b.stride == 1:
+        out = torch.cat((first(x), b.branch2(second(x))), dim=1)
     else:
-        out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-    return shuffle(out)
+        out = torch.cat((b.branch1(x), b.branch2(x)), dim=1)
+    shuffled: torch.Tensor = shuffle(out)
+    return shuffled
 
 
 def _trunk_ops() -> tuple[TrunkOp, TrunkOp, TrunkOp]:
@@ -167,10 +178,10 @@ def _trunk_ops() -> tuple[TrunkOp, TrunkOp, TrunkOp]:
             TrunkOp(lambda t: channel_shuffle(t, 2)))
 
 
-_CHECKED: dict[type, bool] = {}
+_CHECKED: dict[type[nn.Module], bool] = {}
 
 
-def check_shufflenet_block(cls: type) -> bool:
+def check_shufflenet_block(cls: type[nn.Module]) -> bool:
     """Does the traced stand-in compute what this torchvision version's block computes? (checked once)"""
     if cls not in _CHECKED:
         ok = True
@@ -226,22 +237,36 @@ def _stacked(keep: torch.Tensor, width: int, parts: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- Swin, MaxViT
 
+class _SwinAttention(Protocol):    # what is used of torchvision's `ShiftedWindowAttention(V2)`
+    qkv: nn.Linear
+    proj: nn.Linear
+    num_heads: int
+
+
 class SwinAttentionPruner(_ChannelPreserving):
     """torchvision `ShiftedWindowAttention(V2)`: embedding channel j = q/k/v channel j (see the module docstring)."""
 
     def _prune(self, layer: nn.Module, idxs: list[int]) -> None:
         if not idxs:
             return
-        c = layer.qkv.in_features
+        a = cast(_SwinAttention, layer)
+        c = a.qkv.in_features
         keep = _keep(c, idxs)
-        _select(layer.qkv, rows=_stacked(keep, c, 3), cols=keep)
-        _select(layer.proj, rows=keep, cols=keep)
+        _select(a.qkv, rows=_stacked(keep, c, 3), cols=keep)
+        _select(a.proj, rows=keep, cols=keep)
 
     def _channels(self, layer: nn.Module) -> int:
-        return layer.qkv.in_features
+        return cast(_SwinAttention, layer).qkv.in_features
 
     def channel_multiple(self, layer: nn.Module) -> int:
-        return int(layer.num_heads)
+        return int(cast(_SwinAttention, layer).num_heads)
+
+
+class _MaxVitAttention(Protocol):  # what is used of torchvision's `RelativePositionalMultiHeadAttention`
+    to_qkv: nn.Linear
+    merge: nn.Linear
+    n_heads: int
+    head_dim: int
 
 
 class MaxVitAttentionPruner(_ChannelPreserving):
@@ -250,66 +275,84 @@ class MaxVitAttentionPruner(_ChannelPreserving):
     def _prune(self, layer: nn.Module, idxs: list[int]) -> None:
         if not idxs:
             return
-        d = layer.merge.out_features
+        a = cast(_MaxVitAttention, layer)
+        d = a.merge.out_features
         keep = _keep(d, idxs)
-        _select(layer.to_qkv, rows=_stacked(keep, d, 3), cols=keep)
-        _select(layer.merge, rows=keep, cols=keep)
-        layer.head_dim = len(keep) // layer.n_heads
+        _select(a.to_qkv, rows=_stacked(keep, d, 3), cols=keep)
+        _select(a.merge, rows=keep, cols=keep)
+        a.head_dim = len(keep) // a.n_heads
 
     def _channels(self, layer: nn.Module) -> int:
-        return layer.merge.out_features
+        return cast(_MaxVitAttention, layer).merge.out_features
 
     def channel_multiple(self, layer: nn.Module) -> int:
-        return int(layer.n_heads)
+        return int(cast(_MaxVitAttention, layer).n_heads)
+
+
+class _PatchMerging(Protocol):     # what is used of torchvision's `PatchMerging(V2)`
+    reduction: nn.Linear
+    norm: nn.LayerNorm
+    dim: int
 
 
 class SwinPatchMergingPruner(CustomPruner):
     """torchvision `PatchMerging(V2)`: [x0 x1 x2 x3] (4C) -> norm -> reduction (2C), or reduction -> norm."""
 
     def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        m = cast(_PatchMerging, layer)
         idxs = sorted(int(i) for i in idxs)
         if not idxs:
             return layer
-        c = layer.reduction.in_features // 4
+        c = m.reduction.in_features // 4
         keep4 = _stacked(_keep(c, idxs), c, 4)
-        _select(layer.reduction, cols=keep4)
-        if layer.norm.weight.shape[0] == 4 * c:      # V1: the norm comes before the reduction
-            _select_norm(layer.norm, keep4)
-        layer.dim = c - len(idxs)
+        _select(m.reduction, cols=keep4)
+        if m.norm.weight.shape[0] == 4 * c:      # V1: the norm comes before the reduction
+            _select_norm(m.norm, keep4)
+        m.dim = c - len(idxs)
         return layer
 
     def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        m = cast(_PatchMerging, layer)
         idxs = sorted(int(i) for i in idxs)
         if not idxs:
             return layer
-        out = layer.reduction.out_features
+        out = m.reduction.out_features
         keep = _keep(out, idxs)
-        _select(layer.reduction, rows=keep)
-        if layer.norm.weight.shape[0] == out:        # V2: the norm comes after the reduction
-            _select_norm(layer.norm, keep)
+        _select(m.reduction, rows=keep)
+        if m.norm.weight.shape[0] == out:        # V2: the norm comes after the reduction
+            _select_norm(m.norm, keep)
         return layer
 
     def get_in_channels(self, layer: nn.Module) -> int:
-        return layer.reduction.in_features // 4
+        return cast(_PatchMerging, layer).reduction.in_features // 4
 
     def get_out_channels(self, layer: nn.Module) -> int:
-        return layer.reduction.out_features
+        return cast(_PatchMerging, layer).reduction.out_features
 
 
 # ---------------------------------------------------------------- per model
 
+class Adapter(Protocol):
+    """What `structured` uses of `adapt(model)`: an `Adaptation`, or timm's `TimmAdaptation` around one."""
+
+    def tracing(self) -> contextlib.AbstractContextManager[None]: ...
+    def kwargs(self) -> dict[str, Any]: ...
+    def ignore(self, ignored: Sequence[nn.Module]) -> list[nn.Module]: ...
+
+
 @dataclass
 class Adaptation:
     """What torch-pruning needs to handle one model: custom pruners, layers to skip, how to trace."""
-    pruners: dict[type, tp.pruner.BasePruningFunc] = field(default_factory=dict)
+    pruners: dict[type[nn.Module], CustomPruner] = field(default_factory=dict)
     ignored: list[nn.Module] = field(default_factory=list)
     one_op: list[nn.Module] = field(default_factory=list)                 # traced as a single operation
-    blocks: list[tuple[nn.Module, tuple]] = field(default_factory=list)   # (ShuffleNet block, its trunk ops)
+    # (ShuffleNet block, its trunk ops)
+    blocks: list[tuple[nn.Module, tuple[TrunkOp, TrunkOp, TrunkOp]]] = field(default_factory=list)
 
     @contextlib.contextmanager
     def tracing(self) -> Iterator[None]:
         """Active while torch-pruning builds its dependency graph; leaves the model as it was."""
-        patched = []
+        patched: list[nn.Module] = []
         try:
             for block, trunk in self.blocks:
                 patched.append(block)
@@ -323,7 +366,7 @@ class Adaptation:
                 if "_wb_trunk" in block._modules:
                     del block._wb_trunk
 
-    def kwargs(self) -> dict:
+    def kwargs(self) -> dict[str, Any]:
         return {"customized_pruners": dict(self.pruners)} if self.pruners else {}
 
     def ignore(self, ignored: Sequence[nn.Module]) -> list[nn.Module]:
@@ -335,7 +378,7 @@ class Adaptation:
         return [*ignored, *self.ignored, *owners]
 
 
-def adapt(model: nn.Module) -> Adaptation:
+def adapt(model: nn.Module) -> Adapter:
     """The custom pruners and tracing changes `model` needs (nothing for models torch-pruning handles): those
     of its torchvision layers here, those of its timm layers from `timm_pruners`."""
     return timm_pruners.extend(model, _torchvision(model))
@@ -370,7 +413,7 @@ def _torchvision(model: nn.Module) -> Adaptation:
     return a
 
 
-def channel_multiple(graph: tp.DependencyGraph, group) -> int:
+def channel_multiple(graph: tp.DependencyGraph, group: Any) -> int:     # group: a torch_pruning Group
     """The multiple a group's remaining channels must keep (the lcm of the head counts it reaches)."""
     m = 1
     for dep, _ in group:

@@ -12,7 +12,7 @@ Already-masked weights stay masked (a pruned weight is never revived).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -75,7 +75,7 @@ def _keep_mask(scores: torch.Tensor, old: torch.Tensor | None, n_prune: int) -> 
     return keep.view(scores.shape)
 
 
-def compute_masks(layers: dict[str, nn.Module], scores: dict[str, torch.Tensor], plan: Plan,
+def compute_masks(layers: Mapping[str, nn.Module], scores: dict[str, torch.Tensor], plan: Plan,
                   old_masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """New masks for every layer in the plan, keyed by parameter name (`<layer>.weight`)."""
     masks: dict[str, torch.Tensor] = {}
@@ -91,7 +91,7 @@ def compute_masks(layers: dict[str, nn.Module], scores: dict[str, torch.Tensor],
                         else torch.ones(flat[-1].numel(), dtype=torch.bool, device=flat[-1].device))
         total = sum(t.numel() for t in flat)
         keep = _keep_mask(torch.cat(flat), torch.cat(olds), plan.shared_prune_count(total))
-        for name, part in zip(plan.shared, keep.split([t.numel() for t in flat])):
+        for name, part in zip(plan.shared, torch.split(keep, [t.numel() for t in flat])):
             masks[f"{name}.weight"] = part.view(scores[name].shape)
     return masks
 

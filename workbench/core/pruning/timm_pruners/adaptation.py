@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch_pruning as tp
 from torch import nn
 
-from .patches import PATCHED, _checked
-from .specs import KEPT, KEPT_OUTPUTS, OPAQUE, PRESERVING, Spec, _is_mixed_depthwise, _mixed_depthwise, _name
+from .patches import PATCHED, Forward, _checked
+from .specs import KEPT, KEPT_OUTPUTS, OPAQUE, PRESERVING, Spec, _as_mixed, _is_mixed_depthwise, _mixed_depthwise, _name
 from .standins import KeptOp, KeptPruner, Marker, OpaqueOp, OpaquePruner, PreservingOp, PreservingPruner, _NeverInAModel
+
+if TYPE_CHECKING:
+    from ..tv_pruners import Adapter
 
 
 def _kept(model: nn.Module) -> list[nn.Module]:
@@ -23,11 +25,11 @@ def _kept(model: nn.Module) -> list[nn.Module]:
     * MixNet's MixedConv2d when not depthwise (1x1 convolutions over fixed splits): removing all channels of
       a split would leave a convolution with no inputs or outputs, which PyTorch does not run.
     """
-    out = []
+    out: list[nn.Module] = []
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels and m.out_channels != m.in_channels:
             out.append(m)
-        elif _name(type(m)) == "timm.layers.mixed_conv2d.MixedConv2d" and len(m) > 1 and not _is_mixed_depthwise(m):
+        elif _name(type(m)) == "timm.layers.mixed_conv2d.MixedConv2d" and len(_as_mixed(m)) > 1 and not _is_mixed_depthwise(m):
             out.append(m)
         elif _name(type(m)) in KEPT:
             out.append(m)
@@ -38,14 +40,14 @@ def _kept(model: nn.Module) -> list[nn.Module]:
 class TimmAdaptation:
     """The model's `tv_pruners.Adaptation` (`base`) plus, while torch-pruning traces, timm modules swapped for
     stand-ins and forwards rewritten. The same three methods as `base`, which `structured` calls."""
-    base: Any
-    pruners: dict[type, tp.pruner.BasePruningFunc] = field(default_factory=dict)
+    base: Adapter
+    pruners: dict[type[nn.Module], Any] = field(default_factory=dict)     # type -> torch_pruning BasePruningFunc
     ignored: list[nn.Module] = field(default_factory=list)
     # (parent, attribute, original module or None for an added one, stand-in)
     swaps: list[tuple[nn.Module, str, nn.Module | None, nn.Module]] = field(default_factory=list)
-    forwards: list[tuple[nn.Module, Callable]] = field(default_factory=list)
+    forwards: list[tuple[nn.Module, Forward]] = field(default_factory=list)
 
-    def kwargs(self) -> dict:
+    def kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.base.kwargs())
         pruners = {**kwargs.get("customized_pruners", {}), **self.pruners}
         if KeptOp in pruners:
@@ -59,7 +61,7 @@ class TimmAdaptation:
 
     @contextlib.contextmanager
     def tracing(self) -> Iterator[None]:
-        done = []
+        done: list[tuple[nn.Module, str, nn.Module | None]] = []
         try:
             for parent, attr, original, standin in self.swaps:
                 parent._modules[attr] = standin
@@ -88,7 +90,7 @@ def specs(model: nn.Module) -> tuple[dict[nn.Module, Spec], dict[nn.Module, Spec
             opaque[m] = OPAQUE[name](m)
         elif name in PRESERVING:
             preserving[m] = PRESERVING[name](m)
-        elif name == "timm.layers.mixed_conv2d.MixedConv2d" and len(m) > 1 and _is_mixed_depthwise(m):
+        elif name == "timm.layers.mixed_conv2d.MixedConv2d" and len(_as_mixed(m)) > 1 and _is_mixed_depthwise(m):
             preserving[m] = _mixed_depthwise(m)
     for m in list(model.modules()):
         name = _name(type(m))
@@ -102,7 +104,7 @@ def specs(model: nn.Module) -> tuple[dict[nn.Module, Spec], dict[nn.Module, Spec
             [m for m in kept if id(m) not in inside])
 
 
-def extend(model: nn.Module, a: Any) -> Any:
+def extend(model: nn.Module, a: Adapter) -> Adapter:
     """`a` (the `tv_pruners.Adaptation` from `tv_pruners.adapt`) with what the timm layers of `model` need;
     `a` itself for a model without timm layers."""
     if not any(type(m).__module__.startswith("timm.") for m in model.modules()):
@@ -115,20 +117,23 @@ def extend(model: nn.Module, a: Any) -> Any:
             if child is not None:
                 parents.setdefault(id(child), []).append((parent, name))
     for m, spec in [*opaque.items(), *preserving.items()]:
-        standin = (OpaqueOp if m in opaque else PreservingOp)(m, spec)
+        standin: nn.Module = (OpaqueOp if m in opaque else PreservingOp)(m, spec)
         out.pruners.setdefault(type(standin), OpaquePruner() if m in opaque else PreservingPruner())
         out.swaps.extend((parent, name, m, standin) for parent, name in parents[id(m)])
         if spec.frozen:
             out.ignored.append(standin)
     for m in model.modules():
         found = PATCHED.get(_name(type(m)))
-        added = found[1](m) if found else None
+        if found is None:
+            continue
+        forward, patch = found
+        added = patch(m)
         if added:
             for attr, standin in added.items():
                 out.pruners.setdefault(KeptOp, KeptPruner())
                 out.ignored.append(standin)
                 out.swaps.append((m, attr, None, standin))
-            out.forwards.append((m, found[0]))
+            out.forwards.append((m, forward))
     for m in kept:
         standin = KeptOp(m)
         out.pruners.setdefault(KeptOp, KeptPruner())

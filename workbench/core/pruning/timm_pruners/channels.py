@@ -16,18 +16,26 @@ def _keep(n: int, idxs: Sequence[int]) -> torch.Tensor:
     return torch.tensor([i for i in range(n) if i not in drop], dtype=torch.long)
 
 
-class CustomPruner(tp.pruner.BasePruningFunc):
+class CustomPruner(tp.pruner.BasePruningFunc):  # type: ignore[misc]  # torch_pruning is untyped
     """Base of the pruners here (no head-count constraint: attention inner widths are never pruned)."""
 
     def channel_multiple(self, layer: nn.Module) -> int:
         return 1
 
+
+class _Sized:
+    """A spec entry that removes channels itself (a parameter plus a size attribute)."""
+
+    def __init__(self, remove: Callable[[Sequence[int]], None], size: Callable[[], int]) -> None:
+        self.remove, self.size = remove, size
+
+
 # An entry of a side: a layer (all of its channels on that side), or (layer, parts) when the layer sees each
-# channel `parts` times, stacked (Swin's 2x2 patch merge: channel j is columns j, C+j, 2C+j, 3C+j).
-Entry = nn.Module | tuple[nn.Module, int]
+# channel `parts` times, stacked (Swin's 2x2 patch merge: channel j is columns j, C+j, 2C+j, 3C+j), or a `_Sized`.
+Entry = nn.Module | tuple[nn.Module, int] | _Sized
 
 
-def _layer(entry: Entry) -> tuple[nn.Module, int]:
+def _layer(entry: Entry) -> tuple[nn.Module | _Sized, int]:
     return entry if isinstance(entry, tuple) else (entry, 1)
 
 
@@ -74,13 +82,6 @@ def _remove(entries: Sequence[Entry], idxs: Sequence[int], inputs: bool) -> None
         width = _size(layer, "in" if columns else "out") // parts
         box = _BOX[tp.ops.module2type(layer)]
         (box.prune_in_channels if columns else box.prune_out_channels)(layer, _expand(idxs, width, parts))
-
-
-class _Sized:
-    """A spec entry that removes channels itself (a parameter plus a size attribute)."""
-
-    def __init__(self, remove: Callable[[Sequence[int]], None], size: Callable[[], int]) -> None:
-        self.remove, self.size = remove, size
 
 
 def _channels(entries: Sequence[Entry], side: str) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -14,7 +15,7 @@ def _kept_fn(fn: Callable[[torch.Tensor], torch.Tensor]) -> KeptOp:
     return KeptOp(fn)   # a function as the target: no layers inside, one node, nothing removed
 
 
-def _rexnet_forward(self, x: torch.Tensor) -> torch.Tensor:
+def _rexnet_forward(self: Any, x: torch.Tensor) -> torch.Tensor:     # self: timm's LinearBottleneck, `_wb_pad` added
     """ReXNet LinearBottleneck with its partial residual `cat([x[:, :in] + shortcut, x[:, in:]])` written as
     `x + pad(shortcut)` (the same values), the zero-padding a kept op: torch-pruning's group search over the
     slice and concatenation runs for minutes; this way the trunk stays and the expansion is pruned."""
@@ -29,7 +30,8 @@ def _rexnet_forward(self, x: torch.Tensor) -> torch.Tensor:
     if self.drop_path is not None:
         x = self.drop_path(x)
     self._wb_pad.target.width = int(x.shape[1])
-    return x + self._wb_pad(shortcut)
+    padded: torch.Tensor = self._wb_pad(shortcut)
+    return x + padded
 
 
 class _PadChannels:
@@ -44,7 +46,7 @@ def _rexnet_patch(m: nn.Module) -> dict[str, nn.Module] | None:
     return {"_wb_pad": _kept_fn(_PadChannels())} if m.use_shortcut else None
 
 
-def _dpn_forward(self, x: torch.Tensor) -> torch.Tensor:
+def _dpn_forward(self: Any, x: torch.Tensor) -> torch.Tensor:     # self: timm's DualPathBlock, the `_wb_*` ops added
     """DPN DualPathBlock with its channel slices (`x[:, :num_1x1_c]`, `x[:, num_1x1_c:]`) as kept ops: torch-pruning
     cannot size slices by a count held in an attribute (TypeError in its concat index mapping). The dual-path
     trunk stays; each block's bottleneck (1x1 -> grouped 3x3) is pruned."""
@@ -63,14 +65,20 @@ def _dpn_forward(self, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x_s1 + out1, x_s2, out2], dim=1)
 
 
+class _DualPathBlock(Protocol):     # what `_dpn_patch` reads of timm's DualPathBlock
+    num_1x1_c: int
+
+
 def _dpn_patch(m: nn.Module) -> dict[str, nn.Module]:
-    n = int(m.num_1x1_c)
+    n = int(cast(_DualPathBlock, m).num_1x1_c)
     return {"_wb_s1": _kept_fn(lambda t: t[:, :n]), "_wb_s2": _kept_fn(lambda t: t[:, n:]),
             "_wb_c1": _kept_fn(lambda t: t[:, :n]), "_wb_c2": _kept_fn(lambda t: t[:, n:])}
 
 
+Forward = Callable[[Any, torch.Tensor], torch.Tensor]    # (the module, its input) -> its output
+
 # class -> (forward used while tracing, the kept ops it calls (None: leave this instance alone))
-PATCHED: dict[str, tuple[Callable, Callable[[nn.Module], dict[str, nn.Module] | None]]] = {
+PATCHED: dict[str, tuple[Forward, Callable[[nn.Module], dict[str, nn.Module] | None]]] = {
     "timm.models.rexnet.LinearBottleneck": (_rexnet_forward, _rexnet_patch),
     "timm.models.dpn.DualPathBlock": (_dpn_forward, _dpn_patch),
 }
@@ -85,10 +93,10 @@ def _unhooked_copy(module: nn.Module) -> nn.Module:
     return clone
 
 
-def _checked(module: nn.Module, forward: Callable) -> Callable:
+def _checked(module: nn.Module, forward: Forward) -> Callable[[torch.Tensor], torch.Tensor]:
     """`forward` as `module`'s forward, checked (once per module) against the class's own forward, so that a
     timm version whose block computes something else fails loudly instead of tracing the wrong graph."""
-    checked = []
+    checked: list[bool] = []
 
     def run(x: torch.Tensor) -> torch.Tensor:
         out = forward(module, x)

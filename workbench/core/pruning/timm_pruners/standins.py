@@ -1,7 +1,8 @@
 """Stand-ins for timm modules while torch-pruning traces, and their pruners."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -17,19 +18,22 @@ class StandIn(nn.Module):
     from its first input. The module is not a submodule of the stand-in (its layers are not traced); `spec`
     says which of its layers see which channels."""
 
-    def __init__(self, target: nn.Module, spec: Spec) -> None:
+    target: Callable[..., torch.Tensor]      # the module (or, for a `KeptOp`, a function)
+
+    def __init__(self, target: Callable[..., torch.Tensor], spec: Spec) -> None:
         super().__init__()
         object.__setattr__(self, "target", target)
         self.spec = spec
 
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        return OneOp.apply(x, lambda t: self.target(t, *args, **kwargs))
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        out: torch.Tensor = OneOp.apply(x, lambda t: self.target(t, *args, **kwargs))
+        return out
 
 
 class OpaqueOp(StandIn):
     """Input and output channels independent."""
 
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         out = super().forward(x, *args, **kwargs)
         self.out_channels = int(out.shape[1 if out.dim() == 4 else -1])   # NCHW, or tokens (B, N, C)
         return out
@@ -42,11 +46,11 @@ class PreservingOp(StandIn):
 class KeptOp(StandIn):
     """Kept whole: listed as an ignored layer, so torch-pruning skips every group that reaches it."""
 
-    def __init__(self, target: nn.Module) -> None:
+    def __init__(self, target: Callable[..., torch.Tensor]) -> None:
         super().__init__(target, Spec([]))
         self.channels: tuple[int, int] | None = None   # (in, out), seen while tracing
 
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         out = super().forward(x, *args, **kwargs)
         dim = 1 if x.dim() == 4 else -1                 # NCHW, or tokens (B, N, C)
         self.channels = (int(x.shape[dim]), int(out.shape[dim]))
@@ -77,16 +81,16 @@ class KeptPruner(CustomPruner):
         return layer.channels[1] if layer.channels else None
 
 
-class Marker(tp.pruner.BasePruningFunc):
+class Marker(tp.pruner.BasePruningFunc):  # type: ignore[misc]  # torch_pruning is untyped
     """Registered for a type no model has: its `prune_out_channels` is `kept.prune_in_channels`, so torch-pruning's
     set of output-side handlers contains it (see `KeptPruner`)."""
 
     def __init__(self, kept: KeptPruner) -> None:
         super().__init__()
-        self.prune_out_channels = kept.prune_in_channels   # type: ignore[method-assign]
-        self.prune_in_channels = kept.prune_in_channels    # type: ignore[method-assign]
+        self.prune_out_channels = kept.prune_in_channels   # type: ignore[method-assign]  # on purpose: see above
+        self.prune_in_channels = kept.prune_in_channels    # type: ignore[method-assign]  # on purpose: see above
 
-    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:  # replaced per instance
+    def prune_out_channels(self, layer: KeptOp, idxs: Sequence[int]) -> nn.Module:  # replaced per instance
         return layer
 
     prune_in_channels = prune_out_channels
