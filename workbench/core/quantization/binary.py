@@ -9,6 +9,7 @@ through the quantizer (see tied.py).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -38,21 +39,23 @@ def ternarize(w: torch.Tensor, keep: torch.Tensor, ratio: float = TERNARY_RATIO)
     return torch.sign(w) * alpha * above
 
 
-QUANTIZERS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {"binary": binarize, "ternary": ternarize}
+Quantizer = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]    # (weight, keep mask) -> quantized weight
+QUANTIZERS: dict[str, Quantizer] = {"binary": binarize, "ternary": ternarize}
 
 
 class _StraightThrough(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, latent: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, latent: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
         return quantized
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad, None
 
 
-def straight_through(latent: torch.Tensor, keep: torch.Tensor, quantizer) -> torch.Tensor:
+def straight_through(latent: torch.Tensor, keep: torch.Tensor, quantizer: Quantizer) -> torch.Tensor:
     """Forward: exactly the quantized weight; backward: the gradient flows to `latent` unchanged."""
     with torch.no_grad():
         quantized = quantizer(latent, keep)
-    return _StraightThrough.apply(latent, quantized)
+    out: torch.Tensor = _StraightThrough.apply(latent, quantized)
+    return out

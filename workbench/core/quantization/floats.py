@@ -9,6 +9,9 @@ The `cast` transform replays the cast and hooks on a freshly built model, so sna
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -17,13 +20,13 @@ from .. import transforms
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def _cast_inputs(dtype: torch.dtype):
-    def hook(module: nn.Module, args: tuple) -> tuple:
+def _cast_inputs(dtype: torch.dtype) -> Callable[[nn.Module, tuple[Any, ...]], tuple[Any, ...]]:
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
     return hook
 
 
-def _outputs_to_float(module: nn.Module, args: tuple, output):
+def _outputs_to_float(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
     if isinstance(output, torch.Tensor) and output.is_floating_point():
         return output.float()
     return output
@@ -36,7 +39,7 @@ def cast_model(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     return model
 
 
-def _replay_cast(model: nn.Module, t: dict) -> nn.Module:
+def _replay_cast(model: nn.Module, t: dict[str, Any]) -> nn.Module:
     return cast_model(model, getattr(torch, t["dtype"]))
 
 

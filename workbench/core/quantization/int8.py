@@ -16,13 +16,19 @@ import contextlib
 import copy
 import re
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from .. import transforms
 from ..errors import StageError
+
+if TYPE_CHECKING:
+    from torch.ao.quantization import QConfigMapping
+    from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
+    from torch.fx import GraphModule, Node
 
 BACKEND = "x86"
 # torch.load(weights_only=True) of quantized tensors (snapshots, state_dict files) goes through torch's
@@ -55,10 +61,13 @@ def convert_dynamic(model: nn.Module) -> nn.Module:
                           f"(its layers: {', '.join(kinds) or 'none'}); use int8_static")
     from torch.ao.quantization import quantize_dynamic
     with ao_quiet():
-        return quantize_dynamic(copy.deepcopy(model).eval(), set(DYNAMIC_TYPES), dtype=torch.qint8)
+        quantized: nn.Module = quantize_dynamic(  # type: ignore[no-untyped-call]  # torch.ao's quantize_dynamic is unannotated
+            copy.deepcopy(model).eval(), set(DYNAMIC_TYPES), dtype=torch.qint8)
+        return quantized
 
 
-def _traced(fn, model: nn.Module, mapping, example: tuple, custom=None):
+def _traced(fn: Callable[..., GraphModule], model: nn.Module, mapping: QConfigMapping, example: tuple[torch.Tensor, ...],
+            custom: PrepareCustomConfig | None = None) -> GraphModule:
     try:
         with ao_quiet():
             return fn(model, mapping, example, prepare_custom_config=custom)
@@ -88,16 +97,17 @@ def prepare_static(model: nn.Module, example: torch.Tensor, qat: bool = False) -
     return _traced(fn, copy.deepcopy(model).cpu().train(qat), mapping, (example,), custom)
 
 
-def _timm_notrace(model: nn.Module) -> list[type]:
+def _timm_notrace(model: nn.Module) -> list[type[nn.Module]]:
     """timm's non-traceable module classes that `model` uses (none for a model without timm layers)."""
     if not any(type(m).__module__.startswith("timm.") for m in model.modules()):
         return []
     from timm.layers import get_notrace_modules
     used = {type(m) for m in model.modules()}
-    return [cls for cls in get_notrace_modules() if cls in used]
+    notrace: list[type[nn.Module]] = get_notrace_modules()  # type: ignore[no-untyped-call]  # timm's function is unannotated
+    return [cls for cls in notrace if cls in used]
 
 
-def calibrate(prepared: nn.Module, batches: Iterable, limit: int) -> Iterator[int]:
+def calibrate(prepared: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], limit: int) -> Iterator[int]:
     """Run calibration batches through the observers; yields the number done."""
     prepared.eval()
     with torch.inference_mode(), ao_quiet():
@@ -109,9 +119,10 @@ def calibrate(prepared: nn.Module, batches: Iterable, limit: int) -> Iterator[in
 
 
 def convert(prepared: nn.Module) -> nn.Module:
+    """`prepared`: what `prepare_static` returned (a GraphModule), calibrated or trained."""
     from torch.ao.quantization.quantize_fx import convert_fx
     with ao_quiet():
-        return convert_fx(prepared.eval())
+        return convert_fx(cast("GraphModule", prepared.eval()))
 
 
 _UNSUPPORTED = re.compile(r"Could not run '([^']+)' with arguments from the '(\w+)' backend")
@@ -130,14 +141,14 @@ def check_runs(model: nn.Module, example: torch.Tensor) -> None:
         raise StageError(f"int8 model does not run: {str(exc).splitlines()[0][:200]}") from None
 
 
-def _quantized_output(node, named: dict, is_float: dict) -> bool:
+def _quantized_output(node: Node, named: dict[str, nn.Module], is_float: dict[Node, bool]) -> bool:
     """Whether an FX node of a converted graph yields a quantized tensor."""
     target = node.target
     if node.op == "call_method" and target == "dequantize":
         return False
     if node.op == "call_function" and getattr(target, "__name__", "").startswith("quantize_per"):
         return True
-    if node.op == "call_module" and type(named[target]).__module__.startswith("torch.ao.nn.quantized"):
+    if node.op == "call_module" and isinstance(target, str) and type(named[target]).__module__.startswith("torch.ao.nn.quantized"):
         return True
     if node.op == "call_function" and str(getattr(target, "__module__", "") or "").startswith("torch._ops.quantized"):
         return True
@@ -151,7 +162,7 @@ def float_islands(model: nn.Module) -> list[str]:
     if graph is None:
         return []
     named = dict(model.named_modules())
-    is_float: dict = {}
+    is_float: dict[Node, bool] = {}
     out = []
     for node in graph.nodes:
         if node.op == "placeholder":
@@ -178,11 +189,11 @@ def int8_weight_bytes(model: nn.Module) -> int:
     return total
 
 
-def _replay_dynamic(model: nn.Module, t: dict) -> nn.Module:
+def _replay_dynamic(model: nn.Module, t: dict[str, Any]) -> nn.Module:
     return convert_dynamic(model)
 
 
-def _replay_static(model: nn.Module, t: dict) -> nn.Module:
+def _replay_static(model: nn.Module, t: dict[str, Any]) -> nn.Module:
     example = torch.zeros(1, *t["input_shape"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -89,7 +89,7 @@ def kmeans_1d(values: torch.Tensor, k: int, init: str = "linear", max_iter: int 
         iterations = 0
     else:
         gen = torch.Generator().manual_seed(seed)
-        centroids = initial_centroids(sorted_values, k, init, gen).unique()
+        centroids = torch.unique(initial_centroids(sorted_values, k, init, gen))
         zero = sorted_values.new_zeros(1, dtype=torch.float64)
         csum = torch.cat([zero, sorted_values.cumsum(0, dtype=torch.float64)])
         csq: torch.Tensor | None = None        # cumulative squares, only once a cluster runs empty

@@ -10,6 +10,7 @@ from torch import nn
 from ..errors import BadInput
 
 TYPE_KEYS = {"conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d), "linear": (nn.Linear,)}
+WeightLayer = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear    # the types above: what `weight_layers` returns
 DEFAULT_BITS = 8
 
 
@@ -20,12 +21,12 @@ def layer_type(module: nn.Module) -> str | None:
     return None
 
 
-def weight_layers(model: nn.Module, exclude: list[str] | tuple = ()) -> dict[str, nn.Module]:
+def weight_layers(model: nn.Module, exclude: list[str] | tuple[str, ...] = ()) -> dict[str, WeightLayer]:
     """Conv and Linear layers with a float weight, by qualified name, minus `exclude`."""
-    out = {}
+    out: dict[str, WeightLayer] = {}
     for name, m in model.named_modules():
         w = getattr(m, "weight", None)
-        if layer_type(m) and isinstance(w, nn.Parameter) and w.is_floating_point() and name not in exclude:
+        if isinstance(m, WeightLayer) and isinstance(w, nn.Parameter) and w.is_floating_point() and name not in exclude:
             out[name] = m
     return out
 

@@ -7,6 +7,7 @@ which is what centroid fine-tuning trains.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -43,9 +44,9 @@ def share_layer(param: str, weight: torch.Tensor, keep: torch.Tensor, bits: int,
 
 
 def share_weights(model: nn.Module, masks: dict[str, torch.Tensor], bits: int | dict[str, int], init: str,
-                  exclude: list[str] | tuple = (), seed: int = 0, max_iter: int = 100) -> dict[str, SharedLayer]:
+                  exclude: list[str] | tuple[str, ...] = (), seed: int = 0, max_iter: int = 100) -> dict[str, SharedLayer]:
     """Weight-share every Conv/Linear weight of `model` in place; returns the layers by parameter name."""
-    shared = {}
+    shared: dict[str, SharedLayer] = {}
     for name, module in weight_layers(model, exclude).items():
         param = f"{name}.weight"
         w = module.weight.detach()
@@ -68,9 +69,10 @@ def round_codebooks(model: nn.Module, shared: dict[str, SharedLayer], dtype: tor
             params[name].copy_(layer.weight())
 
 
-def round_biases(layers: dict[str, nn.Module], dtype: torch.dtype) -> None:
+def round_biases(layers: Mapping[str, nn.Module], dtype: torch.dtype) -> None:
     """Round the layers' biases to `dtype` values (kept as float32 tensors)."""
     with torch.no_grad():
         for module in layers.values():
-            if isinstance(getattr(module, "bias", None), torch.Tensor):
-                module.bias.copy_(module.bias.to(dtype).float())
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                bias.copy_(bias.to(dtype).float())

@@ -9,11 +9,13 @@ module, so evaluation, snapshots and exports always see the tied values.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..events import Event
 from ..training import fit
 
 Producer = Callable[[], torch.Tensor]
@@ -26,9 +28,10 @@ def write_back(model: nn.Module, produce: dict[str, Producer]) -> None:
             params[name].copy_(fn().to(params[name].dtype))
 
 
-def tied_fit(session, produce: dict[str, Producer], sources: Iterable[nn.Parameter], epochs: int, lr: float,
-             optimizer: str = "adam", batch_size: int | None = None, label: str = "quantize") -> Iterator:
-    """Train `sources` (and every untied parameter) with the tied weights produced from them."""
+def tied_fit(session: Any, produce: dict[str, Producer], sources: Iterable[nn.Parameter], epochs: int, lr: float,
+             optimizer: str = "adam", batch_size: int | None = None, label: str = "quantize") -> Iterator[Event]:
+    """Train `sources` (and every untied parameter) with the tied weights produced from them (`session`: the
+    stage's session, as `training.fit` takes it)."""
     model = session.model
     params = dict(model.named_parameters())
     frozen = [params[n] for n in produce if params[n].requires_grad]
