@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from .errors import BadInput, UnreadableFile
-from .limits import MAX_JSON_DEPTH, human_bytes
+from .limits import MAX_JSON_DEPTH, clip, human_bytes
 
 
 def _read_umask() -> int:
@@ -85,7 +85,6 @@ def resolved(path: str | os.PathLike) -> Path:
 
 
 def clip_path(path: str | os.PathLike) -> str:
-    from .limits import clip
     return clip(os.fspath(path), 200)
 
 
