@@ -47,12 +47,13 @@ def fitnet_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor, ad
     if isinstance(adapter, nn.Conv2d):
         s = adapter(student_feature)
         if s.shape[2:] != teacher_feature.shape[2:]:
-            s = F.adaptive_avg_pool2d(s, teacher_feature.shape[2:])
+            h, w = teacher_feature.shape[2:]
+            s = F.adaptive_avg_pool2d(s, (h, w))
         return F.mse_loss(s, teacher_feature)
     return F.mse_loss(adapter(pooled(student_feature)), pooled(teacher_feature))
 
 
-def attention_map(feature: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+def attention_map(feature: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:
     """Spatial attention of a [B, C, H, W] feature: mean over channels of a^2, flattened and L2-normalised."""
     a = feature.pow(2).mean(dim=1, keepdim=True)
     if size is not None and a.shape[2:] != size:

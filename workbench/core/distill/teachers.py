@@ -1,14 +1,19 @@
 """Teachers for distillation: the run's input, one of its snapshots, a model spec, or an ensemble."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from ..errors import BadInput
 from ..metrics import is_quantized
 from .losses import soft_targets
+
+TeacherRef = str | int     # one teacher: a model spec ("input", a file, a snapshot folder) or a snapshot index
 
 
 class FeatureTap:
@@ -17,14 +22,14 @@ class FeatureTap:
     def __init__(self, model: nn.Module, names: list[str], who: str) -> None:
         modules = dict(model.named_modules())
         self.outputs: dict[str, torch.Tensor] = {}
-        self._handles = []
+        self._handles: list[RemovableHandle] = []
         for name in names:
             if name not in modules:
                 raise BadInput(f"{who} has no layer {name!r}")
             self._handles.append(modules[name].register_forward_hook(self._keeper(name)))
 
-    def _keeper(self, name: str):
-        def hook(_module, _inputs, output):
+    def _keeper(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
             self.outputs[name] = output[0] if isinstance(output, (tuple, list)) else output
         return hook
 
@@ -34,11 +39,11 @@ class FeatureTap:
         self._handles.clear()
 
 
-def is_snapshot_index(teacher) -> bool:
+def is_snapshot_index(teacher: object) -> bool:
     return isinstance(teacher, int) and not isinstance(teacher, bool)
 
 
-def teacher_specs(teacher) -> list:
+def teacher_specs(teacher: TeacherRef | list[str]) -> list[TeacherRef]:
     """The list of teacher references in a `teacher` setting (one unless an ensemble)."""
     return list(teacher) if isinstance(teacher, list) else [teacher]
 
@@ -60,7 +65,7 @@ class Teacher:
         features = dict(self.tap.outputs) if self.tap else {}
         return probs, torch.stack(logits).mean(0), features
 
-    def accuracy(self, batches) -> float:
+    def accuracy(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
         correct = seen = 0
         for x, y in batches:
             p, _, _ = self(x.to(self.device), 1.0)
@@ -73,7 +78,7 @@ class Teacher:
             self.tap.close()
 
 
-def describe(ref) -> str:
+def describe(ref: TeacherRef) -> str:
     if ref == "input":
         return "the run's input model (snapshot 0)"
     if is_snapshot_index(ref):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 from torch import nn
 
@@ -18,7 +19,7 @@ def eligible_layers(model: nn.Module, method: str) -> list[str]:
 
 def restructure(model: nn.Module, method: str, layers: list[str], rank: int | float = 0.25,
                 energy: float | None = None, skip_growing: bool = True,
-                between: Callable[[], None] = lambda: None) -> tuple[dict, dict[str, str]]:
+                between: Callable[[], None] = lambda: None) -> tuple[dict[str, Any], dict[str, str]]:
     """Change `model` in place; returns (replayable transform, {layer: what was done}).
 
     lowrank skips a layer the factorisation would not shrink when `skip_growing`; `between` runs before
@@ -29,11 +30,11 @@ def restructure(model: nn.Module, method: str, layers: list[str], rank: int | fl
         fold_bn.fold(model, pairs)
         return {"op": fold_bn.OP, "pairs": [list(x) for x in pairs]}, {c: f"folded {b}" for c, b in pairs}
     changed: dict[str, str] = {}
-    transform: dict = {"op": method, "layers": {} if method == "lowrank" else []}
-    for name in layers:
+    transform: dict[str, Any] = {"op": method, "layers": {} if method == "lowrank" else []}
+    for name in layers:               # `eligible_layers` for `method` (the stage checks them)
         between()
-        layer = model.get_submodule(name)
         if method == "lowrank":
+            layer = cast(lowrank.Factorable, model.get_submodule(name))
             r = lowrank.rank_for(layer, rank, energy)
             if skip_growing and lowrank.params_after(layer, r) >= sum(t.numel() for t in layer.parameters()):
                 continue
@@ -41,8 +42,9 @@ def restructure(model: nn.Module, method: str, layers: list[str], rank: int | fl
             transform["layers"][name] = r
             changed[name] = f"rank {r} of {lowrank.full_rank(layer)}, error {error:.3f}"
         else:
-            new, error = depthwise.separate(layer)
+            conv = cast(nn.Conv2d, model.get_submodule(name))
+            new, error = depthwise.separate(conv)
             transform["layers"].append(name)
-            changed[name] = f"cost x{depthwise.cost_ratio(layer):.3f}, error {error:.3f}"
+            changed[name] = f"cost x{depthwise.cost_ratio(conv):.3f}, error {error:.3f}"
         model.set_submodule(name, new)
     return transform, changed

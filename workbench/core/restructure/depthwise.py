@@ -9,10 +9,13 @@ distillation recovers the accuracy.
 """
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
 from .. import transforms
+from .conv import like
 
 OP = "depthwise"
 
@@ -28,8 +31,7 @@ def cost_ratio(module: nn.Conv2d) -> float:
 
 
 def shell(module: nn.Conv2d) -> nn.Sequential:
-    depth = nn.Conv2d(module.in_channels, module.in_channels, module.kernel_size, module.stride, module.padding,
-                      module.dilation, groups=module.in_channels, bias=False, padding_mode=module.padding_mode)
+    depth = like(module, module.in_channels, module.in_channels, groups=module.in_channels, bias=False)
     return nn.Sequential(depth, nn.Conv2d(module.in_channels, module.out_channels, 1, bias=module.bias is not None))
 
 
@@ -43,19 +45,20 @@ def separate(module: nn.Conv2d) -> tuple[nn.Sequential, float]:
     depth_w = (root[:, None] * vh[:, 0, :]).reshape(cin, 1, kh, kw)
     point_w = (u[:, :, 0] * root[:, None]).t().reshape(out, cin, 1, 1)
     pair = shell(module).to(module.weight.device)
+    depth, point = cast(nn.Conv2d, pair[0]), cast(nn.Conv2d, pair[1])
     with torch.no_grad():
-        pair[0].weight.copy_(depth_w)
-        pair[1].weight.copy_(point_w)
-        if module.bias is not None:
-            pair[1].bias.copy_(module.bias)
+        depth.weight.copy_(depth_w)
+        point.weight.copy_(point_w)
+        if module.bias is not None and point.bias is not None:
+            point.bias.copy_(module.bias)
     approx = torch.einsum("oc,ck->ock", point_w.reshape(out, cin), depth_w.reshape(cin, kh * kw))
     error = float((approx - w.reshape(out, cin, kh * kw)).norm() / w.norm().clamp_min(1e-30))
     return pair, error
 
 
-def _replay(model: nn.Module, t: dict) -> nn.Module:
-    for name in t["layers"]:
-        model.set_submodule(name, shell(model.get_submodule(name)))
+def _replay(model: nn.Module, t: dict[str, Any]) -> nn.Module:
+    for name in t["layers"]:                # the record names the convolutions that were separated
+        model.set_submodule(name, shell(cast(nn.Conv2d, model.get_submodule(name))))
     return model
 
 

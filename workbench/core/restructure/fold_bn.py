@@ -6,11 +6,14 @@ model computes the same function in eval mode with one layer less per pair.
 """
 from __future__ import annotations
 
+from typing import Any, cast
+
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .. import transforms
 from ..errors import BadInput
+from .conv import like
 
 OP = "fold_bn"
 
@@ -36,15 +39,15 @@ def find_pairs(model: nn.Module) -> list[tuple[str, str]]:
 
 
 def shell(conv: nn.Conv2d) -> nn.Conv2d:
-    return nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                     conv.groups, bias=True, padding_mode=conv.padding_mode)
+    return like(conv, conv.in_channels, conv.out_channels, groups=conv.groups, bias=True)
 
 
 def fold(model: nn.Module, pairs: list[tuple[str, str]]) -> None:
     """Fold each pair in place (the model is put in eval mode: folding uses the running statistics)."""
     model.eval()
-    for conv_name, bn_name in pairs:
-        fused = fuse_conv_bn_eval(model.get_submodule(conv_name), model.get_submodule(bn_name))
+    for conv_name, bn_name in pairs:       # from `find_pairs`: a Conv2d and the BatchNorm2d it feeds
+        fused = fuse_conv_bn_eval(cast(nn.Conv2d, model.get_submodule(conv_name)),
+                                  cast(nn.BatchNorm2d, model.get_submodule(bn_name)))
         fused.weight.requires_grad_(True)
         if fused.bias is not None:
             fused.bias.requires_grad_(True)
@@ -52,9 +55,9 @@ def fold(model: nn.Module, pairs: list[tuple[str, str]]) -> None:
         model.set_submodule(bn_name, nn.Identity())
 
 
-def _replay(model: nn.Module, t: dict) -> nn.Module:
-    for conv_name, bn_name in t["pairs"]:
-        model.set_submodule(conv_name, shell(model.get_submodule(conv_name)))
+def _replay(model: nn.Module, t: dict[str, Any]) -> nn.Module:
+    for conv_name, bn_name in t["pairs"]:   # the record names the convolutions that were folded
+        model.set_submodule(conv_name, shell(cast(nn.Conv2d, model.get_submodule(conv_name))))
         model.set_submodule(bn_name, nn.Identity())
     return model
 

@@ -7,12 +7,16 @@ rank-r approximation of W (Eckart-Young). Worth it only while r (in k^2 + out) <
 """
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
 from .. import transforms
+from .conv import like
 
 OP = "lowrank"
+Factorable = nn.Linear | nn.Conv2d      # the layers `eligible` accepts
 
 
 def eligible(module: nn.Module) -> bool:
@@ -22,16 +26,16 @@ def eligible(module: nn.Module) -> bool:
                                                                         module.in_channels * module.kernel_size[0] * module.kernel_size[1]) > 1
 
 
-def matrix(module: nn.Module) -> torch.Tensor:
+def matrix(module: Factorable) -> torch.Tensor:
     """The layer's weight as a 2-D matrix (out, in * k * k)."""
     return module.weight.detach().reshape(module.weight.shape[0], -1).float()
 
 
-def full_rank(module: nn.Module) -> int:
+def full_rank(module: Factorable) -> int:
     return min(matrix(module).shape)
 
 
-def rank_for(module: nn.Module, rank: int | float | None, energy: float | None) -> int:
+def rank_for(module: Factorable, rank: int | float, energy: float | None) -> int:
     """The rank to keep: `energy` (fraction of sum S^2 retained) when given, else `rank` (int, or fraction of full rank)."""
     full = full_rank(module)
     if energy is not None:
@@ -43,22 +47,21 @@ def rank_for(module: nn.Module, rank: int | float | None, energy: float | None) 
     return max(1, min(full, int(rank)))
 
 
-def params_after(module: nn.Module, r: int) -> int:
+def params_after(module: Factorable, r: int) -> int:
     out, cols = matrix(module).shape
     return r * (cols + out) + (module.bias.numel() if module.bias is not None else 0)
 
 
-def shell(module: nn.Module, r: int) -> nn.Sequential:
+def shell(module: Factorable, r: int) -> nn.Sequential:
     """The factorised pair with the layer's hyper-parameters (untrained)."""
     bias = module.bias is not None
     if isinstance(module, nn.Linear):
         return nn.Sequential(nn.Linear(module.in_features, r, bias=False), nn.Linear(r, module.out_features, bias=bias))
-    first = nn.Conv2d(module.in_channels, r, module.kernel_size, module.stride, module.padding, module.dilation,
-                      bias=False, padding_mode=module.padding_mode)
+    first = like(module, module.in_channels, r, bias=False)
     return nn.Sequential(first, nn.Conv2d(r, module.out_channels, 1, bias=bias))
 
 
-def factorise(module: nn.Module, r: int) -> tuple[nn.Sequential, float]:
+def factorise(module: Factorable, r: int) -> tuple[nn.Sequential, float]:
     """The factorised layer and the relative Frobenius error ||W - W_r|| / ||W||."""
     w = matrix(module)
     u, s, vh = torch.linalg.svd(w, full_matrices=False)
@@ -66,18 +69,19 @@ def factorise(module: nn.Module, r: int) -> tuple[nn.Sequential, float]:
     first_w = (root[:, None] * vh[:r])            # r x (in k k)
     second_w = u[:, :r] * root[None, :]           # out x r
     pair = shell(module, r).to(module.weight.device)
+    first, second = cast(Factorable, pair[0]), cast(Factorable, pair[1])
     with torch.no_grad():
-        pair[0].weight.copy_(first_w.reshape(pair[0].weight.shape))
-        pair[1].weight.copy_(second_w.reshape(pair[1].weight.shape))
-        if module.bias is not None:
-            pair[1].bias.copy_(module.bias)
+        first.weight.copy_(first_w.reshape(first.weight.shape))
+        second.weight.copy_(second_w.reshape(second.weight.shape))
+        if module.bias is not None and second.bias is not None:
+            second.bias.copy_(module.bias)
     error = float(s[r:].pow(2).sum().sqrt() / s.pow(2).sum().sqrt().clamp_min(1e-30))
     return pair, error
 
 
-def _replay(model: nn.Module, t: dict) -> nn.Module:
-    for name, r in t["layers"].items():
-        model.set_submodule(name, shell(model.get_submodule(name), int(r)))
+def _replay(model: nn.Module, t: dict[str, Any]) -> nn.Module:
+    for name, r in t["layers"].items():     # the record names the layers that were factorised
+        model.set_submodule(name, shell(cast(Factorable, model.get_submodule(name)), int(r)))
     return model
 
 
