@@ -8,9 +8,12 @@ probability reaches it for every sample of the batch, so the rest of the network
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from .. import transforms
 from ..errors import BadInput
@@ -36,10 +39,10 @@ def make_head(features: int, spatial: bool, classes: int) -> nn.Module:
     return nn.Sequential(nn.ReLU(), nn.Linear(features, classes))
 
 
-def probe(model: nn.Module, example: torch.Tensor, names: list[str]) -> dict[str, tuple[int, torch.Size]]:
-    """(calls, output shape) of each named module on one forward pass."""
+def probe(model: nn.Module, example: torch.Tensor, names: list[str]) -> dict[str, tuple[int, torch.Size | None]]:
+    """(calls, output shape: None when it gives no tensor) of each named module on one forward pass."""
     modules = dict(model.named_modules())
-    seen: dict[str, list] = {n: [] for n in names}
+    seen: dict[str, list[torch.Size | None]] = {n: [] for n in names}
     handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: seen[n].append(getattr(o, "shape", None)))
                for n in names]
     try:
@@ -51,7 +54,7 @@ def probe(model: nn.Module, example: torch.Tensor, names: list[str]) -> dict[str
     return {n: (len(v), v[0] if v else None) for n, v in seen.items()}
 
 
-def check_exit(name: str, calls: int, shape) -> str | None:
+def check_exit(name: str, calls: int, shape: torch.Size | None) -> str | None:
     if calls != 1:
         return f"{name!r} runs {calls} times per forward pass; an exit needs a layer that runs once"
     if shape is None or len(shape) not in (2, 4):
@@ -75,21 +78,26 @@ def default_exits(model: nn.Module, example: torch.Tensor, count: int) -> list[s
     return [usable[min(len(usable) - 1, int(round((i + 1) * step)) - 1)] for i in range(count)]
 
 
-def attach(model: nn.Module, example: torch.Tensor, names: list[str], classes: int) -> dict:
-    """Add a head after each named layer; returns the replayable transform."""
+def attach(model: nn.Module, example: torch.Tensor, names: list[str], classes: int) -> dict[str, Any]:
+    """Add a head after each named layer (layers `check_exit` accepts); returns the replayable transform."""
     info = probe(model, example, names)
-    spec = [{"layer": n, "features": int(info[n][1][1]), "spatial": len(info[n][1]) == 4} for n in names]
+    spec: list[dict[str, Any]] = []
+    for n in names:
+        shape = info[n][1]
+        if shape is None:
+            raise BadInput(f"{n!r} gives no tensor; an exit needs [B, C, H, W] or [B, D]")
+        spec.append({"layer": n, "features": int(shape[1]), "spatial": len(shape) == 4})
     _add_heads(model, spec, classes)
     return {"op": OP, "exits": spec, "classes": classes}
 
 
-def _add_heads(model: nn.Module, spec: list[dict], classes: int) -> None:
+def _add_heads(model: nn.Module, spec: list[dict[str, Any]], classes: int) -> None:
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     model.add_module(HEADS, nn.ModuleDict({key(e["layer"]): make_head(e["features"], e["spatial"], classes)
                                            for e in spec}).to(device))
 
 
-def exit_layers(record: dict) -> list[str]:
+def exit_layers(record: dict[str, Any]) -> list[str]:
     for t in reversed(record.get("transforms", [])):
         if t.get("op") == OP:
             return [e["layer"] for e in t["exits"]]
@@ -104,14 +112,14 @@ class Exits:
                  stop_at: int | None = None) -> None:
         self.model, self.layers, self.threshold, self.stop_at = model, layers, threshold, stop_at
         self.outputs: list[torch.Tensor] = []
-        self._handles: list = []
+        self._handles: list[RemovableHandle] = []
 
     def __enter__(self) -> Exits:
         modules, heads = dict(self.model.named_modules()), getattr(self.model, HEADS)
         for i, name in enumerate(self.layers):
             head = heads[key(name)]
 
-            def hook(_m, _inp, out, i=i, head=head):
+            def hook(_m: nn.Module, _inp: Any, out: Any, i: int = i, head: nn.Module = head) -> None:
                 logits = head(out)
                 self.outputs.append(logits)
                 if i == self.stop_at or (self.threshold is not None
@@ -120,7 +128,7 @@ class Exits:
             self._handles.append(modules[name].register_forward_hook(hook))
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -147,7 +155,7 @@ def exit_flops(model: nn.Module, layers: list[str], example: torch.Tensor) -> li
     return costs
 
 
-def _replay(model: nn.Module, t: dict) -> nn.Module:
+def _replay(model: nn.Module, t: dict[str, Any]) -> nn.Module:
     _add_heads(model, t["exits"], t["classes"])
     return model
 

@@ -13,30 +13,32 @@ the masks used in training and the sliced model can never disagree.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from ..pruning import structured
 
 
-class LeadingChannels(tp.importance.Importance):
+class LeadingChannels(tp.importance.Importance):  # type: ignore[misc]  # torch_pruning is untyped
     """Scores that keep the first channels of every group: channel i scores n - i."""
 
-    def __call__(self, group) -> torch.Tensor:
+    def __call__(self, group: Any) -> torch.Tensor:     # a torch_pruning Group
         n = len(group[0][1])
         return torch.arange(n, 0, -1, dtype=torch.float32)
 
 
-def _pruner(model: nn.Module, example: torch.Tensor, width: float, ignored: list[str]):
+def _pruner(model: nn.Module, example: torch.Tensor, width: float, ignored: list[str]) -> tp.pruner.MetaPruner:
     modules = dict(model.named_modules())
     return structured.make_pruner(model, example, LeadingChannels(), 1.0 - width, "layer", {},
                                   [modules[n] for n in ignored if n in modules], None, 1)
 
 
-def slice_to(model: nn.Module, example: torch.Tensor, width: float, ignored: list[str]) -> dict:
+def slice_to(model: nn.Module, example: torch.Tensor, width: float, ignored: list[str]) -> dict[str, Any]:
     """Remove every layer's channels beyond `width` (in place); returns the replayable transform."""
     model.eval()
     pruner = _pruner(model, example, width, ignored)
@@ -58,8 +60,8 @@ def out_channels(module: nn.Module) -> int | None:
 
 def plan(model: nn.Module, example: torch.Tensor, widths: Iterable[float], ignored: list[str]) -> dict[float, dict[str, int]]:
     """For each width: {layer name: output channels kept} for the layers that shrink (from a trial slice)."""
-    full = {n: out_channels(m) for n, m in model.named_modules() if out_channels(m) is not None}
-    result = {}
+    full = {n: c for n, m in model.named_modules() if (c := out_channels(m)) is not None}
+    result: dict[float, dict[str, int]] = {}
     for w in widths:
         if w >= 1.0:
             result[w] = {}
@@ -76,7 +78,7 @@ class WidthMasks:
 
     def __init__(self, model: nn.Module, widths_plan: dict[float, dict[str, int]]) -> None:
         self.model, self.plan, self.width = model, widths_plan, max(widths_plan)
-        self._handles: list = []
+        self._handles: list[RemovableHandle] = []
 
     def __enter__(self) -> WidthMasks:
         names = {n for kept in self.plan.values() for n in kept}
@@ -85,8 +87,8 @@ class WidthMasks:
             self._handles.append(modules[name].register_forward_hook(self._hook(name)))
         return self
 
-    def _hook(self, name: str):
-        def hook(_m, _inp, out):
+    def _hook(self, name: str) -> Callable[[nn.Module, Any, torch.Tensor], torch.Tensor]:
+        def hook(_m: nn.Module, _inp: Any, out: torch.Tensor) -> torch.Tensor:
             kept = self.plan[self.width].get(name)
             if kept is None:
                 return out
@@ -95,14 +97,14 @@ class WidthMasks:
             return out * mask.view(1, -1, *([1] * (out.ndim - 2)))
         return hook
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
 
 
 @torch.no_grad()
-def calibrate_bn(model: nn.Module, batches: Iterable, device) -> int:
+def calibrate_bn(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device | str) -> int:
     """Recompute every batch norm's running statistics as the exact average over `batches`; returns samples seen."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
