@@ -16,6 +16,7 @@ import json
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 from ..errors import CheckpointError, UnreadableFile
 from ..io import parse_json, read_regular
@@ -27,7 +28,7 @@ PREFIX = struct.Struct("<4sBII")
 MAX_HEADER = 64 << 20     # decompressed header bytes at most
 
 
-def write_container(path: Path, header: dict, payload: list[bytes]) -> int:
+def write_container(path: Path, header: dict[str, Any], payload: list[bytes]) -> int:
     """Write the file; returns the size of the compressed header."""
     head = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
     body = b"".join(payload)
@@ -43,7 +44,7 @@ def _fail(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{path}: not a valid packed file ({why})")
 
 
-def read_container(path: Path) -> tuple[dict, list[list[memoryview]]]:
+def read_container(path: Path) -> tuple[dict[str, Any], list[list[memoryview]]]:
     """(header, streams per tensor); raises CheckpointError on anything malformed."""
     path = Path(path)
     try:                                     # a regular file (a FIFO or a device is refused, not waited on)

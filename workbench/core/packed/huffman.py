@@ -10,6 +10,7 @@ by pointer doubling: log2(n) vectorised rounds.
 from __future__ import annotations
 
 import heapq
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,8 @@ def table_bytes(lengths: np.ndarray) -> bytes:
     if wide:
         return head + lens.tobytes()
     padded = np.concatenate([lens, np.zeros(size % 2, np.uint8)])
-    return head + (padded[0::2] << 4 | padded[1::2]).astype(np.uint8).tobytes()
+    nibbles: bytes = (padded[0::2] << 4 | padded[1::2]).astype(np.uint8).tobytes()
+    return head + nibbles
 
 
 def read_table(buf: bytes | memoryview, offset: int = 0) -> tuple[np.ndarray, int]:
@@ -185,7 +187,7 @@ def decode(data: bytes | memoryview, n: int, lengths: np.ndarray) -> np.ndarray:
     maxlen = int(lengths.max())
     bits = np.concatenate([np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8)), np.zeros(maxlen, np.uint8)])
     step = _code_length_at(bits, nbits, lengths)
-    index = np.int32 if nbits < 2**31 - 64 else np.int64
+    index: type[np.signedinteger[Any]] = np.int32 if nbits < 2**31 - 64 else np.int64
     nxt = np.arange(nbits + 1, dtype=index)
     nxt[:nbits] += step                                # where the next code starts
     nxt[:nbits][step == 0] = nbits                     # no code here: fall into the sink
@@ -212,4 +214,5 @@ def _symbols_at(bits: np.ndarray, starts: np.ndarray, step: np.ndarray, lengths:
         sel = lens > j
         values[sel] = (values[sel] << 1) | bits[starts[sel] + j]
     _, first, base, symbols = _canonical_tables(lengths)
-    return symbols[base[lens] + values - first[lens]]
+    decoded: np.ndarray = symbols[base[lens] + values - first[lens]]
+    return decoded

@@ -11,7 +11,9 @@ anything is encoded, and the cheapest combination is written.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,9 +33,9 @@ class CodecError(ValueError):
 
 @dataclass
 class Encoded:
-    meta: dict                       # goes into the file header
+    meta: dict[str, Any]             # goes into the file header
     streams: list[bytes]             # in STREAMS order
-    report: dict = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 def patterns(t: torch.Tensor) -> np.ndarray:
@@ -91,7 +93,7 @@ def _stream_cost(counts: np.ndarray, optimal: bool) -> int:
     return (huffman.encoded_bits(counts, lengths) + 7) // 8 + len(huffman.table_bytes(lengths))
 
 
-def _plans(bits: np.ndarray, dtype: torch.dtype, optimal: bool, gap_choices: list[int]):
+def _plans(bits: np.ndarray, dtype: torch.dtype, optimal: bool, gap_choices: list[int]) -> Iterator[tuple[int, int, str]]:
     """Every (cost, positions, values) choice for a tensor's bit patterns."""
     nz = np.flatnonzero(bits)
     itemsize = 4 if storage_for(bits, dtype) == "f32" else 2
@@ -126,7 +128,7 @@ def encode_tensor(name: str, t: torch.Tensor, huffman_coding: bool = True, gap_b
     if gap_bits is not None and gap_bits not in GAP_BITS:
         raise ValueError(f"gap_bits must be in 4..8, got {gap_bits}")
     shape, dtype = list(t.shape), t.dtype
-    meta = {"n": name, "s": shape, "d": str(dtype).removeprefix("torch.")}
+    meta: dict[str, Any] = {"n": name, "s": shape, "d": str(dtype).removeprefix("torch.")}
     if dtype not in PATTERN:
         raw = t.detach().cpu().contiguous().numpy().tobytes()
         streams = [b"", b"", b"", b"", b"", raw]
@@ -146,7 +148,7 @@ def encode_tensor(name: str, t: torch.Tensor, huffman_coding: bool = True, gap_b
         gaps, real, entry_vals = np.zeros(0, np.int64), np.ones(bits.size, bool), bits
     storage = storage_for(entry_vals, dtype)
     streams = [b""] * 6
-    report: dict = {"layout": f"{'sparse' if gap_bits else 'dense'}+{values_kind}", "gap_bits": gap_bits or None,
+    report: dict[str, Any] = {"layout": f"{'sparse' if gap_bits else 'dense'}+{values_kind}", "gap_bits": gap_bits or None,
                     "storage": storage, "entries": int(entry_vals.size), "nonzero": int(np.count_nonzero(bits)),
                     "fillers": int((~real).sum()), "entropy_bytes": {}}
     if values_kind == "codebook":
@@ -178,7 +180,7 @@ def _check(cond: bool, message: str) -> None:
         raise CodecError(message)
 
 
-def decode_tensor(meta: dict, streams: list[memoryview], dtype: torch.dtype, numel: int) -> torch.Tensor:
+def decode_tensor(meta: dict[str, Any], streams: list[memoryview], dtype: torch.dtype, numel: int) -> torch.Tensor:
     """Rebuild the flat tensor from its streams; validates every count before allocating."""
     gap_bits, kind, storage, entries = meta["p"], meta["v"], meta["w"], meta["e"]
     shape = meta["s"]
