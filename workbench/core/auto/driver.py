@@ -8,27 +8,31 @@ quantize stages.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Literal, Protocol, TypedDict
 
-from ..events import LayerStats, Log, Metric, Series
-from .options import OptionTable
+from ..events import Event, LayerStats, Log, Metric, Series
+from .options import Allocation, OptionTable
 from .search import Calibration, Candidate, Plan, Strength, best, pareto, strongest, target_at
+from .state import State
+
+Planner = Callable[[OptionTable, float], Plan | None]
 
 
 class Host(Protocol):
     x_label: str
     planner: str                          # the name of the planner whose allocation is being applied (set here)
 
-    def trial(self, allocation: dict[str, dict]) -> float: ...          # apply to a copy, no fine-tuning: cost
-    def apply(self, allocation: dict[str, dict], epochs: int, centroid_epochs: int, offset: float,
-              goal: float) -> Iterator: ...    # to the session, from the stage input; returns what the allocation
-                                                 # as planned cost after fine-tuning (None: the measured cost)
-    def applied(self, allocation: dict[str, dict]) -> dict[str, dict]: ...   # what apply really did
-    def measure(self) -> float: ...                                      # the session's cost
-    def accuracy(self) -> float: ...                                     # the session's val accuracy
-    def keep(self) -> Any: ...                                           # the session's state, to restore later
+    def trial(self, allocation: Allocation) -> float: ...          # apply to a copy, no fine-tuning: cost
+    def apply(self, allocation: Allocation, epochs: int, centroid_epochs: int, offset: float,
+              goal: float) -> Generator[Event, None, float | None]: ...
+                                            # to the session, from the stage input; returns what the allocation
+                                            # as planned cost after fine-tuning (None: the measured cost)
+    def applied(self, allocation: Allocation) -> Allocation: ...   # what apply really did
+    def measure(self) -> float: ...                                # the session's cost
+    def accuracy(self) -> float: ...                               # the session's val accuracy
+    def keep(self) -> State: ...                                   # the session's state, to restore later
     def fmt(self, cost: float | None) -> str: ...
     def check_cancel(self) -> None: ...
 
@@ -57,17 +61,27 @@ class Settings:
 class Outcome:
     candidates: list[Candidate] = field(default_factory=list)
     chosen: Candidate | None = None
-    state: Any = None
+    state: State | None = None
     spent: int = 0
 
 
-def calibrated_plan(host: Host, table: OptionTable, planner: Callable[[OptionTable, float], Plan | None],
-                    cal: Calibration, goal: float, s: Settings, margin: float) -> Iterator:
+class _Knobs(TypedDict):
+    longer: int                 # failures at the target that longer fine-tuning may fix
+    margin: float               # the trials' aim below a goal
+
+
+Found = tuple[Plan, float, float]        # (plan, predicted, trial cost)
+
+
+def calibrated_plan(host: Host, table: OptionTable, planner: Planner, cal: Calibration, goal: float, s: Settings,
+                    margin: float) -> Generator[Event, None, Found | None]:
     """Plan for `goal`, measure a trial, move the calibration, re-plan; returns (plan, predicted, trial cost) or None.
 
     Keeps the least compressed plan whose trial met the aim (`margin` below the goal: what fine-tuning may add)."""
     aim = goal * (1.0 - margin)
-    found, nearest, measured_strongest = None, None, False
+    found: Found | None = None
+    nearest: Found | None = None
+    measured_strongest = False
     for i in range(s.trials):
         plan = planner(table, cal.budget(aim))
         if plan is None:
@@ -92,7 +106,7 @@ def calibrated_plan(host: Host, table: OptionTable, planner: Callable[[OptionTab
     return found or nearest        # under the goal but not the aim: the candidate's own measurement decides
 
 
-def _series(host: Host, candidates: list[Candidate]) -> Iterator:
+def _series(host: Host, candidates: list[Candidate]) -> Iterator[Event]:
     points = [(c.measured, c.val_accuracy) for c in candidates if c.measured is not None]
     if points:
         xs, ys = zip(*points)
@@ -102,9 +116,8 @@ def _series(host: Host, candidates: list[Candidate]) -> Iterator:
                      y_label="val accuracy")
 
 
-def search(host: Host, table: OptionTable, planner: Callable[[OptionTable, float], Plan | None], cal: Calibration,
-           s: Settings, rivals: tuple[tuple[str, Callable[[OptionTable, float], Plan | None]], ...] = (),
-           name: str = "knapsack") -> Iterator:
+def search(host: Host, table: OptionTable, planner: Planner, cal: Calibration, s: Settings,
+           rivals: tuple[tuple[str, Planner], ...] = (), name: str = "knapsack") -> Generator[Event, None, Outcome]:
     """Yields events; returns an Outcome (its `state` is the chosen candidate's, from `host.keep()`).
 
     `rivals`: other planners tried at the target too (the first level only); the search goes on with the planner
@@ -114,9 +127,9 @@ def search(host: Host, table: OptionTable, planner: Callable[[OptionTable, float
     loop = Strength(s.push, s.step, s.min_step, s.max_level, s.retries)
     # per planner: its calibration and knobs (failures at the target that longer fine-tuning may fix; the trials'
     # aim below a goal), so that a rival is planned as if it ran alone
-    own = {n: (pl, copy.deepcopy(cal), {"longer": 0, "margin": s.margin}) for n, pl in ((name, planner), *rivals)}
+    own = {n: (pl, copy.deepcopy(cal), _Knobs(longer=0, margin=s.margin)) for n, pl in ((name, planner), *rivals)}
     while (level := loop.propose()) is not None and len(out.candidates) < s.max_candidates:
-        tried = []
+        tried: list[tuple[Candidate | None, str]] = []
         for i, host.planner in enumerate(list(own) if not out.candidates else [name]):
             if i:
                 yield Log("info", f"the same goal with the {host.planner} allocation, for comparison")
@@ -125,7 +138,7 @@ def search(host: Host, table: OptionTable, planner: Callable[[OptionTable, float
             if cand is False:                     # the epoch budget is spent
                 return out
             tried.append((cand, host.planner))
-        done = [t for t in tried if t[0] is not None]
+        done = [(c, n) for c, n in tried if c is not None]
         if not done:
             loop.record(level, False)
             if level == 0.0:
@@ -139,8 +152,8 @@ def search(host: Host, table: OptionTable, planner: Callable[[OptionTable, float
     return out
 
 
-def _candidate(host: Host, table: OptionTable, planner: Callable[[OptionTable, float], Plan | None],
-               cal: Calibration, s: Settings, out: Outcome, level: float, knobs: dict) -> Iterator:
+def _candidate(host: Host, table: OptionTable, planner: Planner, cal: Calibration, s: Settings, out: Outcome,
+               level: float, knobs: _Knobs) -> Generator[Event, None, Candidate | None | Literal[False]]:
     """One candidate at `level`: plan, calibrate, apply, fine-tune, measure. Returns it, None when no allocation
     reaches the level's goal, False when the epoch budget is spent."""
     double = 2 ** knobs["longer"] if level == 0.0 else 1
@@ -183,7 +196,7 @@ def _candidate(host: Host, table: OptionTable, planner: Callable[[OptionTable, f
     return cand
 
 
-def on_one_axis(events: Iterator, offset: float) -> Iterator:
+def on_one_axis(events: Iterator[Event], offset: float) -> Iterator[Event]:
     """A candidate's sub-stage events for the run: training curves continue across candidates (steps moved by
     `offset` epochs), per-step pruning metrics and layer bars are left out (the chosen allocation's come last)."""
     for e in events:

@@ -19,8 +19,10 @@ it over layers is the usual additive approximation (as in OBS-style and HAWQ-sty
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -28,13 +30,19 @@ from torch import nn
 
 from ..events import Progress
 from ..packed.tensor_codec import encode_tensor
+from ..pruning.layers import Prunable
 from ..pruning.sensitivity import structured_point, unstructured_point
 from ..quantization.sharing import share_layer
+
+# {"sparsity": s, "bits": b or None}, {"channels": fraction removed} or {"bits": b or None} (JSON-able)
+OptionKey = dict[str, Any]
+Allocation = dict[str, OptionKey]          # group -> the key of its option
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]     # re-iterable: (inputs, labels) batches
 
 
 @dataclass
 class Option:
-    key: dict                  # {"sparsity": s, "bits": b or None} or {"channels": fraction removed}
+    key: OptionKey             # {"sparsity": s, "bits": b or None} or {"channels": fraction removed}
     cost: float                # bytes of the tensor, or the change of the measured cost against the base
     loss: float                # predicted loss: mean KL divergence from the model's own val outputs
     accuracy: float            # val accuracy with only this layer compressed (shown, not optimised)
@@ -56,10 +64,10 @@ class OptionTable:
     def losses(self) -> list[list[float]]:
         return [[o.loss for o in self.options[g]] for g in self.groups]
 
-    def allocation(self, choice: Sequence[int]) -> dict[str, dict]:
+    def allocation(self, choice: Sequence[int]) -> Allocation:
         return {g: dict(self.options[g][k].key) for g, k in zip(self.groups, choice)}
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "members": self.members,
                 "options": {g: [{**o.key, "cost": o.cost, "loss": o.loss, "val_accuracy": o.accuracy} for o in opts]
                             for g, opts in self.options.items()}}
@@ -68,7 +76,7 @@ class OptionTable:
 class Reference:
     """The model's own outputs on a split, to score compressed versions of it against."""
 
-    def __init__(self, model: nn.Module, batches, device: torch.device | str = "cpu") -> None:
+    def __init__(self, model: nn.Module, batches: Batches, device: torch.device | str = "cpu") -> None:
         self.batches, self.device = batches, torch.device(device)     # iterated again for every score, in order
         self.labels = [y.cpu() for _, y in batches]
         self.logp = [torch.log_softmax(out, 1) for out in self._outputs(model)]
@@ -117,11 +125,11 @@ def _clustered(pname: str, weight: torch.Tensor, bits: int, seed: int, max_iter:
     return shared.weight(shared.codebook.to(codebook_dtype).float()).to(weight.dtype)
 
 
-def unstructured_options(model: nn.Module, layers: dict[str, nn.Module], sparsities: Sequence[float],
+def unstructured_options(model: nn.Module, layers: Mapping[str, Prunable], sparsities: Sequence[float],
                          bits: Sequence[int | None], ref: Reference, seed: int = 0, max_iter: int = 50,
                          codebook_dtype: torch.dtype = torch.float16,
                          cost: Callable[[str, torch.Tensor], float] | None = None,
-                         prune_weight: float = 1.0) -> Iterator:
+                         prune_weight: float = 1.0) -> Generator[Progress, None, OptionTable]:
     """Yields Progress; returns the OptionTable (sparsity x bits for every layer; bits None = not clustered).
 
     loss(s, b) = prune_weight x KL(model || model with the layer pruned to s)
@@ -139,7 +147,8 @@ def unstructured_options(model: nn.Module, layers: dict[str, nn.Module], sparsit
         rows: list[Option] = []
         pname = f"{name}.weight"
 
-        def at_every_width(m: nn.Module, s: float, layer: nn.Module = layer, rows: list = rows, pname: str = pname) -> float:
+        def at_every_width(m: nn.Module, s: float, layer: Prunable = layer, rows: list[Option] = rows,
+                           pname: str = pname) -> float:
             pruned = layer.weight.detach().clone()
             ploss, acc = ref.score(m)
             local = ref.of(m) if any(b is not None for b in bits) else ref
@@ -159,7 +168,7 @@ def unstructured_options(model: nn.Module, layers: dict[str, nn.Module], sparsit
 
         for s in sparsities:
             yield Progress(done, total, f"options for {name}: sparsity {s:.0%}")
-            unstructured_point(model, layer, s, lambda m, s=s, f=at_every_width: f(m, s))
+            unstructured_point(model, layer, s, functools.partial(at_every_width, s=s))
             done += 1
         table.options[name], table.members[name] = rows, [name]
     yield Progress(total, total, "option table done")
@@ -175,7 +184,7 @@ def coupled_groups(model: nn.Module, example: torch.Tensor, layers: Sequence[str
     modules = dict(trial.named_modules())
     names = {id(m): n for n, m in modules.items()}
     graph = tp.DependencyGraph().build_dependency(trial, example_inputs=example, verbose=False)
-    groups: dict[frozenset, list[str]] = {}
+    groups: dict[frozenset[str | None], list[str]] = {}
     for name in layers:
         layer = modules[name]
         group = graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels, [0])
@@ -190,7 +199,7 @@ def coupled_groups(model: nn.Module, example: torch.Tensor, layers: Sequence[str
 
 def structured_options(model: nn.Module, groups: dict[str, list[str]], fractions: Sequence[float],
                        example: torch.Tensor, ref: Reference,
-                       cost: Callable[[nn.Module], float], base_cost: float) -> Iterator:
+                       cost: Callable[[nn.Module], float], base_cost: float) -> Generator[Progress, None, OptionTable]:
     """Yields Progress; returns the OptionTable (fraction of each group's channels removed).
 
     `cost(model)` measures a pruned copy; an option's cost is its change against `base_cost`, made
@@ -203,7 +212,7 @@ def structured_options(model: nn.Module, groups: dict[str, list[str]], fractions
             yield Progress(done, total, f"options for {group}: {f:.0%} of its channels")
             measured: dict[str, float] = {}
 
-            def evaluate(m: nn.Module, measured: dict = measured) -> float:
+            def evaluate(m: nn.Module, measured: dict[str, float] = measured) -> float:
                 measured["loss"], measured["accuracy"] = ref.score(m)
                 measured["cost"] = cost(m)
                 return measured["accuracy"]
@@ -220,7 +229,7 @@ def structured_options(model: nn.Module, groups: dict[str, list[str]], fractions
     return table
 
 
-def width_options(model: nn.Module, layers: dict[str, nn.Module], widths: Sequence[int | None], batches,
+def width_options(model: nn.Module, layers: Mapping[str, Prunable], widths: Sequence[int | None], batches: Batches,
                   device: torch.device | str = "cpu", seed: int = 0, max_iter: int = 50,
                   codebook_dtype: torch.dtype = torch.float16) -> tuple[OptionTable, float]:
     """Bit widths for layers whose sparsity is settled, on their weights as they are now (after fine-tuning).

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .options import OptionTable
+from .options import Allocation, Option, OptionTable
 from .solver import solve
 
 
 @dataclass
 class Plan:
-    allocation: dict[str, dict]          # group -> option key
+    allocation: Allocation               # group -> option key
     option_cost: float                   # sum of the options' costs (table units)
     loss: float                          # predicted loss
 
@@ -41,16 +42,19 @@ def knapsack(table: OptionTable, budget: float) -> Plan | None:
     return Plan(table.allocation(solution.choice), solution.cost, solution.loss)
 
 
+def _cheapest(opts: list[Option]) -> int:
+    return min(range(len(opts)), key=lambda k: (opts[k].cost, opts[k].loss))
+
+
 def strongest(table: OptionTable) -> Plan:
     """Every group at its cheapest option (the most compression the options allow)."""
-    choice = [min(range(len(opts)), key=lambda k, opts=opts: (opts[k].cost, opts[k].loss))
-              for opts in (table.options[g] for g in table.groups)]
+    choice = [_cheapest(table.options[g]) for g in table.groups]
     costs, losses = table.costs(), table.losses()
     return Plan(table.allocation(choice), float(sum(c[k] for c, k in zip(costs, choice, strict=True))),
                 float(sum(row[k] for row, k in zip(losses, choice, strict=True))))
 
 
-def _curves(table: OptionTable, group: str, bits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _curves(table: OptionTable, group: str, bits: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(strengths, costs, losses) of one group along the sparsity (or channel) axis at fixed bits."""
     axis = "channels" if table.kind == "structured" else "sparsity"
     rows = sorted((o.key[axis], o.cost, o.loss) for o in table.options[group]
@@ -80,7 +84,7 @@ def uniform(table: OptionTable, budget: float, iterations: int = 40) -> Plan | N
         if lo > hi:
             continue
 
-        def at(x: float, curves: dict = curves) -> tuple[float, float]:
+        def at(x: float, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = curves) -> tuple[float, float]:
             return (sum(float(np.interp(x, s, c)) for s, c, _ in curves.values()),
                     sum(float(np.interp(x, s, q)) for s, _, q in curves.values()))
 
@@ -155,7 +159,7 @@ class Candidate:
     epochs: int
     meets_target: bool
     meets_drop: bool
-    allocation: dict[str, dict]
+    allocation: Allocation
     predicted_loss: float = 0.0
     planner: str = "knapsack"            # whose allocation: knapsack or uniform
 
@@ -163,10 +167,10 @@ class Candidate:
     def ok(self) -> bool:
         return self.meets_target and self.meets_drop
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def row(self, dense_bytes: float | None = None) -> dict:
+    def row(self, dense_bytes: float | None = None) -> dict[str, Any]:
         """A flat record for auto.json and reports: the allocation as text, the ratio for size targets."""
         row = {k: v for k, v in self.to_json().items() if k != "allocation"}
         row["allocation"] = ", ".join(f"{g} " + "/".join(f"{k[0]}{v:g}" for k, v in key.items() if v is not None)
@@ -176,7 +180,7 @@ class Candidate:
         return row
 
 
-def per_layer(allocation: dict[str, dict], members: dict[str, list[str]]) -> dict[str, dict]:
+def per_layer(allocation: Allocation, members: dict[str, list[str]]) -> Allocation:
     """A group's option for each layer it prunes: {layer: {sparsity, bits} or {channels}}."""
     return {m: dict(key) for g, key in allocation.items() for m in members.get(g, [g])}
 

@@ -33,9 +33,9 @@ class Solution:
 def _arrays(costs: Sequence[Sequence[float]], losses: Sequence[Sequence[float]]) -> list[tuple[np.ndarray, np.ndarray]]:
     if len(costs) != len(losses):
         raise ValueError("costs and losses must have one row per group")
-    out = []
-    for g, (c, q) in enumerate(zip(costs, losses)):
-        c, q = np.asarray(c, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for g, (cost_row, loss_row) in enumerate(zip(costs, losses)):
+        c, q = np.asarray(cost_row, dtype=np.float64), np.asarray(loss_row, dtype=np.float64)
         if c.shape != q.shape or c.ndim != 1 or c.size == 0:
             raise ValueError(f"group {g}: costs and losses must be equal, non-empty lists")
         if not (np.isfinite(c).all() and np.isfinite(q).all()):
