@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
@@ -39,7 +39,7 @@ class FeatureTap:
         self._handles.clear()
 
 
-def is_snapshot_index(teacher: object) -> bool:
+def is_snapshot_index(teacher: object) -> TypeGuard[int]:
     return isinstance(teacher, int) and not isinstance(teacher, bool)
 
 
