@@ -63,6 +63,7 @@ from torch import nn
 
 from . import timm_pruners
 from .one_op import OneOp
+from .tv_layers import MaxVitAttention, PatchMerging, ShuffleBlock, SwinAttention
 
 
 def _one_op_forward(module: nn.Module, original: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -152,17 +153,10 @@ class TrunkOpPruner(CustomPruner):
         return layer.channels[1] if layer.channels else None
 
 
-class _ShuffleBlock(Protocol):     # what is used of torchvision's ShuffleNet V2 `InvertedResidual` while traced
-    stride: int
-    branch1: nn.Module
-    branch2: nn.Module
-    _wb_trunk: nn.ModuleList       # the `TrunkOp`s (first half, second half, shuffle)
-
-
 def _traced_shufflenet_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """torchvision's `InvertedResidual.forward` with the half-split and the shuffle as `TrunkOp`s
     (`check_shufflenet_block` verifies that it computes the same)."""
-    b = cast(_ShuffleBlock, block)
+    b = cast(ShuffleBlock, block)
     first, second, shuffle = b._wb_trunk
     if b.stride == 1:
         out = torch.cat((first(x), b.branch2(second(x))), dim=1)
@@ -237,36 +231,23 @@ def _stacked(keep: torch.Tensor, width: int, parts: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- Swin, MaxViT
 
-class _SwinAttention(Protocol):    # what is used of torchvision's `ShiftedWindowAttention(V2)`
-    qkv: nn.Linear
-    proj: nn.Linear
-    num_heads: int
-
-
 class SwinAttentionPruner(_ChannelPreserving):
     """torchvision `ShiftedWindowAttention(V2)`: embedding channel j = q/k/v channel j (see the module docstring)."""
 
     def _prune(self, layer: nn.Module, idxs: list[int]) -> None:
         if not idxs:
             return
-        a = cast(_SwinAttention, layer)
+        a = cast(SwinAttention, layer)
         c = a.qkv.in_features
         keep = _keep(c, idxs)
         _select(a.qkv, rows=_stacked(keep, c, 3), cols=keep)
         _select(a.proj, rows=keep, cols=keep)
 
     def _channels(self, layer: nn.Module) -> int:
-        return cast(_SwinAttention, layer).qkv.in_features
+        return cast(SwinAttention, layer).qkv.in_features
 
     def channel_multiple(self, layer: nn.Module) -> int:
-        return int(cast(_SwinAttention, layer).num_heads)
-
-
-class _MaxVitAttention(Protocol):  # what is used of torchvision's `RelativePositionalMultiHeadAttention`
-    to_qkv: nn.Linear
-    merge: nn.Linear
-    n_heads: int
-    head_dim: int
+        return int(cast(SwinAttention, layer).num_heads)
 
 
 class MaxVitAttentionPruner(_ChannelPreserving):
@@ -275,7 +256,7 @@ class MaxVitAttentionPruner(_ChannelPreserving):
     def _prune(self, layer: nn.Module, idxs: list[int]) -> None:
         if not idxs:
             return
-        a = cast(_MaxVitAttention, layer)
+        a = cast(MaxVitAttention, layer)
         d = a.merge.out_features
         keep = _keep(d, idxs)
         _select(a.to_qkv, rows=_stacked(keep, d, 3), cols=keep)
@@ -283,23 +264,17 @@ class MaxVitAttentionPruner(_ChannelPreserving):
         a.head_dim = len(keep) // a.n_heads
 
     def _channels(self, layer: nn.Module) -> int:
-        return cast(_MaxVitAttention, layer).merge.out_features
+        return cast(MaxVitAttention, layer).merge.out_features
 
     def channel_multiple(self, layer: nn.Module) -> int:
-        return int(cast(_MaxVitAttention, layer).n_heads)
-
-
-class _PatchMerging(Protocol):     # what is used of torchvision's `PatchMerging(V2)`
-    reduction: nn.Linear
-    norm: nn.LayerNorm
-    dim: int
+        return int(cast(MaxVitAttention, layer).n_heads)
 
 
 class SwinPatchMergingPruner(CustomPruner):
     """torchvision `PatchMerging(V2)`: [x0 x1 x2 x3] (4C) -> norm -> reduction (2C), or reduction -> norm."""
 
     def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        m = cast(_PatchMerging, layer)
+        m = cast(PatchMerging, layer)
         idxs = sorted(int(i) for i in idxs)
         if not idxs:
             return layer
@@ -312,7 +287,7 @@ class SwinPatchMergingPruner(CustomPruner):
         return layer
 
     def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        m = cast(_PatchMerging, layer)
+        m = cast(PatchMerging, layer)
         idxs = sorted(int(i) for i in idxs)
         if not idxs:
             return layer
@@ -324,10 +299,10 @@ class SwinPatchMergingPruner(CustomPruner):
         return layer
 
     def get_in_channels(self, layer: nn.Module) -> int:
-        return cast(_PatchMerging, layer).reduction.in_features // 4
+        return cast(PatchMerging, layer).reduction.in_features // 4
 
     def get_out_channels(self, layer: nn.Module) -> int:
-        return cast(_PatchMerging, layer).reduction.out_features
+        return cast(PatchMerging, layer).reduction.out_features
 
 
 # ---------------------------------------------------------------- per model
