@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             from .commands.inspect import inspect_command
             return inspect_command(args)
         if command == "run":
-            from .commands.run import run_command
-            return run_command(args, argv if argv is not None else sys.argv[1:])
+            from .commands.run import RunArgs, run_command
+            return run_command(RunArgs.from_namespace(args), argv if argv is not None else sys.argv[1:])
         if command == "runs":
             from .commands.runs import runs_command
             return runs_command(args)
@@ -137,10 +137,8 @@ def gui_command(model: str | None, data: str | None, recipe: str | None) -> int:
         print("workbench: no display found (DISPLAY is not set); running the recipe headless instead:\n"
               f"  workbench run {recipe} --model {model or 'sample:digits_mlp'} --data {data or 'sample:digits'}",
               file=sys.stderr)
-        from .commands.run import run_command
-        ns = argparse.Namespace(recipe=recipe, model=model or "sample:digits_mlp", data=data or "sample:digits",
-                                out=None, arch=None, trust=False, device="cpu", seed=None, quiet=False)
-        return run_command(ns)
+        from .commands.run import RunArgs, run_command
+        return run_command(RunArgs(recipe, model=model or "sample:digits_mlp", data=data or "sample:digits"))
     from .ui.app import main as gui_main
     return gui_main(model=model, data=data, recipe=recipe)
 
