@@ -27,6 +27,8 @@ from pathlib import Path
 
 from prune_bench_common import ROOT, table, write_result
 
+from workbench.core.run_handle import RunOptions
+
 ROWS = {
     "mlp_40x": ("sample:digits_mlp", "{ratio: 40}", "[prune, kmeans]",
                 "epochs: 54, finetune_epochs: 24, centroid_epochs: 3, prune_steps: 3"),
@@ -41,7 +43,7 @@ def run_recipe(text: str, out: Path):
     from workbench.core.events import StageFailed
     from workbench.core.recipe import Recipe
     from workbench.core.runner import Run
-    run = Run(Recipe.from_text(text), out_dir=out)
+    run = Run(Recipe.from_text(text), RunOptions(out_dir=out))
     failed = [e.message for e in run.events() if isinstance(e, StageFailed)]
     return run, (failed[0] if failed else None)
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from prune_bench_common import ROOT, table, write_result
 
+from workbench.core.run_handle import RunOptions
+
 
 def packed_file(snapshot: Path, out: Path, huffman: bool, gap_bits: int | None = None) -> int:
     """Write a snapshot as a packed file, read it back with a fresh loader, require identical outputs."""
@@ -44,7 +46,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         t0 = time.perf_counter()
-        run = Run(recipe, out_dir=out / "run")
+        run = Run(recipe, RunOptions(out_dir=out / "run"))
         for event in run.events():
             if isinstance(event, StageFailed):
                 print("stage failed:", event.message)

@@ -16,6 +16,8 @@ import time
 
 from prune_bench_common import table, write_result
 
+from workbench.core.run_handle import RunOptions
+
 TEACHER, STUDENT = "sample:digits_teacher", "arch:resnet8:width=8"
 VARIANTS = {
     "alone": ("student alone (labels only)", {"alpha": 0.0}),
@@ -35,7 +37,7 @@ def one(settings: dict, epochs: int, seed: int) -> dict:
     stage = {"kind": "distill", "teacher": "input", "student": STUDENT, "temperature": 4.0, "alpha": 0.9,
              "epochs": epochs, "lr": 0.003, "optimizer": "adam", "schedule": "cosine", **settings}
     run = Run(Recipe.from_dict({"model": TEACHER, "data": "sample:digits", "stages": [stage]}),
-              out_dir=tempfile.mkdtemp(prefix="wb-distill-"), seed=seed)
+              RunOptions(out_dir=tempfile.mkdtemp(prefix="wb-distill-"), seed=seed))
     start = time.perf_counter()
     for event in run.events():
         if isinstance(event, StageFailed):

@@ -14,12 +14,14 @@ import tempfile
 
 from prune_bench_common import ROOT, table, write_result
 
+from workbench.core.run_handle import RunOptions
+
 
 def main() -> None:
     from workbench.core.events import StageFailed
     from workbench.core.recipe import Recipe
     from workbench.core.runner import Run
-    run = Run(Recipe.load(ROOT / "workbench" / "recipes" / "early_exits.yaml"), out_dir=tempfile.mkdtemp())
+    run = Run(Recipe.load(ROOT / "workbench" / "recipes" / "early_exits.yaml"), RunOptions(out_dir=tempfile.mkdtemp()))
     for event in run.events():
         if isinstance(event, StageFailed):
             raise RuntimeError(event.message)

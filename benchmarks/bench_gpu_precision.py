@@ -13,6 +13,8 @@ import time
 
 from prune_bench_common import table, write_result
 
+from workbench.core.run_handle import RunOptions
+
 SETTINGS = [("fp32", False), ("bf16", False), ("fp16", False), ("fp32", True), ("bf16", True), ("fp16", True)]
 
 
@@ -24,7 +26,7 @@ def one_epoch(model_spec: str, data_spec: str, precision: str, channels_last: bo
     from workbench.core.training import fit
     recipe = Recipe.from_dict({"model": model_spec, "data": {"spec": data_spec, "batch_size": batch, "val_fraction": 0.0},
                                "precision": precision, "channels_last": channels_last, "stages": []})
-    session = prepare(recipe, device="cuda", out_dir="/tmp/workbench-bench-gpu")
+    session = prepare(recipe, RunOptions(device="cuda", out_dir="/tmp/workbench-bench-gpu"))
     n = session.data.splits["train"]
     for _ in fit(session, 1, 1e-3, "sgd", evaluate=False):   # warm-up epoch (cudnn autotuning, allocator)
         pass

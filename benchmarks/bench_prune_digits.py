@@ -15,6 +15,8 @@ from pathlib import Path
 
 from prune_bench_common import ROOT, table, write_result
 
+from workbench.core.run_handle import RunOptions
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
@@ -27,7 +29,7 @@ def main() -> int:
 
     recipe = Recipe.load(args.recipe)
     t0 = time.perf_counter()
-    run = Run(recipe, out_dir=Path(tempfile.mkdtemp(prefix="bench-prune-digits-")))
+    run = Run(recipe, RunOptions(out_dir=Path(tempfile.mkdtemp(prefix="bench-prune-digits-"))))
     last = list(run.events())[-1]
     seconds = time.perf_counter() - t0
     assert isinstance(last, RunFinished) and last.ok, getattr(last, "message", last)

@@ -18,6 +18,8 @@ import time
 
 from prune_bench_common import table, write_result
 
+from workbench.core.run_handle import RunOptions
+
 
 def _restructured(model, method: str, **settings):
     """A restructured copy: every eligible layer but the classifier, as the `restructure` stage does."""
@@ -72,7 +74,7 @@ def recipe_table() -> list[dict]:
     from workbench.core.events import StageFailed
     from workbench.core.recipe import Recipe
     from workbench.core.runner import Run
-    run = Run(Recipe.load(ROOT / "workbench" / "recipes" / "depthwise_distill.yaml"), out_dir=tempfile.mkdtemp())
+    run = Run(Recipe.load(ROOT / "workbench" / "recipes" / "depthwise_distill.yaml"), RunOptions(out_dir=tempfile.mkdtemp()))
     for event in run.events():
         if isinstance(event, StageFailed):
             raise RuntimeError(event.message)

@@ -15,11 +15,13 @@ import tempfile
 
 from prune_bench_common import ROOT, table, write_result
 
+from workbench.core.run_handle import RunOptions
+
 
 def _run(recipe):
     from workbench.core.events import StageFailed
     from workbench.core.runner import Run
-    run = Run(recipe, out_dir=tempfile.mkdtemp(prefix="wb-slim-"))
+    run = Run(recipe, RunOptions(out_dir=tempfile.mkdtemp(prefix="wb-slim-")))
     for event in run.events():
         if isinstance(event, StageFailed):
             raise RuntimeError(event.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from workbench.core.data import load_data
 from workbench.core.events import RunFinished, StageFailed
 from workbench.core.recipe import Recipe
+from workbench.core.run_handle import RunOptions
 from workbench.core.runner import Run
 from workbench.core.session import Session
 from workbench.core.specs import load_model
@@ -11,7 +12,7 @@ from workbench.core.specs import load_model
 
 def run_recipe(text: str, tmp_path, **options):
     """(run, events) of a recipe given as YAML text, run to the end in tmp_path."""
-    run = Run(Recipe.from_text(text), out_dir=tmp_path / "run", **options)
+    run = Run(Recipe.from_text(text), RunOptions(out_dir=tmp_path / "run", **options))
     events = list(run.events())
     assert isinstance(events[-1], RunFinished)
     return run, events
@@ -24,7 +25,7 @@ def assert_rejected(tmp_path, model: str, stages: str, needle: str) -> None:
     from workbench.core.errors import RecipeError
     with pytest.raises(RecipeError) as exc:
         recipe = Recipe.from_text(f"model: {model}\nstages: [{stages}]\n")
-        list(Run(recipe, out_dir=tmp_path / "run").events())
+        list(Run(recipe, RunOptions(out_dir=tmp_path / "run")).events())
     assert needle in str(exc.value)
     assert not (tmp_path / "run").exists()
 

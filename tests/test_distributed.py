@@ -10,6 +10,8 @@ import pytest
 from cli_helpers import ROOT
 from waits import WAIT_S
 
+from workbench.core.run_handle import RunOptions
+
 RECIPE = """model: sample:digits_mlp
 data: sample:digits
 stages:
@@ -110,7 +112,7 @@ def test_a_command_run_is_followed_like_a_child_run(tmp_path):
     from workbench.core.events import RunFinished, SnapshotSaved
     from workbench.core.recipe import Recipe
     recipe = Recipe.from_text("model: sample:digits_mlp\ndata: sample:digits\nstages: [{kind: train, epochs: 1}]\n")
-    events = list(CommandRun(recipe, 2, out_dir=str(tmp_path / "run"), device="cpu").events())
+    events = list(CommandRun(recipe, RunOptions(nproc=2, out_dir=str(tmp_path / "run"), device="cpu")).events())
     assert [e.stage for e in events if isinstance(e, SnapshotSaved)] == ["baseline", "train"]
     assert isinstance(events[-1], RunFinished) and events[-1].ok
     report = json.loads((tmp_path / "run" / "report.json").read_text())

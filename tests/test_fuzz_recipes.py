@@ -18,6 +18,7 @@ from workbench.core.events import RunFinished, StageFailed
 from workbench.core.export import ExportSource, export_model, formats
 from workbench.core.params import param_fields
 from workbench.core.recipe import Recipe
+from workbench.core.run_handle import RunOptions
 from workbench.core.runner import Run
 from workbench.core.specs import load_model
 
@@ -94,7 +95,7 @@ def test_invalid_recipes_are_refused_with_a_field_path(items, seed):
 def test_valid_random_recipes_run_to_their_end_or_are_refused(items, tmp_path_factory):
     try:
         recipe = Recipe.from_dict({"model": "arch:mlp:hidden=24", "data": "sample:digits", "stages": items})
-        events = list(Run(recipe, out_dir=tmp_path_factory.mktemp("fuzz") / "run").events())
+        events = list(Run(recipe, RunOptions(out_dir=tmp_path_factory.mktemp("fuzz") / "run")).events())
     except BadInput as exc:           # refused before the run: the message names the field
         assert FIELD_PATH.match(exc.message) or exc.message.startswith(("arch:", "sample:")), exc.message
         return

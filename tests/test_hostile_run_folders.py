@@ -19,6 +19,7 @@ from prune_helpers import assert_ok, run_recipe
 from workbench.core import io, limits
 from workbench.core.errors import BadInput, RecipeError, UnreadableFile
 from workbench.core.recipe import Recipe
+from workbench.core.run_handle import RunOptions
 from workbench.core.runner import Run
 
 RECIPE = """model: sample:digits_mlp
@@ -207,8 +208,7 @@ def test_a_run_never_writes_through_a_link_planted_in_out(tmp_path, name):
     _plant(out, outside, name)
     before = _unchanged(outside)
     with pytest.raises(BadInput, match=f"{name}.* symbolic link"):
-        list(Run(Recipe.from_text(EXPORT_RECIPE.replace("export\n", "train\n    epochs: 1\n  - kind: export\n")),
-                 out_dir=out).events())
+        list(Run(Recipe.from_text(EXPORT_RECIPE.replace("export\n", "train\n    epochs: 1\n  - kind: export\n")), RunOptions(out_dir=out)).events())
     assert _unchanged(outside) == before
 
 
@@ -252,7 +252,7 @@ def test_atomic_writes_replace_links_and_refuse_linked_folders(tmp_path):
                                    '"a\\tb"', "' x'", '"\\u202eexe"', "x" * 200])
 def test_export_names_are_plain_names(field, value, tmp_path):
     with pytest.raises(RecipeError, match=rf"stages\[0\]\.{field}: must"):
-        list(Run(Recipe.from_text(f"{EXPORT_RECIPE}    {field}: {value}\n"), out_dir=tmp_path / "run").events())
+        list(Run(Recipe.from_text(f"{EXPORT_RECIPE}    {field}: {value}\n"), RunOptions(out_dir=tmp_path / "run")).events())
     assert not (tmp_path / "run").exists()
 
 

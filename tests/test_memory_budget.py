@@ -126,11 +126,12 @@ def test_loader_processes_are_bounded_by_cores_and_counted(tmp_path, monkeypatch
 def test_sample_recipes_and_resnet18_at_224_fit_in_4g(tmp_path, monkeypatch):
     from workbench.core.data import load_data
     from workbench.core.recipe import Recipe
+    from workbench.core.run_handle import RunOptions
     from workbench.core.runner import prepare
     from workbench.core.specs import load_model
     monkeypatch.setenv(mb.ENV, "4G")
     for path in sorted((ROOT / "workbench" / "recipes").glob("*.yaml")):
-        prepare(Recipe.load(str(path)), out_dir=tmp_path / path.stem)     # refused here if over the budget
+        prepare(Recipe.load(str(path)), RunOptions(out_dir=tmp_path / path.stem))     # refused here if over the budget
     data = load_data({"spec": "fake:3x224x224:10:100", "batch_size": 64})
     loaded = load_model("torchvision:resnet18", data.input_shape, data.num_classes)
     estimate = mb.run_estimate(loaded, data, 64)
@@ -141,6 +142,7 @@ def test_sample_recipes_and_resnet18_at_224_fit_in_4g(tmp_path, monkeypatch):
 _CASES = r"""
 import contextlib, io, json, sys
 from workbench.cli import main
+from workbench.core.run_handle import RunOptions
 results = []
 for argv in json.loads(sys.argv[1]):
     err = io.StringIO()

@@ -8,6 +8,7 @@ from prune_helpers import assert_ok, run_recipe
 from workbench.core.errors import BadInput
 from workbench.core.precision import cpu_has_fast_bf16
 from workbench.core.recipe import Recipe
+from workbench.core.run_handle import RunOptions
 from workbench.core.runner import Run
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -16,18 +17,18 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fp16_on_a_cpu_is_refused_before_the_run(tmp_path):
     recipe = Recipe.from_text("model: sample:digits_cnn\nprecision: fp16\nstages: [{kind: train, epochs: 1}]\n")
     with pytest.raises(BadInput, match="fp16 training runs on CUDA only"):
-        list(Run(recipe, out_dir=tmp_path / "run").events())
+        list(Run(recipe, RunOptions(out_dir=tmp_path / "run")).events())
     assert not (tmp_path / "run").exists()
 
 
 def test_bf16_on_a_cpu_runs_only_where_the_cpu_has_bf16_units(tmp_path):
     recipe = Recipe.from_text("model: sample:digits_cnn\nprecision: bf16\nstages: [{kind: train, epochs: 1}]\n")
     if cpu_has_fast_bf16():
-        events = list(Run(recipe, out_dir=tmp_path / "run").events())
+        events = list(Run(recipe, RunOptions(out_dir=tmp_path / "run")).events())
         assert_ok(events)
     else:
         with pytest.raises(BadInput, match="no native bf16 arithmetic"):
-            list(Run(recipe, out_dir=tmp_path / "run").events())
+            list(Run(recipe, RunOptions(out_dir=tmp_path / "run")).events())
 
 
 def test_channels_last_fine_tunes_in_nhwc_and_restores_the_layout(tmp_path):

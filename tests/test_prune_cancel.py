@@ -7,6 +7,7 @@ import torch
 
 from workbench.core.events import Progress, StageFailed, StageStarted
 from workbench.core.recipe import Recipe
+from workbench.core.run_handle import RunOptions
 from workbench.core.runner import Run
 from workbench.core.snapshots import load_snapshot
 
@@ -17,7 +18,7 @@ from workbench.core.snapshots import load_snapshot
 ], ids=["unstructured", "structured"])
 def test_cancel_during_pruning_keeps_previous_snapshot(tmp_path, prune):
     run = Run(Recipe.from_text(f"model: sample:digits_mlp\nstages:\n  - {{kind: train, epochs: 1}}\n  - {prune}\n"),
-              out_dir=tmp_path / "run")
+              RunOptions(out_dir=tmp_path / "run"))
     after_cancel = None
     in_prune = False
     for event in run.events():

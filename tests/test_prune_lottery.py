@@ -2,6 +2,7 @@
 import torch
 from prune_helpers import assert_ok, run_recipe
 
+from workbench.core.run_handle import RunOptions
 from workbench.core.specs import load_model
 
 
@@ -46,7 +47,7 @@ model: sample:digits_resnet
 stages:
   - {kind: prune, method: l1, structured: true, scope: layer, sparsity: 0.5, rewind: init, finetune_epochs: 0}
 """)
-    session = prepare(recipe, out_dir=tmp_path)
+    session = prepare(recipe, RunOptions(out_dir=tmp_path))
     session.stage_index = 0
     list(prune.run(session, recipe.stages[0].params))
     init = load_model("sample:digits_resnet").init_state

@@ -7,6 +7,7 @@ from prune_helpers import assert_ok
 
 from workbench.core.events import Series
 from workbench.core.recipe import Recipe
+from workbench.core.run_handle import RunOptions
 from workbench.core.runner import Run
 
 RECIPES = Path(__file__).resolve().parents[1] / "workbench" / "recipes"
@@ -27,7 +28,7 @@ def _shortened(recipe: Recipe) -> Recipe:
 def test_recipe_validates_and_runs(name, tmp_path):
     recipe = Recipe.load(RECIPES / f"{name}.yaml")
     assert Recipe.from_text(recipe.to_yaml()).to_dict() == recipe.to_dict()   # round trip
-    run = Run(_shortened(recipe), out_dir=tmp_path / "run")
+    run = Run(_shortened(recipe), RunOptions(out_dir=tmp_path / "run"))
     events = list(run.events())
     assert_ok(events)
     rows = run.report.data["snapshots"]

@@ -6,6 +6,7 @@ from prune_helpers import assert_ok, run_recipe
 from workbench.core.metrics import count_params, flops_per_module
 from workbench.core.pruning import importance, structured
 from workbench.core.pruning.layers import classifier_name
+from workbench.core.run_handle import RunOptions
 from workbench.core.snapshots import load_snapshot
 from workbench.core.specs import load_model
 
@@ -73,7 +74,7 @@ model: sample:digits_resnet
 stages:
   - {{kind: prune, method: {method}, structured: true, sparsity: 0.3, finetune_epochs: 0, {extra}}}
 """)
-    session = prepare(recipe, out_dir=tmp_path)
+    session = prepare(recipe, RunOptions(out_dir=tmp_path))
     session.stage_index = 0
     params0 = count_params(session.model)[0]
     list(prune.run(session, recipe.stages[0].params))
@@ -93,7 +94,7 @@ stages:
   - {kind: prune, method: l1, structured: true, scope: layer, sparsity: 0.25, finetune_epochs: 0,
      exclude: [layer1.0.conv1], overrides: {layer2.0.conv1: 0.75}}
 """)
-    session = prepare(recipe, out_dir=tmp_path)
+    session = prepare(recipe, RunOptions(out_dir=tmp_path))
     session.stage_index = 0
     list(prune.run(session, recipe.stages[0].params))
     m = session.model

@@ -10,13 +10,14 @@ from workbench.core.errors import BadInput, RecipeError
 from workbench.core.models import LoadedModel
 from workbench.core.pruning import structured
 from workbench.core.recipe import Recipe, new_stage
+from workbench.core.run_handle import RunOptions
 from workbench.core.runner import prepare
 from workbench.core.session import Session
 from workbench.core.stages import prune
 
 
 def _prepare(stages: str, model: str = "sample:digits_mlp", **kw):
-    return prepare(Recipe.from_text(f"model: {model}\nstages:\n{stages}"), **kw)
+    return prepare(Recipe.from_text(f"model: {model}\nstages:\n{stages}"), RunOptions(**kw))
 
 
 @pytest.mark.parametrize("stage,message", [

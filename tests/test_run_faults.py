@@ -17,6 +17,7 @@ from workbench.core.errors import BadInput, WorkbenchError
 from workbench.core.events import RunFinished, SnapshotSaved
 from workbench.core.recipe import Recipe, new_stage
 from workbench.core.run_folder import list_runs, read_run
+from workbench.core.run_handle import RunOptions
 from workbench.core.snapshots import load_snapshot
 
 RECIPE = """model: arch:mlp:hidden=64
@@ -146,7 +147,7 @@ def test_out_that_cannot_be_written_is_refused_before_the_run(tmp_path):
 
 def _child(recipe: Recipe, tmp_path: Path, **kw):
     from workbench.core.child_run import ChildRun
-    return ChildRun(recipe, model="arch:mlp:hidden=16", data="sample:digits", out_dir=str(tmp_path / "run"), **kw)
+    return ChildRun(recipe, RunOptions(model="arch:mlp:hidden=16", data="sample:digits", out_dir=str(tmp_path / "run"), **kw))
 
 
 def test_child_run_streams_the_same_events(tmp_path):

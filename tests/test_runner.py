@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from workbench.core import events as E
 from workbench.core.errors import BadInput, StageError
 from workbench.core.recipe import Recipe, new_stage
+from workbench.core.run_handle import RunOptions
 from workbench.core.runner import Run
 from workbench.core.snapshots import load_snapshot
 
@@ -17,7 +18,7 @@ SMALL = "arch:mlp:hidden=32"
 
 
 def run_all(recipe, **kw):
-    job = Run(recipe, **kw)
+    job = Run(recipe, RunOptions(**kw))
     return job, list(job.events())
 
 
@@ -67,7 +68,7 @@ def test_same_seed_same_weights(tmp_path):
 def test_cancel_at_the_next_event_keeps_previous_snapshot(tmp_path):
     recipe = Recipe([new_stage("train", epochs=1), new_stage("train", epochs=200)], model="sample:digits_resnet",
                     data="sample:digits")
-    job = Run(recipe, out_dir=tmp_path)
+    job = Run(recipe, RunOptions(out_dir=tmp_path))
     after_cancel = None
     evs = []
     for ev in job.events():
@@ -153,7 +154,7 @@ def test_masks_stay_zero_through_training(digits):
 def test_bad_input_is_rejected_before_anything_runs(tmp_path, kw, needle):
     out = tmp_path / "out"
     with pytest.raises(BadInput) as exc:
-        list(Run(Recipe([new_stage("train")]), out_dir=out, **kw).events())
+        list(Run(Recipe([new_stage("train")]), RunOptions(out_dir=out, **kw)).events())
     assert needle in str(exc.value)
     assert not out.exists()
 

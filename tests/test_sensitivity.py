@@ -6,6 +6,7 @@ import torch
 from prune_helpers import assert_ok, run_recipe
 
 from workbench.core.events import Series
+from workbench.core.run_handle import RunOptions
 
 
 def test_unstructured_sensitivity_curves(tmp_path):
@@ -42,7 +43,7 @@ def test_sensitivity_reads_val_not_test(tmp_path):
     from workbench.core.runner import prepare
     from workbench.core.stages import sensitivity
     recipe = Recipe.from_text("model: sample:digits_mlp\nstages: [{kind: sensitivity, sparsities: [0.0], layers: [fc1]}]")
-    session = prepare(recipe, out_dir=tmp_path)
+    session = prepare(recipe, RunOptions(out_dir=tmp_path))
     val = session.data.val
     scrambled = TensorBatches(val.x, (val.y + 1) % 10, val.batch_size, transform=val.transform)
     session.data._cache["val"] = scrambled
@@ -62,7 +63,7 @@ model: sample:digits_resnet
 stages:
   - {kind: sensitivity, structured: true, sparsities: [0.9], layers: [conv1, layer3.0.conv1]}
 """)
-    session = prepare(recipe, out_dir=tmp_path)
+    session = prepare(recipe, RunOptions(out_dir=tmp_path))
     series = {e.name: e for e in sensitivity.run(session, recipe.stages[0].params) if isinstance(e, Series)}
     assert set(series) == {"sensitivity/conv1", "sensitivity/layer3.0.conv1"}
     assert all(len(s.y) == 1 for s in series.values())
@@ -75,7 +76,7 @@ def test_structured_default_layers_skip_the_classifier(tmp_path):
     from workbench.core.runner import prepare
     from workbench.core.stages import sensitivity
     recipe = Recipe.from_text("model: sample:digits_mlp\nstages: [{kind: sensitivity, structured: true, sparsities: [0.5]}]")
-    session = prepare(recipe, out_dir=tmp_path)
+    session = prepare(recipe, RunOptions(out_dir=tmp_path))
     names = [e.name for e in sensitivity.run(session, recipe.stages[0].params) if isinstance(e, Series)]
     assert names == ["sensitivity/fc1", "sensitivity/fc2"]
     assert torch.equal(torch.tensor(session.model.fc1.weight.shape), torch.tensor([300, 64]))

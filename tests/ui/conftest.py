@@ -68,5 +68,8 @@ def make_window(qtbot, tmp_path):
         return w
 
     yield make
-    for w in windows:
-        w.control.stop_and_wait(30)
+    for w in windows:          # a run still going is stopped (and killed if it must be) before the next test
+        if w.control.running():
+            w.control.KILL_AFTER_MS = 1000
+            w.control.stop()
+        qtbot.waitUntil(lambda w=w: not w.control.running() and w.control.worker is None, timeout=WAIT_MS)

@@ -10,6 +10,7 @@ from waits import WAIT_MS
 
 from workbench.core.command_run import CommandRun, cluster_commands
 from workbench.core.recipe import Recipe
+from workbench.core.run_handle import RunOptions
 from workbench.ui import settings
 
 from .helpers import wait_run
@@ -23,7 +24,7 @@ def test_cluster_commands_have_the_readme_forms():
     assert many[1] == ("torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint head:29500 "
                        "--rdzv-id job1 \\\n    -m workbench run r.yaml --out runs/big --device cuda")
     assert local[1] == "workbench run r.yaml --nproc 8 --out runs/big --device cuda"
-    quoted = cluster_commands("my runs/r.yaml", "o", 2, device="cpu", options={"arch": "lenet5", "trust": True})
+    quoted = cluster_commands("my runs/r.yaml", "o", 2, device="cpu", options=RunOptions(arch="lenet5", trust=True))
     assert quoted[0][1] == "torchrun --nproc-per-node 2 -m workbench run 'my runs/r.yaml' --out o --device cpu --arch lenet5 --trust"
 
 

@@ -184,8 +184,9 @@ def test_closing_during_a_run_asks_and_stops_cleanly(make_window, qtbot, message
     w.close()
     assert w.isVisible() and w.control.running()   # "No": keep running
     messages.answer = messages.answer.Yes
-    w.close()
-    assert not w.isVisible() and not w.control.running()
+    w.close()                                      # stops the run; the window closes itself once it has ended
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=WAIT_MS)
+    assert not w.control.running()
     out = Path(w.control.out_dir)
     assert json.loads((out / "report.json").read_text())["status"] == "cancelled"
     leftovers = [p.name for p in out.rglob(".*")]

@@ -4,6 +4,7 @@ import threading
 import pytest
 from waits import WAIT_MS, WAIT_S
 
+from workbench.core.errors import ErrorKind
 from workbench.ui.qthreading import tasks
 from workbench.ui.qthreading.tasks import TaskSlot, pool, run_task
 
@@ -52,9 +53,9 @@ def test_a_superseded_running_job_is_not_delivered(qtbot, idle_pool):
 
     slot = TaskSlot()
     try:
-        slot.submit(slow, on_done=delivered.append, on_error=lambda m, d: errors.append(m))
+        slot.submit(slow, on_done=delivered.append, on_error=lambda e: errors.append(e.message))
         assert started.wait(WAIT_S)           # it runs: it cannot be taken back from the pool
-        slot.submit(lambda: "new", on_done=delivered.append, on_error=lambda m, d: errors.append(m))
+        slot.submit(lambda: "new", on_done=delivered.append, on_error=lambda e: errors.append(e.message))
         qtbot.waitUntil(lambda: delivered == ["new"], timeout=WAIT_MS)
     finally:
         release.set()
@@ -64,7 +65,7 @@ def test_a_superseded_running_job_is_not_delivered(qtbot, idle_pool):
     started.clear()
     release.clear()
     try:
-        slot.submit(failing_slow, on_done=delivered.append, on_error=lambda m, d: errors.append(m))
+        slot.submit(failing_slow, on_done=delivered.append, on_error=lambda e: errors.append(e.message))
         assert started.wait(WAIT_S)
         slot.cancel()
     finally:
@@ -80,6 +81,7 @@ def test_the_latest_error_is_delivered(qtbot, idle_pool):
         raise ValueError("bad spec")
 
     slot = TaskSlot()
-    slot.submit(fail, on_error=lambda message, _details: errors.append(message))
+    slot.submit(fail, on_error=errors.append)
     qtbot.waitUntil(lambda: bool(errors), timeout=WAIT_MS)
-    assert errors == ["ValueError: bad spec"] and not slot.pending()
+    assert [(e.kind, e.message) for e in errors] == [(ErrorKind.CRASHED, "ValueError: bad spec")]      # typed
+    assert "Traceback" in errors[0].details and not slot.pending()

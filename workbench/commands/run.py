@@ -1,16 +1,25 @@
 """`workbench run RECIPE`: the pipeline headless, with a progress bar on a terminal and plain lines otherwise."""
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
+import traceback
+from typing import TYPE_CHECKING
 
 from ..core import distributed
-from ..core.events import ExportWritten, Log, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
+from ..core.errors import ErrorInfo
+from ..core.events import ExportWritten, Log, Progress, RunError, RunFinished, SnapshotSaved, StageFailed, StageStarted
 from ..core.recipe import Recipe
+from ..core.run_handle import RunOptions
 from ..core.runner import Run
+
+if TYPE_CHECKING:
+    from ..reporting.tensorboard import TensorBoardLogger
 
 
 def _n(value, fmt: str = ",", unit: str = "") -> str:
@@ -111,7 +120,7 @@ def main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def launch(args, argv: list[str]) -> int:
+def launch(args: RunArgs, argv: list[str]) -> int:
     """`workbench run ... --nproc N`: the same command under torchrun on this machine (one process per CPU share or
     GPU). A process that dies ends the run: report.json then says so."""
     from datetime import datetime
@@ -119,7 +128,7 @@ def launch(args, argv: list[str]) -> int:
 
     from ..core.run_folder import mark_ended, read_run
     recipe = Recipe.load(args.recipe)
-    out = args.out or str(Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}")
+    out = args.out or str(Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{recipe.folder_name}")
     rest = _without_nproc(argv)
     if not args.out:
         rest += ["--out", out]
@@ -149,30 +158,69 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def run_command(args, argv: list[str] | None = None) -> int:
-    if getattr(args, "nproc", None) and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return launch(args, argv if argv is not None else sys.argv[1:])
+@dataclasses.dataclass(frozen=True)
+class RunArgs:
+    """`workbench run`'s arguments, typed (the parsed command line, or the GUI's headless fallback)."""
+
+    recipe: str
+    model: str | None = None
+    data: str | None = None
+    out: str | None = None
+    arch: str | None = None
+    trust: bool = False
+    keep_head: bool = False
+    device: str = "cpu"
+    seed: int | None = None
+    quiet: bool = False
+    events: str | None = None
+    nproc: int = 1
+    tensorboard: str | None = None
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace) -> RunArgs:
+        given = vars(ns)
+        return cls(**{f.name: given[f.name] for f in dataclasses.fields(cls) if given.get(f.name) is not None})
+
+
+def run_options(args: RunArgs) -> RunOptions:
+    return RunOptions(model=args.model, data=args.data, out_dir=args.out, device=args.device, seed=args.seed,
+                      arch=args.arch, trust=args.trust, keep_head=args.keep_head, nproc=args.nproc)
+
+
+def run_command(args: RunArgs, argv: list[str] | None = None) -> int:
+    events = EventsFile(args.events) if args.events and main_rank() else None   # a GUI follows the run through it
+    try:
+        if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+            return launch(args, argv if argv is not None else sys.argv[1:])
+        return _run(args, events)
+    except BaseException as exc:
+        if events is not None:          # the follower gets the typed error, not a line of text to parse
+            events.handle(RunError(ErrorInfo.of(exc, traceback.format_exc())))
+        raise
+    finally:
+        if events is not None:
+            events.close()
+
+
+def _run(args: RunArgs, events: EventsFile | None) -> int:
     recipe = Recipe.load(args.recipe)
-    listeners = []
-    if getattr(args, "tensorboard", None) and main_rank():      # checked first: without TensorBoard installed, exit 2 before any work
+    listeners: list[TensorBoardLogger] = []
+    if args.tensorboard and main_rank():      # checked first: without TensorBoard installed, exit 2 before any work
         from ..reporting.tensorboard import TensorBoardLogger
         listeners.append(TensorBoardLogger(args.tensorboard))
-    job = Run(recipe, model=args.model, data=args.data, out_dir=args.out, device=args.device, seed=args.seed,
-              arch=args.arch, trust=args.trust, keep_head=getattr(args, "keep_head", False))
+    job = Run(recipe, run_options(args))
     previous = signal.getsignal(signal.SIGINT)
 
     def on_interrupt(signum, frame):  # first Ctrl-C cancels cleanly, the second one aborts
         job.cancel()
         signal.signal(signal.SIGINT, previous)
     signal.signal(signal.SIGINT, on_interrupt)
-    reporter = Reporter(getattr(args, "quiet", False) or not main_rank(), silent=not main_rank())
-    if getattr(args, "events", None) and main_rank():      # a GUI follows the run through this file
-        listeners.append(EventsFile(args.events))
+    reporter = Reporter(args.quiet or not main_rank(), silent=not main_rank())
     ok = False
     try:
         for event in job.events():
             reporter.handle(event)
-            for listener in listeners:
+            for listener in [*listeners, *([events] if events else [])]:
                 listener.handle(event)
             if isinstance(event, RunFinished):
                 ok = event.ok

@@ -8,12 +8,13 @@ forkserver that has imported torch, the runner, every stage and every export for
 starts in milliseconds; they run at a lower priority (nice), with torch's default thread count (as the
 command line has), so a recipe gives the same numbers in both.
 
-    run = ChildRun(recipe, model="sample:digits_mlp", data="sample:digits", out_dir="runs/x")
+    run = ChildRun(recipe, RunOptions(model="sample:digits_mlp", data="sample:digits", out_dir="runs/x"))
     for event in run.events():   # raises BadInput before the first event, like Run
         ...
 """
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -21,16 +22,19 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from .errors import BadInput, WorkbenchError
+from .errors import BadInput, ErrorInfo, ErrorKind, WorkbenchError
+from .events import Event, RunFinished
 from .recipe import Recipe
+from .run_handle import RunOptions, RunState
 
 CHILD_NICE = 10         # the child yields the CPU to the GUI process on a busy machine
 POLL_SECONDS = 0.2
 
 
-def _child_main(recipe: dict, options: dict, events: Any, cancel: Any, threads: int | None = None) -> None:
+def _child_main(recipe: dict[str, Any], options: RunOptions, events: Any, cancel: Any, parent: int) -> None:
     try:
         os.nice(CHILD_NICE)
     except (AttributeError, OSError):
@@ -41,26 +45,37 @@ def _child_main(recipe: dict, options: dict, events: Any, cancel: Any, threads: 
 
     # torch keeps its default thread count, as `workbench run` does: the same recipe gives the same numbers in the
     # GUI and on the command line (results depend on the thread count). The lower priority keeps the GUI responsive.
-    if threads:
-        torch.set_num_threads(threads)
+    if options.threads:
+        torch.set_num_threads(options.threads)
     try:
-        run = Run(Recipe.from_dict(recipe), **options)
+        run = Run(Recipe.from_dict(recipe), options)
         threading.Thread(target=lambda: cancel.wait() and run.cancel(), daemon=True).start()
+        threading.Thread(target=_cancel_when_orphaned, args=(parent, run), daemon=True).start()
         for event in run.events():
             events.put(("event", event))
-    except BadInput as exc:
-        events.put(("bad_input", (exc.message, exc.details)))
-    except WorkbenchError as exc:
-        events.put(("error", (exc.message, exc.details or traceback.format_exc())))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which shows it
-        events.put(("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
+    except BaseException as exc:  # noqa: BLE001 - every error reaches the parent as a typed ErrorInfo
+        events.put(("error", ErrorInfo.of(exc, traceback.format_exc())))
     finally:
         events.put(("end", None))
         events.close()
         events.join_thread()
 
 
-def _context():
+def _cancel_when_orphaned(parent: int, run: Any) -> None:
+    """The run's process is not a daemon (its data loader starts worker processes of its own), so it would outlive
+    a parent that died without stopping it: it cancels itself (keeping every snapshot) when the parent is gone."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            run.cancel()
+            return
+        except OSError:
+            pass
+
+
+def _context() -> Any:
     """forkserver where there is one (Linux, macOS): the server imports torch and the runner once, so
     each run starts in milliseconds instead of seconds; spawn elsewhere. Never plain fork: the GUI
     process has threads."""
@@ -74,15 +89,27 @@ def _context():
 
 
 class ChildRun:
-    """One execution of a recipe in a fresh child process."""
+    """One execution of a recipe in a fresh child process (a RunHandle)."""
 
-    def __init__(self, recipe: Recipe, threads: int | None = None, **options: Any) -> None:
-        """`threads`: torch threads in the child (None: torch's default, as `workbench run` has)."""
+    KILL_GRACE_S = 0.5        # kill(): SIGTERM, then SIGKILL after this long
+
+    def __init__(self, recipe: Recipe, options: RunOptions | None = None) -> None:
+        self.options = options or RunOptions()
         ctx = _context()
         self._events = ctx.Queue()
         self._cancel = ctx.Event()
-        self._process = ctx.Process(target=_child_main, args=(recipe.to_dict(), options, self._events, self._cancel, threads),
-                                    name="workbench-run", daemon=True)
+        self._state = RunState.NEW
+        # not a daemon: a daemonic process may not start children, and the run's data loader starts its workers
+        self._process = ctx.Process(target=_child_main, args=(recipe.to_dict(), self.options, self._events,
+                                                              self._cancel, os.getpid()), name="workbench-run")
+
+    @property
+    def out_dir(self) -> Path | None:
+        return Path(self.options.out_dir) if self.options.out_dir else None
+
+    @property
+    def state(self) -> RunState:
+        return self._state
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -92,15 +119,20 @@ class ChildRun:
         return self._process.pid
 
     def kill(self) -> None:
-        """Last resort (the run ignores cancel): files are written atomically, so nothing is left half-written."""
+        """Last resort (the run ignores cancel): files are written atomically, so nothing is left half-written.
+        Waits up to a few seconds for the process to end: call it off the GUI thread."""
+        if self._process.pid is None:
+            return
         if self._process.is_alive():
+            self._state = RunState.KILLED
             self._process.terminate()
-            self._process.join(0.5)
+            self._process.join(self.KILL_GRACE_S)
         if self._process.is_alive():
             self._process.kill()         # SIGKILL: it cannot be ignored
             self._process.join(2)
 
-    def events(self) -> Iterator:
+    def events(self) -> Iterator[Event]:
+        self._state = RunState.RUNNING
         self._process.start()
         ended = False
         try:
@@ -109,14 +141,17 @@ class ChildRun:
                     kind, payload = self._events.get(timeout=POLL_SECONDS)
                 except queue.Empty:
                     if not self._process.is_alive():
+                        self._finish(RunState.FAILED)
                         raise WorkbenchError(f"the run's process ended unexpectedly (exit code {self._process.exitcode})") from None
                     continue
                 if kind == "event":
+                    if isinstance(payload, RunFinished):
+                        self._finish(RunState.FINISHED if payload.ok else
+                                     RunState.CANCELLED if self._cancel.is_set() else RunState.FAILED)
                     yield payload
-                elif kind == "bad_input":
-                    raise BadInput(*payload)
                 elif kind == "error":
-                    raise WorkbenchError(*payload)
+                    self._finish(RunState.CANCELLED if payload.kind is ErrorKind.CANCELLED else RunState.FAILED)
+                    raise payload.exception()
                 else:
                     ended = True
                     return
@@ -125,6 +160,11 @@ class ChildRun:
                 threading.Thread(target=self._process.join, daemon=True).start()
             else:       # stopped early (the caller closed the generator, or the child died)
                 self.kill()
+            self._finish(RunState.CANCELLED if self._cancel.is_set() else RunState.FAILED)
+
+    def _finish(self, state: RunState) -> None:
+        if self._state is RunState.RUNNING:
+            self._state = state
 
 
 def _trial_load(spec: str, data_spec: str | None, arch: str | None, trust: bool, answer: Any) -> None:
@@ -137,8 +177,8 @@ def _trial_load(spec: str, data_spec: str | None, arch: str | None, trust: bool,
         except BadInput:
             load_model(spec, arch=arch, trust=trust)
         answer.put(None)
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent
-        answer.put(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as a typed ErrorInfo
+        answer.put(ErrorInfo.of(exc))
 
 
 def load_in_child(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False,
@@ -151,18 +191,21 @@ def load_in_child(spec: str, data_spec: str | None = None, arch: str | None = No
     process = ctx.Process(target=_trial_load, args=(spec, data_spec, arch, trust, answer), name="workbench-load", daemon=True)
     process.start()
     deadline = time.monotonic() + timeout
-    message: str | None = f"loading did not finish within {timeout:.0f} s; stopped"
+    error: ErrorInfo | None = ErrorInfo(ErrorKind.BAD_INPUT, f"loading did not finish within {timeout:.0f} s; stopped")
     while time.monotonic() < deadline:
         try:
-            message = answer.get(timeout=POLL_SECONDS)
+            error = answer.get(timeout=POLL_SECONDS)
             break
         except queue.Empty:
             if not process.is_alive():
-                message = f"the loading process died (exit code {process.exitcode})"
+                error = ErrorInfo(ErrorKind.BAD_INPUT, f"the loading process died (exit code {process.exitcode})")
                 break
     process.join(2)
     if process.is_alive():
         process.kill()
         process.join(2)
-    if message:
-        raise BadInput(f"{spec}: {message}" if not message.startswith(str(spec)) else message)
+    if error is not None:
+        message = error.message if error.message.startswith(str(spec)) else f"{spec}: {error.message}"
+        if error.kind is ErrorKind.NEEDS_TRUST:
+            raise dataclasses.replace(error, message=message).exception()
+        raise BadInput(message, error.details)       # whatever the file did when trusted, it is the file's fault

@@ -8,6 +8,7 @@ saved recipe on one machine or several (the GUI's Run ▸ Cluster command… sho
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import signal
@@ -16,44 +17,46 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from .errors import BadInput, UnreadableFile, WorkbenchError
-from .events import from_json
-from .io import open_regular, parse_json
+from .errors import BadInput, ErrorInfo, ErrorKind, UnreadableFile, WorkbenchError
+from .events import Event, RunError, RunFinished, from_json
+from .io import append_file, open_regular, parse_json
 from .limits import MAX_EVENTS_CHUNK
 from .recipe import Recipe
+from .run_handle import RunOptions, RunState
 
 POLL_SECONDS = 0.2
 
 
-def run_args(recipe_path: str, options: dict[str, Any]) -> list[str]:
+def run_args(recipe_path: str, options: RunOptions) -> list[str]:
     """`run RECIPE` and the flags for the Run options that are set (model, data, out_dir, device, seed, arch, trust)."""
     args = ["run", recipe_path]
-    for key, flag in (("model", "--model"), ("data", "--data"), ("out_dir", "--out"), ("device", "--device"),
-                      ("seed", "--seed"), ("arch", "--arch")):
-        if options.get(key) not in (None, ""):
-            args += [flag, str(options[key])]
-    if options.get("trust"):
+    for value, flag in ((options.model, "--model"), (options.data, "--data"), (options.out_dir, "--out"),
+                        (options.device, "--device"), (options.seed, "--seed"), (options.arch, "--arch")):
+        if value not in (None, ""):
+            args += [flag, str(value)]
+    if options.trust:
         args.append("--trust")
+    if options.keep_head:
+        args.append("--keep-head")
     return args
 
 
-def command_line(recipe_path: str, options: dict[str, Any], nproc: int, events: str | None = None) -> list[str]:
-    """The `workbench run` arguments for a recipe file and Run options (model, data, out_dir, device, ...)."""
+def command_line(recipe_path: str, options: RunOptions, events: str | None = None) -> list[str]:
+    """The `workbench run` arguments for a recipe file and Run options (model, data, out_dir, device, nproc ...)."""
     args = run_args(recipe_path, options)
-    args[2:2] = ["--nproc", str(nproc)]
+    args[2:2] = ["--nproc", str(options.nproc)]
     if events:
         args += ["--events", events]
     return args
 
 
 def cluster_commands(recipe_path: str, out_dir: str, nproc: int, nodes: int = 2, host: str = "HOST",
-                     run_id: str = "run", device: str = "cuda", options: dict[str, Any] | None = None,
+                     run_id: str = "run", device: str = "cuda", options: RunOptions | None = None,
                      port: int = 29500) -> list[tuple[str, str]]:
     """(what it is, shell command) for a saved recipe: torchrun on one machine with `nproc` processes, torchrun on
     `nodes` machines (the same command on each, c10d rendezvous at host:port), and `workbench run --nproc` here."""
-    opts = {**(options or {}), "out_dir": out_dir, "device": device}
+    opts = dataclasses.replace(options or RunOptions(), out_dir=out_dir, device=device, nproc=nproc)
     module = ["-m", "workbench", *run_args(recipe_path, opts)]
     each = "GPU" if device == "cuda" else "process"
     backend = "nccl, one GPU per process" if device == "cuda" else "gloo"
@@ -66,7 +69,7 @@ def cluster_commands(recipe_path: str, out_dir: str, nproc: int, nodes: int = 2,
          shlex.join(["torchrun", "--nnodes", str(nodes), "--nproc-per-node", str(nproc), *rdzv]) + " \\\n    "
          + shlex.join(module)),
         (f"This machine, {_n(nproc, 'process')} (torchrun --standalone under the hood):",
-         shlex.join(["workbench", *command_line(recipe_path, opts, nproc)])),
+         shlex.join(["workbench", *command_line(recipe_path, opts)])),
     ]
 
 
@@ -80,58 +83,108 @@ def cluster_text(commands: list[tuple[str, str]]) -> str:
 
 
 class CommandRun:
-    """`events()` / `cancel()` / `kill()` like ChildRun, for a `workbench run --nproc N` process."""
+    """A `workbench run --nproc N` process followed through its events file (a RunHandle).
 
-    def __init__(self, recipe: Recipe, nproc: int, **options: Any) -> None:
-        out = Path(options["out_dir"])
+    Its output goes to `process.log` in the run folder, never to a pipe (a pipe nobody reads fills after 64 KiB,
+    rank 0 then blocks on a write and every other rank waits in a collective forever). An error reaches this side
+    as a `RunError` event (a typed ErrorInfo) that rank 0 writes before it exits; a process that dies without one
+    is reported with its exit code and the end of its log."""
+
+    LOG_NAME = "process.log"
+    KILL_WAIT_S = 5.0
+
+    def __init__(self, recipe: Recipe, options: RunOptions) -> None:
+        if not options.out_dir:
+            raise BadInput("a run of several processes needs an output folder")
+        self.options = options
+        out = Path(options.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.recipe_path = out / "recipe.yaml"
         recipe.save(self.recipe_path)
         self.events_path = out / "events.jsonl"
-        self.argv = [sys.executable, "-m", "workbench",
-                     *command_line(str(self.recipe_path), options, nproc, str(self.events_path))]
-        self._process: subprocess.Popen | None = None
+        self.log_path = out / self.LOG_NAME
+        self.argv = [sys.executable, "-m", "workbench", *command_line(str(self.recipe_path), options, str(self.events_path))]
+        self._process: subprocess.Popen[bytes] | None = None
+        self._state = RunState.NEW
+        self._cancelled = False
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(str(self.options.out_dir))
+
+    @property
+    def state(self) -> RunState:
+        return self._state
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
     def cancel(self) -> None:
+        self._cancelled = True
         if self._process and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGINT)
 
     def kill(self) -> None:
+        """SIGKILL to every process of the run; waits up to KILL_WAIT_S for them: call it off the GUI thread."""
         if self._process and self._process.poll() is None:
+            self._finish(RunState.KILLED)
             os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait(5)
+            self._process.wait(self.KILL_WAIT_S)
 
-    def events(self) -> Iterator:
-        self._process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                         start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    def events(self) -> Iterator[Event]:
+        self._state = RunState.RUNNING
+        with append_file(self.log_path) as log:
+            self._process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                             start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         offset, ended = 0, False
         try:
-            while True:
+            while not ended:
+                exited = self._process.poll() is not None
                 lines, offset = _new_lines(self.events_path, offset)
                 for line in lines:
                     event = from_json(parse_json(line, self.events_path))
+                    if isinstance(event, RunError):
+                        self._finish(RunState.CANCELLED if event.error.kind is ErrorKind.CANCELLED else RunState.FAILED)
+                        raise event.error.exception()
+                    if isinstance(event, RunFinished):
+                        ended = True
+                        self._finish(RunState.FINISHED if event.ok else
+                                     RunState.CANCELLED if self._cancelled else RunState.FAILED)
                     yield event
-                    ended = ended or type(event).__name__ == "RunFinished"
-                if ended:
-                    return
-                if self._process.poll() is not None:
-                    lines, offset = _new_lines(self.events_path, offset)
-                    yield from (from_json(parse_json(line, self.events_path)) for line in lines)
-                    if any('"RunFinished"' in line for line in lines):
-                        return
-                    message = (self._process.stderr.read() if self._process.stderr else "").strip().splitlines()
-                    last = message[-1] if message else f"exit code {self._process.returncode}"
-                    if self._process.returncode == 2:
-                        raise BadInput(last.removeprefix("workbench: error: "))
-                    raise WorkbenchError(f"the run's processes ended: {last}")
-                time.sleep(POLL_SECONDS)
+                if exited and not ended:
+                    self._finish(RunState.FAILED)
+                    raise self._died()
+                if not ended:
+                    time.sleep(POLL_SECONDS)
         finally:
             if not ended:
                 self.kill()
+            self._finish(RunState.CANCELLED if self._cancelled else RunState.FAILED)
+
+    def _died(self) -> WorkbenchError:
+        """The processes ended without a RunFinished or a RunError: the exit code and the end of the log say why."""
+        assert self._process is not None
+        code = self._process.returncode
+        tail = _log_tail(self.log_path)
+        last = tail.strip().splitlines()[-1] if tail.strip() else f"exit code {code}"
+        info = ErrorInfo(ErrorKind.BAD_INPUT if code == 2 else ErrorKind.CRASHED,
+                         f"the run's processes ended (exit code {code}): {last}", tail)
+        return info.exception()
+
+    def _finish(self, state: RunState) -> None:
+        if self._state is RunState.RUNNING:
+            self._state = state
+
+
+def _log_tail(path: Path, size: int = 8192) -> str:
+    """The end of the run's log (its last `size` bytes), for the error's details."""
+    try:
+        with open_regular(path) as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - size))
+            return fh.read(size).decode("utf-8", "replace")
+    except UnreadableFile:
+        return ""
 
 
 def _new_lines(path: Path, offset: int) -> tuple[list[str], int]:

@@ -4,11 +4,30 @@
 exits 2. `StageError` is a failure inside a running stage (the runner reports it as a `StageFailed`
 event): exit 1. Neither ever carries a traceback
 to the user; `details` may hold more text for a "show details" button.
+
+Errors cross threads and processes as `ErrorInfo` (a frozen dataclass: a `kind`, the message, the details), never
+as text to be parsed back: `error.info()` on one side, `info.exception()` (or `info.kind`) on the other.
 """
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any, ClassVar
+
+
+class ErrorKind(enum.StrEnum):
+    """What went wrong, as the receiving side must act on it."""
+    BAD_INPUT = "bad_input"          # the user's to fix; exit 2; nothing ran
+    NEEDS_TRUST = "needs_trust"      # a file that can run code, refused until the user trusts it; exit 2
+    STAGE_FAILED = "stage_failed"    # a stage failed; exit 1; the last snapshot stays
+    CANCELLED = "cancelled"          # the user stopped it
+    CRASHED = "crashed"              # anything else (a bug, a dead process); exit 1
 
 
 class WorkbenchError(Exception):
     """Base class of every error the workbench raises on purpose."""
+
+    kind: ClassVar[ErrorKind] = ErrorKind.CRASHED
 
     def __init__(self, message: str, details: str = "") -> None:
         super().__init__(message)
@@ -18,9 +37,14 @@ class WorkbenchError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(self.kind, self.message, self.details, getattr(self, "reason", ""))
+
 
 class BadInput(WorkbenchError):
     """Invalid spec, file, recipe or argument. CLI exit status 2."""
+
+    kind = ErrorKind.BAD_INPUT
 
 
 class SpecError(BadInput):
@@ -29,6 +53,17 @@ class SpecError(BadInput):
 
 class CheckpointError(BadInput):
     """A checkpoint file that is missing, corrupt, unsafe or does not fit the architecture."""
+
+
+class NeedsTrust(CheckpointError):
+    """A file that can run code (a pickled model, TorchScript, a .pt2 program), refused because the user has not
+    said they trust it. `reason`: what in the file would run, for the GUI's "Trust this file?" question."""
+
+    kind = ErrorKind.NEEDS_TRUST
+
+    def __init__(self, message: str, details: str = "", reason: str = "") -> None:
+        super().__init__(message, details)
+        self.reason = reason or message
 
 
 class UnreadableFile(BadInput):
@@ -50,6 +85,54 @@ class RecipeError(BadInput):
 class StageError(WorkbenchError):
     """A stage failed while running (NaN loss, unsupported op, ...). CLI exit status 1."""
 
+    kind = ErrorKind.STAGE_FAILED
+
 
 class Cancelled(WorkbenchError):
     """The user asked to stop."""
+
+    kind = ErrorKind.CANCELLED
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorInfo:
+    """An error as it crosses a thread or process boundary (picklable, JSON-able). `reason`: for NEEDS_TRUST,
+    what in the file would run."""
+
+    kind: ErrorKind
+    message: str
+    details: str = ""
+    reason: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.kind in (ErrorKind.BAD_INPUT, ErrorKind.NEEDS_TRUST) else 1
+
+    def exception(self) -> WorkbenchError:
+        """The error to raise again on this side of the boundary."""
+        if self.kind is ErrorKind.NEEDS_TRUST:
+            return NeedsTrust(self.message, self.details, self.reason)
+        cls = {ErrorKind.BAD_INPUT: BadInput, ErrorKind.STAGE_FAILED: StageError,
+               ErrorKind.CANCELLED: Cancelled}.get(self.kind, WorkbenchError)
+        return cls(self.message, self.details)
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind.value, "message": self.message, "details": self.details, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ErrorInfo:
+        if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+            return cls(ErrorKind.CRASHED, f"unreadable error record: {str(data)[:200]}")
+        try:
+            kind = ErrorKind(data.get("kind"))
+        except ValueError:
+            kind = ErrorKind.CRASHED
+        return cls(kind, data["message"], str(data.get("details", "")), str(data.get("reason", "")))
+
+    @classmethod
+    def of(cls, exc: BaseException, details: str = "") -> ErrorInfo:
+        """Any exception as an ErrorInfo: a WorkbenchError keeps its kind, anything else is CRASHED."""
+        if isinstance(exc, WorkbenchError):
+            info = exc.info()
+            return dataclasses.replace(info, details=info.details or details)
+        return cls(ErrorKind.CRASHED, f"{type(exc).__name__}: {exc}", details)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .errors import ErrorInfo
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -97,16 +99,26 @@ class RunFinished:
     message: str = ""
 
 
-Event = Progress | Metric | LayerStats | Series | Log | StageStarted | SnapshotSaved | StageFailed | ExportWritten | RunFinished
+@dataclass(frozen=True)
+class RunError:
+    """A run that could not start or went down, as a process that follows it (through an events file) receives it:
+    the typed error, never a message to be parsed back."""
+    error: ErrorInfo
+
+
+Event = (Progress | Metric | LayerStats | Series | Log | StageStarted | SnapshotSaved | StageFailed | ExportWritten
+         | RunFinished | RunError)
 
 
 # --- events as JSON lines (a run in another process writes them; the GUI reads them back) -------------
 _KINDS = {cls.__name__: cls for cls in (Progress, Metric, LayerStats, Series, Log, StageStarted, SnapshotSaved,
-                                        StageFailed, ExportWritten, RunFinished)}
+                                        StageFailed, ExportWritten, RunFinished, RunError)}
 
 
 def to_json(event: Event) -> dict[str, Any]:
     """A plain mapping with the event's class under "event"; `from_json` makes the same event again."""
+    if isinstance(event, RunError):
+        return {"event": "RunError", "error": event.error.to_json()}
     return {"event": type(event).__name__, **asdict(event)}
 
 
@@ -115,6 +127,8 @@ def from_json(data: dict[str, Any]) -> Event:
     cls = _KINDS[data.pop("event")]
     if cls is ExportWritten:
         return ExportWritten(ExportResult(**data["result"]))
+    if cls is RunError:
+        return RunError(ErrorInfo.from_json(data["error"]))
     if cls is Series:
         return Series(data["name"], tuple(data["x"]), tuple(data["y"]), data.get("x_label", ""), data.get("y_label", ""))
     return cls(**data)

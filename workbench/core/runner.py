@@ -15,7 +15,6 @@ import traceback
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,10 +22,11 @@ import torch
 from . import distributed, memory_budget, precision, stages
 from .data import DataSettings, load_data, parse_settings
 from .errors import BadInput, Cancelled, StageError, WorkbenchError
-from .events import ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
+from .events import Event, ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
 from .measure import measure
 from .recipe import Recipe
 from .run_folder import RunReport, read_run
+from .run_handle import RunOptions, RunState
 from .session import Session
 from .snapshots import folder_name, load_snapshot, read_meta, save_snapshot
 from .specs import check_fits, load_model, preprocess_of
@@ -40,10 +40,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, device: str = "cpu",
-            seed: int | None = None, out_dir: str | Path | None = None, arch: str | None = None,
-            trust: bool = False, cancel: threading.Event | None = None, keep_head: bool = False) -> Session:
+def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading.Event | None = None) -> Session:
     """Load model and data, check every stage against them; raises BadInput before anything runs."""
+    o = options or RunOptions()
+    model, data, device, seed, out_dir = o.model, o.data, o.device, o.seed, o.out_dir
     ddp = distributed.from_environment(device)          # under torchrun: this process's rank
     device = distributed.rank_device(device)
     model_spec = model or recipe.model
@@ -59,15 +59,15 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
     settings = data_settings(recipe.data, data, model_spec)
     data_spec = settings.spec
     bundle = load_data(settings, seed, preprocess_of(model_spec), device)
-    loaded = load_model(model_spec, bundle.input_shape, bundle.num_classes, arch=arch, trust=trust, seed=seed,
-                        keep_head=keep_head or recipe.keep_head)
+    loaded = load_model(model_spec, bundle.input_shape, bundle.num_classes, arch=o.arch, trust=o.trust, seed=seed,
+                        keep_head=o.keep_head or recipe.keep_head)
     train_batch = max([bundle.default_batch("train")] + [getattr(s.params, "batch_size", 0) for s in recipe.stages if s.enabled])
     memory_budget.check_run(loaded, bundle, model_spec, train_batch)   # before stage 0 and before the model first runs
     check_fits(loaded.module, bundle, model_spec)
     if out_dir is None:
-        out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{(recipe.name or 'run').replace(' ', '_')}"
-    session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), trust,
-                      recipe=recipe, model_spec=model_spec, data_spec=data_spec)
+        out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{recipe.folder_name}"
+    session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), o.trust,
+                      recipe=recipe, model_spec=model_spec, data_spec=data_spec, dist=ddp)
     for i, spec in enumerate(recipe.stages):
         if spec.enabled:
             check = getattr(stages.get(spec.kind), "preflight", None)
@@ -75,7 +75,6 @@ def prepare(recipe: Recipe, model: str | None = None, data: str | None = None, d
                 session.stage_index = i
                 check(session, spec.params)
     session.stage_index = -1
-    session.dist = ddp
     if session.writes:
         check_out_dir(Path(out_dir))  # last: a run refused for anything else leaves no folder behind
     return session
@@ -108,24 +107,45 @@ def check_out_dir(out: Path) -> None:
 
 
 class Run:
-    """One execution of a recipe. Iterate `events()`; call `cancel()` from any thread."""
+    """One execution of a recipe in this process (a RunHandle). Iterate `events()`; `cancel()` from any thread."""
 
-    def __init__(self, recipe: Recipe, **options: Any) -> None:
+    def __init__(self, recipe: Recipe, options: RunOptions | None = None) -> None:
         self.recipe = recipe
-        self.options = options
+        self.options = options or RunOptions()
         self._cancel = threading.Event()
+        self._state = RunState.NEW
         self.session: Session | None = None
         self.report: RunReport | None = None
 
     def cancel(self) -> None:
         self._cancel.set()
 
+    def kill(self) -> None:
+        """A run on a thread of this process cannot be killed: it is cancelled, and ends at its next event."""
+        self.cancel()
+
+    @property
+    def state(self) -> RunState:
+        return self._state
+
     @property
     def out_dir(self) -> Path | None:
         return self.session.out_dir if self.session else None
 
-    def events(self) -> Iterator:
-        session = self.session = prepare(self.recipe, cancel=self._cancel, **self.options)
+    def events(self) -> Iterator[Event]:
+        self._state = RunState.RUNNING
+        try:
+            for event in self._events():
+                if isinstance(event, RunFinished):
+                    self._state = (RunState.FINISHED if event.ok else
+                                   RunState.CANCELLED if self._cancel.is_set() else RunState.FAILED)
+                yield event
+        finally:
+            if self._state is RunState.RUNNING:
+                self._state = RunState.CANCELLED if self._cancel.is_set() else RunState.FAILED
+
+    def _events(self) -> Iterator[Event]:
+        session = self.session = prepare(self.recipe, self.options, self._cancel)
         assert session.out_dir is not None
         self.report = RunReport(session.out_dir, {
             "model": session.model_spec, "data": session.data_spec, "recipe": self.recipe.to_dict(),
@@ -286,6 +306,6 @@ def _os_message(exc: OSError) -> str:
     return f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": ")
 
 
-def run(recipe: Recipe, **options: Any) -> Iterator:
+def run(recipe: Recipe, options: RunOptions | None = None) -> Iterator[Event]:
     """Convenience: the events of a fresh Run."""
-    return Run(recipe, **options).events()
+    return Run(recipe, options).events()

@@ -16,6 +16,7 @@ from .io import atomic_write_text
 from .models import LoadedModel
 
 if TYPE_CHECKING:
+    from .distributed import Dist
     from .recipe import Recipe
 
 
@@ -30,7 +31,7 @@ class Session:
     def __init__(self, loaded: LoadedModel, data: DataBundle, device: str = "cpu", seed: int = 0,
                  out_dir: str | Path | None = None, cancelled: Callable[[], bool] | None = None,
                  trust: bool = False, recipe: Recipe | None = None, model_spec: str = "",
-                 data_spec: str = "") -> None:
+                 data_spec: str = "", dist: Dist | None = None) -> None:
         self.loaded = loaded
         self.device = torch.device(device)
         self.model: nn.Module = loaded.module.to(self.device)
@@ -54,7 +55,7 @@ class Session:
         self.snapshot_paths: list[Path] = []
         self.exports: list[dict] = []
         self.stage_index = -1
-        self.dist = None                      # distributed.Dist under torchrun (several processes), else None
+        self.dist = dist                      # this process's rank under torchrun (several processes), else None
         self.agreed_cancel = False
 
     # --- cancellation -------------------------------------------------------------------------

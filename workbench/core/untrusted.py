@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import BadInput, CheckpointError
+from .errors import BadInput, CheckpointError, NeedsTrust
 from .io import read_json
 from .limits import MAX_REPORT_BYTES
 
@@ -52,9 +52,12 @@ SAFE_FORMAT_HINT = ("the workbench's safe format is its own record (safetensors 
                     "`workbench export MODEL --format safetensors`")
 
 
-def refuse(path: str | Path, what: str, alternative: str = "") -> CheckpointError:
+def refuse(path: str | Path, what: str, alternative: str = "") -> NeedsTrust:
+    """The error for a file that can run code and is not trusted; its `reason` (what would run) is what the GUI's
+    "Trust this file?" question shows."""
     more = f"; {alternative}" if alternative else ""
-    return CheckpointError(f"{path}: refused: {what}, so loading it could run code; {TRUST_HINT}{more}")
+    return NeedsTrust(f"{path}: refused: {what}, so loading it could run code; {TRUST_HINT}{more}",
+                      reason=what + (f" ({alternative})" if alternative else ""))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow
 from ..core.data.settings import DataSettings
 from ..core.errors import RecipeError
 from ..core.run_folder import list_runs
+from ..core.run_handle import RunOptions
 from ..reporting import build_report
 from . import settings
 from .actions import build_actions, build_menus, build_status_bar, build_toolbar, fill_ready_made, fill_recent, gpu_count, shortcuts_text
@@ -57,6 +58,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.history = RunHistory(self)
         self.titles = stage_titles()
         self._pending_data: DataSettings | None = None   # chosen in Open data, written into the recipe once loaded
+        self._closing = False                            # closing waits for the run to stop
         self.control.listeners += [self.run_panel.handle, self.plots.handle]
         self.setCentralWidget(self.plots)
         self.docks = {key: self._dock(key, title, widget, area) for key, title, widget, area in (
@@ -141,8 +143,7 @@ class MainWindow(RecipeFiles, QMainWindow):
 
     def ask_trust(self, spec: str, reason: str, options: dict) -> None:
         """A file that can run code was refused: loading it needs the user's explicit yes."""
-        why = reason.split("refused:", 1)[-1].split("; pass --trust")[0].strip()
-        if errors.ask(self, "Trust this file?", f"{Path(spec).name}: {why}.\n\nTrusting it runs that code now, with "
+        if errors.ask(self, "Trust this file?", f"{Path(spec).name}: {reason}.\n\nTrusting it runs that code now, with "
                       "your permissions: it could read or change any of your files. Load it only if you trust "
                       "where it came from.\n\nTrust and load it?"):
             self.open_model(spec, options.get("arch"), trust=True)
@@ -218,8 +219,9 @@ class MainWindow(RecipeFiles, QMainWindow):
         settings.set_value("device", device)
         settings.set_value("processes", nproc)
         options = self.state.model_options if model == self.state.model_spec else {}
-        started = self.control.start(recipe, model, self.state.data_spec, self.state.runs_dir, device, **options,
-                                     nproc=nproc)
+        started = self.control.start(recipe, RunOptions(model=model, data=self.state.data_spec, device=device,
+                                                        arch=options.get("arch"), trust=bool(options.get("trust")),
+                                                        nproc=nproc), self.state.runs_dir)
         if started:
             self.plots.begin_run(self.control.out_dir, stage_names(recipe.to_dict(), self.titles))
         return started
@@ -299,7 +301,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         path = path or QFileDialog.getSaveFileName(self, "Export report", str(default), "HTML report (*.html)")[0]
         if path:
             self.statusBar().showMessage(f"Writing the report of {len(runs)} run(s)…")
-            self._report_task = run_task(build_report, runs, path, on_error=lambda m, d: self.show_error("No report", m, d),
+            self._report_task = run_task(build_report, runs, path, on_error=lambda e: self.show_error("No report", e.message, e.details),
                                          on_done=lambda f: self.statusBar().showMessage(f"Wrote {f.html}, {f.markdown.name} "
                                                                                         f"and {f.csv.name}", 10000))
 
@@ -354,19 +356,23 @@ class MainWindow(RecipeFiles, QMainWindow):
         event.acceptProposedAction()
 
     def closeEvent(self, event) -> None:
-        if not self.maybe_save_recipe():
+        """Closing during a run stops it first: the window closes itself once the run has ended (the event loop
+        keeps turning meanwhile; nothing waits on the GUI thread)."""
+        if not self._closing and not self.maybe_save_recipe():
             event.ignore()
             return
         if self.control.running():
-            if not errors.ask(self, "A run is active", "A run is still going. Stop it and quit? "
-                              "The last finished snapshot is kept."):
+            if not self._closing and not errors.ask(self, "A run is active", "A run is still going. Stop it and "
+                                                    "quit? The last finished snapshot is kept."):
                 event.ignore()
                 return
-            self.status_stage.setText("stage: stopping…")
-            if not self.control.stop_and_wait():
-                self.show_error("Still stopping", "The run did not stop in time; try again in a moment.")
-                event.ignore()
-                return
+            if not self._closing:
+                self._closing = True
+                self.status_stage.setText("stage: stopping… (the window closes when the run has ended)")
+                self.control.idle.connect(self.close, Qt.ConnectionType.QueuedConnection)
+                self.control.stop()
+            event.ignore()
+            return
         settings.save_window(self, LAYOUT_VERSION)
         settings.set_value("runs_dir", self.state.runs_dir)
         event.accept()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QComboBox, QDialog, QFileDialog, QFormLayout, QLab
 
 from ...core.command_run import cluster_commands, cluster_text
 from ...core.recipe import Recipe
+from ...core.run_handle import RunOptions
 from . import errors
 from .common import Buttons, button_box, buttons_row
 
@@ -106,7 +107,8 @@ class ClusterCommandDialog(QDialog):
     def commands(self) -> list[tuple[str, str]]:
         return cluster_commands(self.recipe_path, self.out.text().strip() or self.name, self.processes.value(),
                                 self.nodes.value(), self.host.text().strip() or "HOST", self.name,
-                                self.device.currentText(), self.options)
+                                self.device.currentText(),
+                                RunOptions(arch=self.options.get("arch"), trust=bool(self.options.get("trust"))))
 
     def update_text(self) -> None:
         self.text.setPlainText(cluster_text(self.commands()))

@@ -6,6 +6,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
 
+from ...core.errors import ErrorInfo
 from ...core.export import formats
 from ...core.snapshot_tools import export_spec
 from ..qthreading.tasks import run_task
@@ -87,8 +88,8 @@ class ExportDialog(QDialog):
             self.status.setText(f"<span style='color:#b91c1c'>✗ not verified</span> · {result.bytes:,} bytes<br>"
                                 f"{result.error}")
 
-    def _failed(self, message: str, _details: str) -> None:
-        self.error = message
+    def _failed(self, error: ErrorInfo) -> None:
+        message = self.error = error.message
         self.export_button.setEnabled(True)
         self.status.setText(f"<span style='color:#b91c1c'>Export failed: {message}</span>")
 

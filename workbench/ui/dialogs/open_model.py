@@ -89,8 +89,8 @@ class OpenModelDialog(QDialog):
                 self.timm_page = page
                 self.pretrained_box = QCheckBox("pretrained weights (from the Hugging Face cache; bold: already cached)")
                 page.layout().addWidget(self.pretrained_box)
-        run_task(_timm_listing, on_done=self._fill_timm, on_error=lambda message, _d: self.timm_page.search.setPlaceholderText(
-            f"timm is not available: {message}"))
+        run_task(_timm_listing, on_done=self._fill_timm, on_error=lambda e: self.timm_page.search.setPlaceholderText(
+            f"timm is not available: {e.message}"))
         self.tabs.addTab(self._file_page(), "File or folder")
         self.spec_edit = QLineEdit(placeholderText="or type a spec: sample:NAME, torchvision:NAME[:weights=W], "
                                                    "timm:NAME[:pretrained], arch:NAME, a path")

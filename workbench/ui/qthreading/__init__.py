@@ -1,1 +1,1 @@
-"""Work off the GUI thread: the task pool and its latest-request-wins slots, the run worker and its control, the event pump."""
+"""Work off the GUI thread: the task pool and its latest-request-wins slots, the run worker and its control."""

@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ...core.child_run import load_in_child
 from ...core.data import load_data
+from ...core.errors import ErrorInfo, ErrorKind
 from ...core.layer_data import CACHE, layer_arrays, open_model
 from ...core.snapshot_tools import snapshot_layers
 from ..state import AppState
@@ -50,11 +51,6 @@ def with_baseline(info: dict, spec: str) -> dict:
     return {**info, "baseline": {n: {"params": v.get("params"), "shape": v.get("shape")} for n, v in layers.items()}}
 
 
-def is_refusal(message: str) -> bool:
-    """Whether a load failed only because the file can run code and was not trusted."""
-    return "refused:" in message and "--trust" in message
-
-
 TRUSTED_LOAD_SECONDS = 120.0
 
 
@@ -83,7 +79,7 @@ class ModelControl(QObject):
         self.browser.set_loading(spec)
         self.status.emit(f"model: {spec} (loading{', trusted' if trust else ''}…)")
         self.models.submit(_open, spec, self.state.data_spec, options, on_done=lambda info: self._opened(spec, info, options),
-                           on_error=lambda message, details: self._failed(spec, message, details, options))
+                           on_error=lambda error: self._failed(spec, error, options))
 
     def _opened(self, spec: str, info: dict, options: dict) -> None:
         self.snapshots.cancel()   # a snapshot still loading would cover the model just opened
@@ -100,23 +96,24 @@ class ModelControl(QObject):
         if again:
             self.load_layer()
 
-    def _failed(self, spec: str, message: str, details: str, options: dict) -> None:
+    def _failed(self, spec: str, error: ErrorInfo, options: dict) -> None:
+        message = error.message
         self.status.emit(f"model: {self.state.model_spec or 'none'}")
         if self.state.model_spec and self.browser.info:
             self.browser.show_info(self.browser.info)   # the model that was open stays open
         else:
             self.browser.set_failed(spec, message)
-        if is_refusal(message) and not options.get("trust"):
-            self.needsTrust.emit(spec, message, options)   # the window asks; only an explicit yes loads it
+        if error.kind is ErrorKind.NEEDS_TRUST and not options.get("trust"):
+            self.needsTrust.emit(spec, error.reason, options)   # the window asks; only an explicit yes loads it
         else:
-            self.failed.emit("Cannot open model", message, details)
+            self.failed.emit("Cannot open model", message, error.details)
 
     def set_data(self, spec: str, model: str | None = None) -> None:
         """Check the data spec off the GUI thread; keep the current data if it does not load. With `model`, that
         model is opened on the new data (else the current one is measured again)."""
         self.notice.emit(f"Loading data {spec}…", 0)
         run_task(load_data, spec, on_done=lambda _bundle: self._data_loaded(spec, model),
-                 on_error=lambda message, details: self.failed.emit("Cannot open data", message, details))
+                 on_error=lambda e: self.failed.emit("Cannot open data", e.message, e.details))
 
     def _data_loaded(self, spec: str, model: str | None = None) -> None:
         CACHE.clear()
@@ -140,7 +137,7 @@ class ModelControl(QObject):
             return
         label = f"snapshot {Path(path).parent.parent.name}/{Path(path).name}"
         self.snapshots.submit(_snapshot, path, self.state.data_spec, on_done=lambda info: self._show_snapshot(info, label),
-                              on_error=lambda message, _d: self.notice.emit(f"Cannot read {path}: {message}", 8000))
+                              on_error=lambda e: self.notice.emit(f"Cannot read {path}: {e.message}", 8000))
 
     def _show_snapshot(self, info: dict, label: str) -> None:
         self.browser.show_info(info, label)
@@ -154,4 +151,4 @@ class ModelControl(QObject):
         label = Path(source).name if Path(source).exists() else source
         self.inspector.set_loading(layer, label)
         self.layers.submit(_layer, source, layer, on_done=lambda arrays: self.inspector.show_arrays(arrays, label),
-                           on_error=lambda message, _d: self.inspector.set_failed(layer, message))
+                           on_error=lambda e: self.inspector.set_failed(layer, e.message))

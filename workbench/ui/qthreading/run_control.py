@@ -1,22 +1,26 @@
 """Starting, stopping and following a run: passes a RunWorker's events on to the panels and reports failures."""
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
+from ...core.errors import ErrorInfo
 from ...core.events import RunFinished, SnapshotSaved, StageFailed, StageStarted
 from ...core.recipe import Recipe
 from ...core.run_folder import mark_ended
-from .pump import process_events
-from .worker import RunWorker
+from ...core.run_handle import RunOptions
+from .worker import RunWorker, started_before_any_event
 
 
 class RunControl(QObject):
     """One run at a time. `stateChanged(running)`; `stageChanged(text)` for the status bar; `failed(title, message,
-    details)` when a stage fails or the run cannot start or crashes (the window shows it; a stop is not a failure)."""
+    details)` when a stage fails or the run cannot start or crashes (the window shows it; a stop is not a failure).
+
+    Stop never blocks the GUI thread: it cancels, and KILL_AFTER_MS later (a stage that has not ended) the worker
+    kills the run's process on a thread of its own; the window learns of the end through `done`, like any end."""
 
     stateChanged = Signal(bool)
     stageChanged = Signal(str)
@@ -25,6 +29,7 @@ class RunControl(QObject):
     runEnded = Signal(str, bool, str)   # run dir, ok, message
     notStarted = Signal(str, str)       # run dir, why: the pre-run check refused it (nothing was written)
     failed = Signal(str, str, str)      # title, message, details
+    idle = Signal()                     # the run has ended and its worker is gone
 
     KILL_AFTER_MS = 5000                # Stop: a stage that has not ended by then is ended by killing its process
 
@@ -33,9 +38,10 @@ class RunControl(QObject):
         self.worker: RunWorker | None = None
         self.out_dir = ""
         self.last_failure: StageFailed | None = None
-        self.listeners: list = []       # callables taking each event (panels)
+        self.listeners: list[Callable[[object], None]] = []       # callables taking each event (panels)
         self.in_process = False         # True: run on a thread of this process (tests patch stages that way; one process)
         self.killed = False             # Stop had to kill the run's process
+        self._ending: set[RunWorker] = set()
         self._kill_timer = QTimer(self)
         self._kill_timer.setSingleShot(True)
         self._kill_timer.timeout.connect(self._kill)
@@ -43,13 +49,11 @@ class RunControl(QObject):
     def running(self) -> bool:
         return self.worker is not None and not self.worker.finished
 
-    def start(self, recipe: Recipe, model: str, data: str | None, runs_dir: str, device: str,
-              arch: str | None = None, trust: bool = False, nproc: int = 1) -> bool:
-        """Start a run in a new folder under `runs_dir`; `nproc` > 1: that many processes under torchrun."""
+    def start(self, recipe: Recipe, options: RunOptions, runs_dir: str) -> bool:
+        """Start a run in a new folder under `runs_dir`; `options.nproc` > 1: that many processes under torchrun."""
         if self.running():
             return False
-        name = (recipe.name or "run").replace(" ", "_").replace("/", "_")
-        out = Path(runs_dir) / f"{datetime.now():%Y%m%d-%H%M%S}-{name}"
+        out = Path(runs_dir) / f"{datetime.now():%Y%m%d-%H%M%S}-{recipe.folder_name}"
         n = 1
         while out.exists():
             n += 1
@@ -57,12 +61,11 @@ class RunControl(QObject):
         self.out_dir = str(out.resolve())
         self.last_failure = None
         self.killed = False
-        worker = self.worker = RunWorker(recipe, self.in_process, nproc, model=model, data=data, out_dir=self.out_dir,
-                                         device=device, arch=arch, trust=trust)
+        worker = self.worker = RunWorker(recipe, options.with_out_dir(self.out_dir), self.in_process)
         queued = Qt.ConnectionType.QueuedConnection   # slots run on the GUI thread, whatever the sender
         worker.event.connect(self._on_event, queued)
-        worker.failedToStart.connect(self._failed_to_start, queued)
-        worker.crashed.connect(self._crashed, queued)
+        worker.failed.connect(self._failed, queued)
+        worker.killed.connect(self._process_killed, queued)
         worker.done.connect(self._done, queued)
         self.runStarted.emit(self.out_dir, f"{out.name} (running)")
         self.stateChanged.emit(True)
@@ -80,31 +83,16 @@ class RunControl(QObject):
 
     @Slot()
     def _kill(self) -> None:
-        kill = getattr(self.worker.run, "kill", None) if self.running() else None
-        if kill is None:
+        if not self.running() or self.worker.in_process:
             return
         self.killed = True
         self.stageChanged.emit("stopping: killing the run's process…")
-        kill()        # files are written atomically: every complete snapshot stays; report.json is fixed below
+        self.worker.kill()        # on the worker's own thread; files are written atomically, every snapshot stays
+
+    @Slot()
+    def _process_killed(self) -> None:
         mark_ended(self.out_dir, "cancelled", f"stopped by the user; the stage did not end within "
                                               f"{self.KILL_AFTER_MS // 1000} s, so its process was killed")
-
-    def stop_and_wait(self, timeout_s: float = 20.0) -> bool:
-        """Cancel and keep the event loop turning until the worker thread has ended (for closing the window)."""
-        if not self.worker:
-            return True
-        self.worker.cancel()
-        deadline, killed = time.monotonic() + timeout_s, False
-        while self.worker and not self.worker.wait(20):
-            process_events(20)
-            if time.monotonic() > deadline:
-                kill = getattr(self.worker.run, "kill", None)
-                if killed or kill is None:
-                    return False
-                kill()   # a child process that ignores cancel; its files are written atomically
-                deadline, killed = time.monotonic() + 5, True
-        process_events()
-        return True
 
     @Slot(object)
     def _on_event(self, ev) -> None:
@@ -124,25 +112,33 @@ class RunControl(QObject):
             status = "finished" if ev.ok else "stopped" if cancelled else "failed"
             self.runEnded.emit(self.out_dir, ev.ok, status)
 
-    @Slot(str, str)
-    def _failed_to_start(self, message: str, details: str) -> None:
-        self.notStarted.emit(self.out_dir, message)
-        self.failed.emit("Cannot run", message, details)
-
-    @Slot(str, str)
-    def _crashed(self, message: str, details: str) -> None:
-        if self.killed:                  # the user asked for it: not a failure to report
+    @Slot(object)
+    def _failed(self, info: ErrorInfo) -> None:
+        if started_before_any_event(info):
+            self.notStarted.emit(self.out_dir, info.message)
+            self.failed.emit("Cannot run", info.message, info.details)
+        elif self.killed:                  # the user asked for it: not a failure to report
             self.runEnded.emit(self.out_dir, False, "stopped")
-            return
-        self.runEnded.emit(self.out_dir, False, "crashed")
-        self.failed.emit("Run failed", message, details)
+        else:
+            self.runEnded.emit(self.out_dir, False, "crashed")
+            self.failed.emit("Run failed", info.message, info.details)
 
     @Slot()
     def _done(self) -> None:
         self._kill_timer.stop()
         worker, self.worker = self.worker, None
-        if worker is not None:
-            worker.wait(5000)
-            worker.deleteLater()
+        if worker is not None:          # its thread is ending on its own: never wait for it here
+            if worker.thread.isFinished():
+                worker.deleteLater()
+            else:                       # kept referenced until then: a QThread must not be destroyed while it runs
+                self._ending.add(worker)
+                worker.thread.finished.connect(self._reap, Qt.ConnectionType.QueuedConnection)
         self.stateChanged.emit(False)
         self.stageChanged.emit("idle")
+        self.idle.emit()
+
+    @Slot()
+    def _reap(self) -> None:
+        for worker in [w for w in self._ending if w.thread.isFinished()]:
+            self._ending.discard(worker)
+            worker.deleteLater()

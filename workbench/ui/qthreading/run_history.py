@@ -34,4 +34,4 @@ class RunHistory(QObject):
     def load(self, paths: list[str]) -> None:
         if paths:
             self.slot.submit(read_curves, list(paths), on_done=self.loaded.emit,
-                             on_error=lambda message, _details: self.failed.emit(f"Cannot read the run's curves: {message}", 8000))
+                             on_error=lambda e: self.failed.emit(f"Cannot read the run's curves: {e.message}", 8000))

@@ -12,9 +12,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
-from ...core.errors import WorkbenchError
+from ...core.errors import ErrorInfo
 
 BACKGROUND_NICE = 10
 _POOL: QThreadPool | None = None
@@ -43,7 +44,7 @@ def pool() -> QThreadPool:
 
 class _Signals(QObject):
     done = Signal(object)
-    failed = Signal(str, str)
+    failed = Signal(object)       # ErrorInfo
 
 
 class Task(QRunnable):
@@ -59,16 +60,12 @@ class Task(QRunnable):
     def run(self) -> None:
         background_priority()
         try:
-            outcome = ("done", (self.fn(*self.args),))
-        except WorkbenchError as exc:
-            outcome = ("failed", (exc.message, exc.details or traceback.format_exc()))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a message for the user
-            outcome = ("failed", (f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            outcome: tuple[str, Any] = ("done", self.fn(*self.args))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a typed error for the user
+            outcome = ("failed", ErrorInfo.of(exc, traceback.format_exc()))
         self.finished = True
-        try:
-            getattr(self.signals, outcome[0]).emit(*outcome[1])
-        except RuntimeError:  # the application is shutting down: nobody is left to tell
-            pass
+        if shiboken6.isValid(self.signals):    # else the application is shutting down: nobody is left to tell
+            getattr(self.signals, outcome[0]).emit(outcome[1])
 
 
 class _Relay(QObject):
@@ -86,25 +83,37 @@ class _Relay(QObject):
         _ALIVE.pop(self.task, None)
         _deliver(self.on_done, result)
 
-    @Slot(str, str)
-    def failed(self, message: str, details: str) -> None:
+    @Slot(object)
+    def failed(self, error: ErrorInfo) -> None:
         _ALIVE.pop(self.task, None)
-        _deliver(self.on_error, message, details)
+        _deliver(self.on_error, error)
 
 
-def _deliver(callback, *args: Any) -> None:
+def _deliver(callback: Callable[..., None] | None, *args: Any) -> None:
     """Call back, unless the widget that asked was closed and deleted in the meantime."""
     if callback is None:
         return
-    try:
+    if all(shiboken6.isValid(owner) for owner in _owners(callback)):
         callback(*args)
-    except RuntimeError as exc:
-        if "already deleted" not in str(exc):
-            raise
+
+
+def _owners(callback: Callable[..., None]) -> list[QObject]:
+    """The Qt objects a callback acts on: the object of a bound method, the ones a lambda closes over."""
+    found = [getattr(callback, "__self__", None)]
+    found += [cell.cell_contents for cell in getattr(callback, "__closure__", None) or () if _filled(cell)]
+    return [obj for obj in found if isinstance(obj, QObject)]
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
 
 
 def run_task(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
-             on_error: Callable[[str, str], None] | None = None) -> Task:
+             on_error: Callable[[ErrorInfo], None] | None = None) -> Task:
     """Start `fn(*args)` on the pool; callbacks run on the GUI thread."""
     return _start(Task(fn, *args), on_done, on_error)
 
@@ -126,11 +135,11 @@ class TaskSlot:
         self.task: Task | None = None   # the job whose result will be delivered
 
     def submit(self, fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[str, str], None] | None = None) -> Task:
+               on_error: Callable[[ErrorInfo], None] | None = None) -> Task:
         self.cancel()
         task = self.task = Task(fn, *args)
         return _start(task, lambda result: self._finish(task, on_done, result),
-                      lambda message, details: self._finish(task, on_error, message, details))
+                      lambda error: self._finish(task, on_error, error))
 
     def cancel(self) -> None:
         """Forget the current job: out of the queue if it has not started, its result ignored if it has."""
@@ -145,8 +154,7 @@ class TaskSlot:
         if task is not self.task:
             return   # superseded while it ran
         self.task = None
-        if callback is not None:
-            callback(*args)
+        _deliver(callback, *args)
 
 
 def busy() -> bool:

@@ -14,44 +14,51 @@ recipe gives the same accuracies in both); it runs at a lower priority, which ke
 """
 from __future__ import annotations
 
+import dataclasses
+import threading
 import traceback
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from ...core.child_run import ChildRun
 from ...core.command_run import CommandRun
-from ...core.errors import BadInput, WorkbenchError
+from ...core.errors import ErrorInfo, ErrorKind
 from ...core.recipe import Recipe
+from ...core.run_handle import RunHandle, RunOptions
 from ...core.runner import Run
 from .tasks import background_priority
 
 CHILD_THREADS: int | None = None   # torch threads of a run's process; None: torch's default, as `workbench run` has
 
 
-def make_run(recipe: Recipe, in_process: bool, nproc: int, options: dict) -> Run | ChildRun | CommandRun:
+def make_run(recipe: Recipe, in_process: bool, options: RunOptions) -> RunHandle:
     """What follows the run: its own process (one), torchrun's processes (several) or this process (tests)."""
-    if nproc > 1:
-        return CommandRun(recipe, nproc, **options)
-    return Run(recipe, **options) if in_process else ChildRun(recipe, CHILD_THREADS, **options)
+    if options.nproc > 1:
+        return CommandRun(recipe, options)
+    if in_process:
+        return Run(recipe, options)
+    return ChildRun(recipe, dataclasses.replace(options, threads=options.threads or CHILD_THREADS))
 
 
 class RunWorker(QObject):
-    """Owns one Run. Signals arrive on the GUI thread (queued connections)."""
+    """Owns one RunHandle. Signals arrive on the GUI thread (queued connections). Nothing here blocks the GUI
+    thread: events are read on the worker's QThread, and `kill()` waits for the process on a thread of its own."""
 
     event = Signal(object)
-    failedToStart = Signal(str, str)  # message, details (BadInput before the first event)
-    crashed = Signal(str, str)        # an unexpected error escaping the runner
+    failed = Signal(object)           # ErrorInfo: BAD_INPUT / NEEDS_TRUST before the first event, CRASHED after
+    killed = Signal()                 # kill() has ended the run's process (emitted from the killing thread)
     done = Signal()
 
-    def __init__(self, recipe: Recipe, in_process: bool = False, nproc: int = 1, **options) -> None:
+    def __init__(self, recipe: Recipe, options: RunOptions, in_process: bool = False) -> None:
         super().__init__()
-        self.in_process = in_process and nproc == 1
-        self.run = make_run(recipe, self.in_process, nproc, options)
+        self.in_process = in_process and options.nproc == 1
+        self.run: RunHandle = make_run(recipe, self.in_process, options)
         self.thread = QThread()
         self.thread.setObjectName("workbench-run")
         self.moveToThread(self.thread)
         self.thread.started.connect(self._work)
         self.finished = False
+        self._killer: threading.Thread | None = None
 
     def start(self) -> None:
         self.thread.start()
@@ -59,11 +66,18 @@ class RunWorker(QObject):
     def cancel(self) -> None:
         self.run.cancel()
 
+    def kill(self) -> None:
+        """End the run's process without waiting here: the escalation (SIGTERM, then SIGKILL) runs on its own thread."""
+        if self._killer is None and not self.finished:
+            self._killer = threading.Thread(target=self._kill, name="workbench-kill", daemon=True)
+            self._killer.start()
+
+    def _kill(self) -> None:
+        self.run.kill()
+        self.killed.emit()
+
     def is_running(self) -> bool:
         return self.thread.isRunning() and not self.finished
-
-    def wait(self, ms: int) -> bool:
-        return self.thread.wait(ms)
 
     def _work(self) -> None:
         if self.in_process:
@@ -71,13 +85,14 @@ class RunWorker(QObject):
         try:
             for ev in self.run.events():   # the runner already sends at most 20 Progress events a second
                 self.event.emit(ev)
-        except BadInput as exc:
-            self.failedToStart.emit(exc.message, exc.details)
-        except WorkbenchError as exc:
-            self.crashed.emit(exc.message, exc.details or traceback.format_exc())
         except Exception as exc:  # noqa: BLE001 - shown to the user, the window stays usable
-            self.crashed.emit(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+            self.failed.emit(ErrorInfo.of(exc, traceback.format_exc()))
         finally:
             self.finished = True
             self.done.emit()
             self.thread.quit()
+
+
+def started_before_any_event(info: ErrorInfo) -> bool:
+    """Whether the run was refused before it began (nothing was written), rather than failing on the way."""
+    return info.kind in (ErrorKind.BAD_INPUT, ErrorKind.NEEDS_TRUST)
