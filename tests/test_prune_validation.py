@@ -33,7 +33,7 @@ def _prepare(stages: str, model: str = "sample:digits_mlp", **kw):
     ("{kind: prune, method: bn_scale, structured: true}", "stages[0].method: bn_scale ranks channels by batch-norm"),
     ("{kind: prune, method: nonsense}", "stages[0].method: must be one of"),
     ("{kind: prune, rewind: later}", "stages[0].rewind: must be one of"),
-    ("{kind: prune, rewind: -1}", "stages[0].rewind: must be >= 0"),
+    ("{kind: prune, rewind: -1}", "stages[0].rewind: must be in [0, 1000000], got -1"),
     ("{kind: prune, schedule: gradual, initial_sparsity: 0.6, sparsity: 0.5}", "stages[0].initial_sparsity"),
     ("{kind: prune, structured: true, overrides: {fc3: 0.5}}", "stages[0].overrides.fc3: the final classifier"),
     ("{kind: prune, sparsitty: 0.5}", "stages[0].sparsitty: unknown field"),

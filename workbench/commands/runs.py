@@ -58,5 +58,5 @@ def runs_command(args) -> int:
             k: r.report.get(k) for k in ("model", "data", "message", "environment", "splits")},
             "snapshots": r.snapshots, "exports": r.report.get("exports", [])} for r in runs], indent=1))
     else:
-        print(format_runs(runs) if runs else f"no runs in {folder}")
+        print(format_runs(runs) if runs else f"no runs in {clip(str(folder))}")
     return 0

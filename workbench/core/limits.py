@@ -34,6 +34,9 @@ MAX_YAML_DEPTH = 32               # nesting of lists / mappings in a recipe
 MAX_YAML_NODES = 100_000          # YAML nodes after alias expansion (a "billion laughs" document)
 MAX_TRANSFORMS = 256              # transforms in a model record
 MAX_META_BYTES = 64 << 20         # a snapshot folder's snapshot.json
+MAX_ITEMS = 10_000                # items of a list or mapping in one stage setting (a layer per item at most)
+MAX_TEXT_CHARS = 4096             # one text in a stage setting (a spec, a path, a layer name)
+MAX_SNAPSHOT_INDEX = 1_000_000    # a snapshot named by number in a recipe (prune rewind, distill teacher)
 # Memory estimates (core/memory_budget.py), checked against the budget: the available memory, or
 # `--memory-budget SIZE` / WORKBENCH_MEMORY_BUDGET.
 MIN_MEMORY_BUDGET = 10**6          # 1 MB: a smaller budget is a typo

@@ -15,20 +15,26 @@ from dataclasses import MISSING, field, fields
 from typing import Any
 
 from .errors import RecipeError
-from .limits import short
+from .limits import MAX_ITEMS, MAX_TEXT_CHARS, short
 
 
 def param(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
           min_exclusive: bool = False, max_exclusive: bool = False, choices: list | None = None,
           layers: bool = False, check: Callable[[Any], str | None] | None = None,
-          step: float | None = None, advanced: bool = False, when: dict[str, Any] | None = None) -> Any:
+          step: float | None = None, advanced: bool = False, when: dict[str, Any] | None = None,
+          max_items: int = MAX_ITEMS) -> Any:
     """A stage setting. Ranges apply to every number inside the value (dict values, list items).
+
+    `max_items` bounds a list or mapping (default `limits.MAX_ITEMS`): a setting whose cost grows with its
+    length (one evaluation per sparsity, one head per width) sets a smaller one. Texts are at most
+    `limits.MAX_TEXT_CHARS` characters, with no NUL, and a list of layer names or choices names each once.
 
     `when` = {other_field: value or [values]}: the setting matters only then (the GUI greys it out
     otherwise, and card summaries leave it out); it is still validated.
     """
     meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive, "max_exclusive": max_exclusive,
-            "choices": choices, "layers": layers, "check": check, "step": step, "advanced": advanced, "when": when}
+            "choices": choices, "layers": layers, "check": check, "step": step, "advanced": advanced, "when": when,
+            "max_items": max_items}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata=meta)
     return field(default=default, metadata=meta)
@@ -101,6 +107,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
                 return _coerce(value, arg, path)
             except _Mismatch as exc:
                 errors.append(exc)
+                if arg is str and isinstance(value, str):   # text of the right type, wrong content: say why
+                    raise
         deepest = max(errors, key=lambda e: len(e.path))
         if deepest.path != path:
             raise deepest
@@ -128,9 +136,13 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             return number
         raise _Mismatch(path, f"expected a number, got {short(value)}")
     if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch(path, f"expected text, got {short(value)}")
+        if not isinstance(value, str):
+            raise _Mismatch(path, f"expected text, got {short(value)}")
+        if len(value) > MAX_TEXT_CHARS:
+            raise _Mismatch(path, f"at most {MAX_TEXT_CHARS:,} characters, got {len(value):,}")
+        if "\0" in value:
+            raise _Mismatch(path, f"contains a NUL character: {short(value)}")
+        return value
     if origin is list:
         (item_tp,) = typing.get_args(tp) or (Any,)
         if isinstance(value, tuple):
@@ -170,10 +182,28 @@ def _check_numbers(value: Any, meta: dict, path: str) -> None:
         raise _Mismatch(path, f"must be {'<' if meta.get('max_exclusive') else '<='} {hi}, got {value}")
 
 
+def _check_size(value: Any, meta: Any, path: str) -> None:
+    """_Mismatch when a list or mapping is longer than the field allows, or a list of layers or choices
+    names one twice (each would be pruned, timed or exported again)."""
+    if not isinstance(value, (list, tuple, dict)):
+        return
+    most = meta.get("max_items", MAX_ITEMS)
+    if len(value) > most:
+        raise _Mismatch(path, f"at most {most:,} items, got {len(value):,}")
+    if isinstance(value, (list, tuple)) and (meta.get("layers") or meta.get("choices")):
+        seen: set = set()
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                if item in seen:
+                    raise _Mismatch(f"{path}[{i}]", f"{short(item)} is listed twice")
+                seen.add(item)
+
+
 def check_value(f: dataclasses.Field, tp: Any, value: Any, path: str) -> Any:
     """Coerce and check one field's value; raises RecipeError('path: message')."""
     meta = f.metadata
     try:
+        _check_size(value, meta, path)        # before coercing: a million items are refused without a look
         value = _coerce(value, tp, path)
         choices = meta.get("choices")
         if choices is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from . import params as P
 from .data.settings import parse_settings
 from .errors import RecipeError
 from .io import atomic_write_text
-from .limits import short
+from .limits import clip, short
 from .precision import PRECISIONS
 from .resources import ready_made_recipes
 
@@ -53,6 +54,13 @@ class Recipe:
     keep_head: bool = False      # pretrained weights for another number of classes: refuse instead of a new head
     precision: str = "fp32"      # training loops: fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler)
     channels_last: bool = False  # training loops: NHWC memory format (faster convolutions on recent GPUs)
+
+    @property
+    def folder_name(self) -> str:
+        """The recipe's name as the last part of a default run folder: letters, digits, `.`, `_` and `-` only
+        (a name holding `/`, `..`, control characters or a leading dot cannot leave `runs/` or hide there)."""
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name or "run")[:80].lstrip(".")
+        return name or "run"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -130,10 +138,13 @@ class Recipe:
         if not path.exists() and not path.suffix and str(path) in ready_made_recipes():
             path = ready_made_recipes()[str(path)]
         try:
+            if path.exists() and not path.is_file():     # a FIFO or /dev/zero would block or never end
+                raise RecipeError(f"{clip(path)}: cannot read recipe (a folder, FIFO or device, not a regular file)")
             size = path.stat().st_size
             if size > limits.MAX_RECIPE_BYTES:
-                raise RecipeError(f"{path}: {size:,} bytes; a recipe is at most {limits.MAX_RECIPE_BYTES:,}")
-            data = path.read_bytes()
+                raise RecipeError(f"{clip(path)}: {size:,} bytes; a recipe is at most {limits.MAX_RECIPE_BYTES:,}")
+            with open(path, "rb") as fh:
+                data = fh.read(limits.MAX_RECIPE_BYTES + 1)   # a file growing while it is read stops here
         except OSError as exc:
             raise RecipeError(f"{path}: cannot read recipe ({exc.strerror or type(exc).__name__})") from None
         try:

@@ -26,6 +26,7 @@ from . import untrusted, zoo
 from .errors import BadInput, CheckpointError, SpecError
 from .export import packed as packed_format
 from .export.safetensors_format import read_safetensors, read_safetensors_record
+from .limits import clip
 from .models import LoadedModel, _suggest, from_record, load_builtin, load_state_into
 from .snapshots import load_snapshot, read_meta
 
@@ -41,10 +42,18 @@ def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_c
     builtin = load_builtin(spec, input_shape, num_classes, seed=seed, trust=trust, keep_head=keep_head)
     if builtin is not None:
         return builtin
+    if "\0" in spec or len(spec) > 4096:
+        raise SpecError(f"{clip(spec)}: not a model spec or path (a NUL byte, or longer than 4096 characters)")
     path = Path(spec).expanduser()
-    if path.is_dir():
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as exc:          # a name longer than the file system allows, a loop of links
+        raise SpecError(f"{clip(spec)}: {exc.strerror or type(exc).__name__}") from None
+    if is_dir:
         return load_snapshot(path)
-    if path.exists():
+    if exists and not path.is_file():     # a FIFO would block the reader, /dev/zero never ends
+        raise SpecError(f"{clip(spec)}: not a regular file (a FIFO, socket or device); nothing is read from it")
+    if exists:
         return load_file(path, arch, input_shape, num_classes, trust, seed, keep_head)
     prefix, sep, _ = spec.partition(":")
     if sep and len(prefix) > 1 and not spec.startswith(("/", ".", "~")):
@@ -90,7 +99,6 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: i
                 record = parse_json(obj["workbench_record"], f"{path}: workbench_record")
             except UnreadableFile as exc:
                 raise CheckpointError(f"{path}: unreadable workbench_record ({exc.problem})") from None
-
     else:
         raise SpecError(f"{path}: unknown file type {suffix!r} (use .safetensors, .pt/.pth, .pt2 or a snapshot folder)")
     if record is not None and arch is None:

@@ -28,8 +28,10 @@ def iterative(final: float, steps: int) -> list[float]:
 
 def targets(kind: str, final: float, steps: int, initial: float = 0.0) -> list[float]:
     """Cumulative sparsity after each step; the last is always exactly `final`."""
-    if kind == "oneshot" or steps <= 1 or final <= 0.0:
+    if kind == "oneshot" or steps <= 1:
         return [final]
+    if final <= 0.0:                 # nothing to prune: every step keeps every weight (one target per step)
+        return [final] * steps
     values = gradual(final, steps, initial) if kind == "gradual" else iterative(final, steps)
     values[-1] = final
     return values

@@ -87,10 +87,12 @@ class Params:
     exclude: list[str] = param([], "Layers left alone.", layers=True)
     sparsities: list[float] = param([0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99],
                                     "Unstructured sparsities each layer may get.", min=0.0, max=1.0,
-                                    max_exclusive=True, advanced=True)
-    bits: list[int] = param([2, 3, 4, 5, 6, 8], "k-means bit widths each layer may get.", min=1, max=8, advanced=True)
+                                    max_exclusive=True, advanced=True, max_items=64)
+    bits: list[int] = param([2, 3, 4, 5, 6, 8], "k-means bit widths each layer may get.", min=1, max=8, advanced=True,
+                           max_items=64)
     channels: list[float] = param([0.0, 0.25, 0.375, 0.5, 0.625, 0.75], "Structured: fractions of a layer's "
-                                  "channels that may be removed.", min=0.0, max=1.0, max_exclusive=True, advanced=True)
+                                  "channels that may be removed.", min=0.0, max=1.0, max_exclusive=True, advanced=True,
+                                  max_items=64)
     prune_loss_weight: float = param(0.5, "Weight of a layer's one-shot pruning loss against its clustering loss in "
                                      "the prediction (fine-tuning the survivors recovers most pruning damage; "
                                      "centroid fine-tuning little clustering damage).", min=0.0, max=1.0,
@@ -129,7 +131,7 @@ class Params:
             return f"methods: {', '.join(wrong)} cannot serve a {kind} target ({why})"
         if "structured" in self.methods and {"prune", "kmeans"} & set(self.methods):
             return "methods: structured with prune/kmeans in one auto stage is not supported (use two auto stages)"
-        if self.sparsities and 0.0 not in self.sparsities:
+        if 0.0 not in self.sparsities and "prune" in self.methods:    # an empty list too: no option at all
             return "sparsities: include 0.0 (a layer may stay dense)"
         if 0.0 not in self.channels:
             return "channels: include 0.0 (a layer may keep its channels)"

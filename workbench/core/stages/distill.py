@@ -21,6 +21,7 @@ from ..distill import losses as L
 from ..distill.teachers import FeatureTap, Teacher, describe, is_snapshot_index, teacher_specs
 from ..errors import BadInput, RecipeError, SpecError, StageError
 from ..events import Log, Metric
+from ..limits import MAX_SNAPSHOT_INDEX
 from ..metrics import accuracy, is_quantized
 from ..params import param
 from ..specs import check_fits, load_model
@@ -46,7 +47,7 @@ class Params:
     teacher: str | int | list[str] = param(
         "input", "input: the model this run started from (snapshot 0). A number N: snapshot N of this run. "
         "A model spec (sample:digits_teacher, a file, a snapshot folder). A list of specs: an ensemble whose "
-        "softened outputs are averaged.", min=0)
+        "softened outputs are averaged.", min=0, max=MAX_SNAPSHOT_INDEX, max_items=16)
     student: str = param("current", "current: keep training the current model. reinit: the current architecture "
                          "(pruned structure and masks kept) with fresh weights. A model spec (e.g. "
                          "arch:resnet8:width=8): a new, smaller architecture trained from scratch.")
@@ -61,7 +62,8 @@ class Params:
                                      "losses use `pairs`; rkd and sp without pairs compare the outputs. The papers' weights: fitnet 1, "
                                      "attention 1000, rkd 1 (25 x distance + 50 x angle inside), sp 3000.",
                                      min=0.0, max=1e5, check=_check_losses)
-    pairs: list[list[str]] = param([], "Layers whose outputs are matched: [[teacher_layer, student_layer], ...].")
+    pairs: list[list[str]] = param([], "Layers whose outputs are matched: [[teacher_layer, student_layer], ...].",
+                                   max_items=100)
     epochs: int = param(10, "Passes over the training data.", min=0, max=1000)
     lr: float = param(1e-3, "Learning rate.", min=0.0, max=10.0, min_exclusive=True, step=1e-4)
     optimizer: str = param("adam", "Optimiser.", choices=OPTIMIZERS)

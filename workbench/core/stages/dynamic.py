@@ -40,13 +40,14 @@ class Params:
                         "network learns to run with only the first fraction of every layer's channels.",
                         choices=METHODS)
     exits: int | list[str] = param(2, "early_exit: where the heads go: layer names, or a count spread over the "
-                                   "model's blocks.", min=1, max=16, when={"method": "early_exit"})
+                                   "model's blocks.", min=1, max=16, when={"method": "early_exit"}, max_items=16)
     thresholds: list[float] = param([0.5, 0.8, 0.9, 0.95, 0.99, 0.999], "early_exit: confidence (top softmax "
                                     "probability) a head needs to let a sample leave; one accuracy/compute point "
-                                    "per threshold.", min=0.0, max=1.0, when={"method": "early_exit"})
+                                    "per threshold.", min=0.0, max=1.0, when={"method": "early_exit"},
+                                    max_items=100)
     widths: list[float] = param([0.25, 0.5, 0.75, 1.0], "slimmable: width multipliers trained together (1.0 is "
                                 "always included); one accuracy/compute point per width.", min=0.0, max=1.0,
-                                min_exclusive=True, when={"method": "slimmable"})
+                                min_exclusive=True, when={"method": "slimmable"}, max_items=16)
     deploy_width: float = param(1.0, "slimmable: the width the model keeps after the stage; channels beyond it are "
                                 "physically removed (one of widths).", min=0.0, max=1.0, min_exclusive=True,
                                 step=0.05, when={"method": "slimmable"})

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import BadInput, RecipeError
 from ..events import LayerStats, Log, Metric
+from ..limits import MAX_SNAPSHOT_INDEX
 from ..metrics import accuracy
 from ..params import param
 from ..pruning import importance as imp
@@ -67,7 +68,8 @@ class Params:
                                     min=0.0, max=1.0, step=0.1)
     rewind: str | int = param("none", "Lottery ticket: after each pruning step, set the surviving weights back to "
                               "their values at initialisation (init) or in snapshot N of this run, then retrain "
-                              "for finetune_epochs.", choices=["none", "init"], min=0)
+                              "for finetune_epochs.", choices=["none", "init"], min=0,
+                              max=MAX_SNAPSHOT_INDEX)
     activation_stat: str = param("mean", "For method activation: mean |activation| of a channel, or apoz "
                                  "(channels that are mostly zero after ReLU go first).",
                                  choices=imp.ACTIVATION_STATS, advanced=True, when={"method": "activation"})

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import BadInput, RecipeError
 from ..events import LayerStats, Log, Metric
+from ..limits import MAX_LAYER_SIZE
 from ..metrics import accuracy, is_quantized
 from ..params import param
 from ..pruning.layers import classifier_name, layer_stats, unknown_layer
@@ -40,7 +41,8 @@ class Params:
                         "1/out + 1/k^2). fold_bn: batch norms folded into the convolutions before them (exact).",
                         choices=METHODS)
     rank: int | float = param(0.25, "lowrank: the rank kept, as a number (e.g. 16) or a fraction of each layer's "
-                              "full rank (e.g. 0.25).", check=_check_rank, when={"method": "lowrank"})
+                              "full rank (e.g. 0.25).", check=_check_rank, when={"method": "lowrank"},
+                              max=MAX_LAYER_SIZE)
     energy: float = param(0.0, "lowrank: if above 0, choose each layer's rank as the smallest that keeps this "
                           "fraction of the sum of squared singular values (overrides rank).", min=0.0, max=1.0,
                           step=0.01, when={"method": "lowrank"})

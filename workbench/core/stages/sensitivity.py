@@ -26,7 +26,7 @@ CHANGES_MODEL = False
 class Params:
     sparsities: list[float] = param([0.25, 0.5, 0.75, 0.9], "Sparsities to try for each layer (fraction of its "
                                     "weights, or of its output channels when structured).", min=0.0, max=1.0,
-                                    max_exclusive=True)
+                                    max_exclusive=True, max_items=100)
     structured: bool = param(False, "false: zero the layer's smallest weights. true: remove its lowest-L1 output "
                              "channels (and what depends on them).")
     layers: list[str] = param([], "Layers to analyse (empty: every prunable layer; structured: all but the final "
