@@ -80,7 +80,6 @@ def main() -> int:
     from workbench.ui.app import make_app
     from workbench.ui.main_window import MainWindow
     from workbench.ui.qthreading import worker
-    from workbench.ui.qthreading.pump import process_events
     from workbench.ui.qthreading.tasks import pool
     worker.CHILD_THREADS = args.threads or None
 
@@ -104,7 +103,8 @@ def main() -> int:
     window.control.stateChanged.connect(lambda running: running or loop.quit())
 
     while window.browser.info is None:
-        process_events(10)
+        QTimer.singleShot(10, loop.quit)
+        loop.exec()
     probe.phase = "idle"
     QTimer.singleShot(IDLE_MS, loop.quit)
     loop.exec()

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
-from PySide6.QtCore import QSettings, QSize  # noqa: E402
+from PySide6.QtCore import QEventLoop, QSettings, QSize, QTimer  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 RECIPES = next((p for p in (ROOT / "workbench" / "recipes", ROOT / "resources" / "recipes") if p.is_dir()), ROOT)
@@ -35,10 +35,14 @@ def main() -> int:
     from workbench.ui.app import make_app
     from workbench.ui.layout import arrange
     from workbench.ui.main_window import MainWindow
-    from workbench.ui.qthreading.pump import process_events
 
     app = make_app()  # noqa: F841 - the QApplication must stay referenced while the windows live
     OUT.mkdir(parents=True, exist_ok=True)
+    loop = QEventLoop()
+
+    def process_events(ms: int) -> None:
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
 
     def pump(condition, timeout: float = 120.0) -> bool:
         end = time.monotonic() + timeout

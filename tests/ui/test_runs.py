@@ -1,5 +1,6 @@
 """Background runs from the real window: snapshots, plots, stop, failures, export, compare, closing."""
 import json
+import threading
 from pathlib import Path
 
 from waits import WAIT_MS
@@ -129,9 +130,13 @@ def test_stop_kills_a_stage_that_does_not_end(make_window, qtbot, messages):
     w.start_run()
     qtbot.waitUntil(lambda: w.run_panel.stage_bar.value() > 0 and w.run_panel.started == 1, timeout=WAIT_MS)
     w.control.worker.cancel = lambda: None          # a stage stuck where it cannot see the cancel flag
+    handle, killers = w.control.worker.run, []
+    real_kill = handle.kill
+    handle.kill = lambda: (killers.append(threading.current_thread()), real_kill())
     w.stop_run()
     wait_run(qtbot, w)
     assert w.control.killed and not messages          # the user asked to stop: no error dialog
+    assert len(killers) == 1 and killers[0] is not threading.main_thread()   # the GUI thread never waits for it
     run = read_run(w.control.out_dir)
     assert run.status == "cancelled" and "killed" in run.report["message"]
     assert load_snapshot(Path(w.control.out_dir) / "snapshots" / "00-baseline").module is not None

@@ -124,7 +124,7 @@ class ChildRun:
         if self._process.pid is None:
             return
         if self._process.is_alive():
-            self._state = RunState.KILLED
+            self._finish(RunState.KILLED)
             self._process.terminate()
             self._process.join(self.KILL_GRACE_S)
         if self._process.is_alive():
