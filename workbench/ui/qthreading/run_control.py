@@ -63,7 +63,7 @@ class RunControl(QObject):
         self.killed = False
         worker = self.worker = RunWorker(recipe, options.with_out_dir(self.out_dir), self.in_process)
         queued = Qt.ConnectionType.QueuedConnection   # slots run on the GUI thread, whatever the sender
-        worker.event.connect(self._on_event, queued)
+        worker.runEvent.connect(self._on_event, queued)
         worker.failed.connect(self._failed, queued)
         worker.killed.connect(self._process_killed, queued)
         worker.done.connect(self._done, queued)
@@ -128,17 +128,17 @@ class RunControl(QObject):
         self._kill_timer.stop()
         worker, self.worker = self.worker, None
         if worker is not None:          # its thread is ending on its own: never wait for it here
-            if worker.thread.isFinished():
+            if worker.qthread.isFinished():
                 worker.deleteLater()
             else:                       # kept referenced until then: a QThread must not be destroyed while it runs
                 self._ending.add(worker)
-                worker.thread.finished.connect(self._reap, Qt.ConnectionType.QueuedConnection)
+                worker.qthread.finished.connect(self._reap, Qt.ConnectionType.QueuedConnection)
         self.stateChanged.emit(False)
         self.stageChanged.emit("idle")
         self.idle.emit()
 
     @Slot()
     def _reap(self) -> None:
-        for worker in [w for w in self._ending if w.thread.isFinished()]:
+        for worker in [w for w in self._ending if w.qthread.isFinished()]:
             self._ending.discard(worker)
             worker.deleteLater()

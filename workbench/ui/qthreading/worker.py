@@ -44,7 +44,7 @@ class RunWorker(QObject):
     """Owns one RunHandle. Signals arrive on the GUI thread (queued connections). Nothing here blocks the GUI
     thread: events are read on the worker's QThread, and `kill()` waits for the process on a thread of its own."""
 
-    event = Signal(object)
+    runEvent = Signal(object)
     failed = Signal(object)           # ErrorInfo: BAD_INPUT / NEEDS_TRUST before the first event, CRASHED after
     killed = Signal()                 # kill() has ended the run's process (emitted from the killing thread)
     done = Signal()
@@ -53,15 +53,15 @@ class RunWorker(QObject):
         super().__init__()
         self.in_process = in_process and options.nproc == 1
         self.run: RunHandle = make_run(recipe, self.in_process, options)
-        self.thread = QThread()
-        self.thread.setObjectName("workbench-run")
-        self.moveToThread(self.thread)
-        self.thread.started.connect(self._work)
+        self.qthread = QThread()
+        self.qthread.setObjectName("workbench-run")
+        self.moveToThread(self.qthread)
+        self.qthread.started.connect(self._work)
         self.finished = False
         self._killer: threading.Thread | None = None
 
     def start(self) -> None:
-        self.thread.start()
+        self.qthread.start()
 
     def cancel(self) -> None:
         self.run.cancel()
@@ -77,20 +77,20 @@ class RunWorker(QObject):
         self.killed.emit()
 
     def is_running(self) -> bool:
-        return self.thread.isRunning() and not self.finished
+        return self.qthread.isRunning() and not self.finished
 
     def _work(self) -> None:
         if self.in_process:
             background_priority()
         try:
             for ev in self.run.events():   # the runner already sends at most 20 Progress events a second
-                self.event.emit(ev)
+                self.runEvent.emit(ev)
         except Exception as exc:  # noqa: BLE001 - shown to the user, the window stays usable
             self.failed.emit(ErrorInfo.of(exc, traceback.format_exc()))
         finally:
             self.finished = True
             self.done.emit()
-            self.thread.quit()
+            self.qthread.quit()
 
 
 def started_before_any_event(info: ErrorInfo) -> bool:
