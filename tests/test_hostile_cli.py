@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import ROOT
 from hostile_run import run_cases
 
-from workbench.cli import printable
+from workbench.core.limits import clip
 from workbench.core.recipe import Recipe
 
 WORDS = {"path_5000": "bytes long; a path is at most 4,096", "nul": "contains a NUL byte",
@@ -62,10 +62,10 @@ def test_nothing_is_created_for_a_refused_output(arguments):
             assert not [p for p in folder.iterdir() if "red" in p.name or p.name.startswith("bbbb")], (slot, kind)
 
 
-def test_printable_escapes_control_characters_and_keeps_text():
-    assert printable("caf\xe9 \u65e5\u672c") == "caf\xe9 \u65e5\u672c"
-    assert printable("a\x1b[2Jb\nc\rd\x00e\u202ef\x7f") == "a\\x1b[2Jb\\nc\\rd\\x00e\\u202ef\\x7f"
-    assert printable("x" * 1000, 50) == "x" * 50 + "..."
+def test_messages_escape_control_characters_and_keep_text():       # what the CLI prints every message through
+    assert clip("caf\xe9 \u65e5\u672c") == "caf\xe9 \u65e5\u672c"
+    assert clip("a\x1b[2Jb\nc\rd\x00e\u202ef\x7f") == "a\\x1b[2Jb\\nc\\rd\\x00e\\u202ef\\x7f"
+    assert clip("x" * 1000, 50) == "x" * 50 + "..."
 
 
 def test_through_a_real_process_the_terminal_gets_no_escape(tmp_path):

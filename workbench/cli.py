@@ -9,7 +9,7 @@ import os
 import sys
 
 from .core.errors import BadInput, WorkbenchError
-from .core.limits import MAX_SEED
+from .core.limits import MAX_SEED, clip
 
 SAMPLE_RECIPE = "deep_compression"          # a ready-made recipe, by name
 
@@ -18,18 +18,11 @@ class _Parser(argparse.ArgumentParser):
     """argparse with the house rule for bad input: one line on stderr (no usage block), exit status 2."""
 
     def error(self, message: str):
-        self.exit(2, f"workbench: error: {printable(message)} (see `{self.prog} --help`)\n")
+        self.exit(2, f"workbench: error: {clip(message, 1000)} (see `{self.prog} --help`)\n")
 
 
 PATH_MAX, NAME_MAX = 4096, 255                        # Linux limits: a longer path cannot name a file
 OUTPUTS = ("out", "events", "tensorboard")            # arguments naming a file or folder that is written
-
-
-def printable(text: str, limit: int = 300) -> str:
-    """`text` on one line, control characters (ANSI escapes, newlines, NUL, bidi overrides) escaped as in repr,
-    cut to about `limit` characters: an error message never moves the cursor or starts a second line."""
-    text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in str(text))
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -41,17 +34,17 @@ def check_arguments(args: argparse.Namespace) -> None:
                 continue
             flag = name if name in ("spec", "recipe", "runs_dir", "run_dirs") else "--" + name.replace("_", "-")
             if "\0" in value:
-                raise BadInput(f"{flag} {printable(value, 200)}: contains a NUL byte")
+                raise BadInput(f"{flag} {clip(value, 200)}: contains a NUL byte")
             size = len(os.fsencode(value))
             if size > PATH_MAX:
-                raise BadInput(f"{flag} {printable(value, 200)}: {size:,} bytes long; a path is at most {PATH_MAX:,}")
+                raise BadInput(f"{flag} {clip(value, 200)}: {size:,} bytes long; a path is at most {PATH_MAX:,}")
             if name in OUTPUTS + ("runs_dir", "run_dirs", "recipe") and any(
                     len(os.fsencode(part)) > NAME_MAX for part in value.split("/")):
-                raise BadInput(f"{flag} {printable(value, 200)}: a name in this path is longer than {NAME_MAX} bytes")
-            if name in OUTPUTS and printable(value, len(value)) != value:
-                raise BadInput(f"{flag} {printable(value, 200)}: control characters in a path to write")
+                raise BadInput(f"{flag} {clip(value, 200)}: a name in this path is longer than {NAME_MAX} bytes")
+            if name in OUTPUTS and clip(value, 4 * PATH_MAX) != value:
+                raise BadInput(f"{flag} {clip(value, 200)}: control characters in a path to write")
             if name in OUTPUTS and os.path.exists(value) and not (os.path.isfile(value) or os.path.isdir(value)):
-                raise BadInput(f"{flag} {printable(value, 200)}: exists and is not a regular file or folder")
+                raise BadInput(f"{flag} {clip(value, 200)}: exists and is not a regular file or folder")
 
 
 def _seed(text: str) -> int:
@@ -147,14 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             return export_command(args)
         return gui_command(getattr(args, "model", None), getattr(args, "data", None), getattr(args, "recipe", None))
     except BadInput as exc:
-        print(f"workbench: error: {printable(exc.message, 2000)}", file=sys.stderr)
+        print(f"workbench: error: {clip(exc.message, 2000)}", file=sys.stderr)
         return 2
     except WorkbenchError as exc:
-        print(f"workbench: failed: {printable(exc.message, 2000)}", file=sys.stderr)
+        print(f"workbench: failed: {clip(exc.message, 2000)}", file=sys.stderr)
         return 1
     except OSError as exc:        # a path the system refuses (too long, a loop of links, not a folder ...)
-        where = f"{printable(exc.filename, 100)}: " if exc.filename is not None else ""
-        print(f"workbench: error: {where}{printable(exc.strerror or exc, 300)}", file=sys.stderr)
+        where = f"{clip(exc.filename, 100)}: " if exc.filename is not None else ""
+        print(f"workbench: error: {where}{clip(exc.strerror or exc, 300)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
