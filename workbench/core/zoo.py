@@ -220,21 +220,57 @@ def weights_url(weights) -> str:
 
 
 def _timm_hub_state(zs: ZooSpec) -> dict[str, torch.Tensor]:
-    from timm.models import load_state_dict_from_hf
+    """The cache first (no network at all when the file is there); offline and not cached: refused at once,
+    without the hub's retries; otherwise timm's own loader downloads it."""
     cfg = _timm_cfg(zs)
     hub_id = (cfg or {}).get("hf_hub_id")
     if not hub_id:
         raise SpecError(f"{zs.base}:pretrained: timm has no Hugging Face weights for {zs.name}")
     from huggingface_hub import constants
+    cached = _hub_cached_file(hub_id)
+    if cached is not None:
+        return _cached_state(cached, zs)
+    if offline():
+        raise _hub_missing(zs, hub_id, constants.HF_HUB_CACHE, " and downloads are off (WORKBENCH_OFFLINE / HF_HUB_OFFLINE)")
+    from timm.models import load_state_dict_from_hf
     try:
-        sd = load_state_dict_from_hf(hub_id, weights_only=True)
-    except Exception:  # noqa: BLE001 - not in the cache and no network (or HF_HUB_OFFLINE)
-        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
-        raise SpecError(f"{zs.base}:pretrained: the weights {hub_id} (model.safetensors) are not in the Hugging Face "
-                        f"cache {constants.HF_HUB_CACHE} and could not be downloaded{offline}; download them where you "
-                        f"are online (huggingface-cli download {hub_id}) and copy the cache, or use "
-                        f"timm:{zs.name}:weights=PATH") from None
-    return sd
+        return load_state_dict_from_hf(hub_id, weights_only=True)
+    except Exception:  # noqa: BLE001 - no network, a proxy, a full disk: say where the file should go
+        raise _hub_missing(zs, hub_id, constants.HF_HUB_CACHE, " and could not be downloaded") from None
+
+
+def _hub_cached_file(hub_id: str) -> Path | None:
+    """The weights file of a Hugging Face repository in the local cache (no network), or None."""
+    from huggingface_hub import try_to_load_from_cache
+    repo, _, revision = hub_id.partition("@")
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename, revision=revision or None)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def _cached_state(path: Path, zs: ZooSpec) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        return _file_state(path, zs, trust=False)
+    from .untrusted import load_pickle
+    return load_pickle(path, trust=False)
+
+
+def _hub_missing(zs: ZooSpec, hub_id: str, cache: str, why: str) -> SpecError:
+    return SpecError(f"{zs.base}:pretrained: the weights {hub_id} (model.safetensors) are not in the Hugging Face "
+                     f"cache {cache}{why}; download them where you are online ({hub_download_hint(hub_id)}) and "
+                     f"copy the cache, or use timm:{zs.name}:weights=PATH")
+
+
+def hub_download_hint(hub_id: str) -> str:
+    """The download command of the installed huggingface_hub: `hf download` (since 0.34), else `huggingface-cli`."""
+    import shutil
+    from importlib.metadata import entry_points
+    scripts = {e.name for e in entry_points(group="console_scripts") if e.value.startswith("huggingface_hub")}
+    if "hf" in scripts or (not scripts and shutil.which("hf")):
+        return f"hf download {hub_id.partition('@')[0]}"
+    return f"huggingface-cli download {hub_id.partition('@')[0]}"
 
 
 def _file_state(path: Path, zs: ZooSpec, trust: bool) -> dict[str, torch.Tensor]:
