@@ -3,20 +3,61 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Generator
 from pathlib import Path
 
 import torch
 
 from . import metrics
+from .events import Progress
 from .snapshots import smallest_file
+
+
+Accuracies = tuple[float, float | None]     # (test, val); val None without a val split
 
 
 def cpu_copy(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return model if device.type == "cpu" else copy.deepcopy(model).cpu()
 
 
-def measure(session, folder: Path, baseline_dense_bytes: int | None) -> dict:
+def measure_accuracy(session, label: str) -> Generator[Progress, None, Accuracies]:
+    """(test, val) accuracy of the session's model: a Progress per evaluated batch ("LABEL: val 12/40 batches"),
+    and cancellation checked between batches, so a long measurement shows that it moves and Stop ends it."""
+    splits = [("test", session.data.test)]
+    if session.data.splits["val"]:
+        splits.append(("val", session.data.val))
+    sizes = [_batches(loader) for _, loader in splits]
+    known = None not in sizes
+    total = float(sum(n or 0 for n in sizes)) if known else 0.0
+    before, results = 0, []
+    yield Progress(0, total or 1, label)
+    for (name, loader), size in zip(splits, sizes):
+        steps = metrics.accuracy_steps(session.model, loader, session.device)
+        while True:
+            session.check_cancel()
+            try:
+                done, _ = next(steps)
+            except StopIteration as end:
+                results.append(float(end.value))
+                break
+            of = f"/{size}" if size is not None else ""
+            yield Progress(before + done if known else 0, total or 1, f"{label}: {name} {done}{of} batches")
+        before += size or 0
+    session.check_cancel()
+    return results[0], (results[1] if len(results) > 1 else None)
+
+
+def _batches(loader: object) -> int | None:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def measure(session, folder: Path, baseline_dense_bytes: int | None,
+            accuracies: Accuracies | None = None) -> dict:
     """Accuracy, sizes, FLOPs and latency of the session's model; writes the compressed file into `folder`.
+    `accuracies` (test, val) when `measure_accuracy` has measured them already (with its progress).
 
     Cancellation is checked between the measurements, so Stop does not wait for all of them.
     """
@@ -29,8 +70,11 @@ def measure(session, folder: Path, baseline_dense_bytes: int | None) -> dict:
     session.check_cancel()
     compressed = smallest_file(session, folder, session.check_cancel)
     session.check_cancel()
-    acc = metrics.accuracy(model, session.data.test, session.device)
-    val = metrics.accuracy(model, session.data.val, session.device) if session.data.splits["val"] else None
+    if accuracies is None:
+        acc = metrics.accuracy(model, session.data.test, session.device)
+        val = metrics.accuracy(model, session.data.val, session.device) if session.data.splits["val"] else None
+    else:
+        acc, val = accuracies
     session.check_cancel()
     lat = metrics.latency_ms(cpu_copy(model, session.device), example.cpu())
     nbytes = compressed["bytes"]

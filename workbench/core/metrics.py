@@ -9,7 +9,7 @@ import contextlib
 import re
 import statistics
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -191,11 +191,28 @@ def _time_runs(model: nn.Module, example: torch.Tensor, warmup: int, repeats: in
 
 def accuracy(model: nn.Module, batches: Iterable, device: str | torch.device = "cpu") -> float:
     """Top-1 accuracy in [0, 1]."""
+    steps = accuracy_steps(model, batches, device)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return float(done.value)
+
+
+def accuracy_steps(model: nn.Module, batches: Iterable, device: str | torch.device = "cpu"
+                   ) -> Generator[tuple[int, int | None], None, float]:
+    """Top-1 accuracy in [0, 1] (the generator's return value), yielding (batches done, batches in all or None)
+    after each batch, so a caller can show progress and stop between batches."""
     model.eval()
     correct = total = 0
-    with torch.inference_mode():
-        for x, y in batches:
+    try:
+        count: int | None = len(batches)  # type: ignore[arg-type]
+    except TypeError:
+        count = None
+    for done, (x, y) in enumerate(batches, 1):
+        with torch.inference_mode():      # entered per batch: the mode must not leak to the caller at a yield
             out = model(x.to(device))
             correct += int((out.argmax(1).cpu() == y).sum())
-            total += len(y)
+        total += len(y)
+        yield done, count
     return correct / total if total else 0.0

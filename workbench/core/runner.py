@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from . import distributed, memory_budget, precision, stages
 from .data import DataSettings, load_data, parse_settings
 from .errors import BadInput, Cancelled, StageError, WorkbenchError
 from .events import Event, ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
-from .measure import measure
+from .measure import Accuracies, measure, measure_accuracy
 from .recipe import Recipe
 from .run_folder import RunReport, read_run
 from .run_handle import RunOptions, RunState
@@ -233,17 +233,35 @@ class Run:
             yield event
         session.check_cancel()
 
+    @staticmethod
+    def _forward_progress(gen: Generator[Progress, None, Accuracies]) -> Generator[Progress, None, Accuracies]:
+        """The Progress events of a measurement, at most one per PROGRESS_INTERVAL (and the last); its result."""
+        last = 0.0
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as end:
+                result: Accuracies = end.value
+                return result
+            now = time.monotonic()
+            if now - last >= PROGRESS_INTERVAL or event.done >= event.total:
+                last = now
+                yield event
+
     def _snapshot(self, session: Session, index: int, stage: str, seconds: float, done_specs: list) -> Iterator:
         recipe_so_far = Recipe(list(done_specs), self.recipe.model, self.recipe.data, self.recipe.seed).to_dict()
         yield Progress(0, 1, f"measuring snapshot {index} ({stage})")
         baseline = session.snapshots[0]["dense_bytes"] if session.snapshots else None
+        accuracies = None
 
         def measured(folder: Path) -> dict:
-            return {**measure(session, folder, baseline), "seconds": seconds}
+            return {**measure(session, folder, baseline, accuracies), "seconds": seconds}
 
         path, row, metrics, error = None, None, {"layers": {}}, None
         if session.writes:
             try:
+                accuracies = yield from self._forward_progress(
+                    measure_accuracy(session, f"measuring snapshot {index} ({stage})"))
                 path = save_snapshot(session, index, stage, recipe_so_far, measured)
                 metrics = read_meta(path)["metrics"]
                 row = {"index": index, "stage": stage, **{k: v for k, v in metrics.items() if k not in ("layers", "measured_at")},
