@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import warnings
 from pathlib import Path
 
@@ -224,6 +225,15 @@ def default_workers(settings: DataSettings) -> int:
     return max(1, min(4, cores))
 
 
+def loader_context() -> str | None:
+    """How the loader's workers start: forked on Linux, whichever process runs the loader (`workbench run`, a GUI run's
+    own process, the GUI's model panel), so a loader starts in milliseconds and the same way everywhere. A GUI run's
+    process is started by a forkserver, and a forkserver's children start their own processes through a forkserver
+    too: each loader's workers would import torch afresh (seconds per loader, each time a split is measured).
+    Elsewhere (macOS, Windows) the platform's default (spawn)."""
+    return "fork" if sys.platform.startswith("linux") else None
+
+
 def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict | None, device: str = "cpu") -> DataBundle:
     from torch.utils.data import DataLoader, DistributedSampler, Subset
 
@@ -272,7 +282,8 @@ def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict |
         n_workers = 0 if split == "calib" else workers
         return DataLoader(subset, batch_size, shuffle=shuffle and sampler is None, sampler=sampler, generator=gen,
                           num_workers=n_workers, pin_memory=pin, persistent_workers=n_workers > 0,
-                          prefetch_factor=4 if n_workers else None)
+                          prefetch_factor=4 if n_workers else None,
+                          multiprocessing_context=loader_context() if n_workers else None)
 
     sizes = {k: len(v[1]) for k, v in parts.items()}
     indices = {} if "test" in pools else {k: parts[k][1] for k in ("train", "val", "test")}
