@@ -15,8 +15,8 @@ def make_session(digits, spec: str = "sample:digits_mlp", out_dir=None) -> Sessi
 def run_stage(session: Session, kind: str, index: int = 0, **settings) -> list:
     """Validate settings like a recipe would, preflight, run; returns the events."""
     spec = parse_stage({"kind": kind, **settings}, f"stages[{index}]")
-    module = stages.get(kind)
+    stage = stages.get(kind)
     session.stage_index = index
-    if hasattr(module, "preflight"):
-        module.preflight(session, spec.params)
-    return list(module.run(session, spec.params))
+    if stage.preflight is not None:
+        stage.preflight(session, spec.params)
+    return list(stage.run(session, spec.params))

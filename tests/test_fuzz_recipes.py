@@ -60,7 +60,7 @@ def stage_dicts(draw, valid: bool = True) -> dict:
     kind = draw(st.sampled_from([k for k in stages.available() if k != "distill"]))
     module = stages.get(kind)
     out: dict = {"kind": kind}
-    for f, tp in param_fields(module.Params):
+    for f, tp in param_fields(module.params):
         if f.metadata.get("layers") or typing.get_origin(tp) is dict:
             continue
         strategy = _valid_value(f, tp)

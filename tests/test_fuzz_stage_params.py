@@ -25,7 +25,7 @@ from workbench.core.run_handle import RunOptions
 from workbench.core.runner import Run
 
 KINDS = stages.available()
-FIELDS = [(kind, f.name) for kind in KINDS for f, _ in param_fields(stages.get(kind).Params)]
+FIELDS = [(kind, f.name) for kind in KINDS for f, _ in param_fields(stages.get(kind).params)]
 # settings whose value is a duration the user asks for (passes over the data): linear in time, bounded by `max`,
 # and kept small in real runs here; every other field runs at its extremes
 DURATIONS = {"epochs", "finetune_epochs", "centroid_epochs"}
@@ -44,7 +44,7 @@ EXTREMES = [0, 1, -1, 10**6, 10**12, 2**63, -(2**63), 10**400, math.nan, math.in
 
 
 def _fields(kind: str) -> dict[str, tuple]:
-    return {f.name: (f, tp) for f, tp in param_fields(stages.get(kind).Params)}
+    return {f.name: (f, tp) for f, tp in param_fields(stages.get(kind).params)}
 
 
 def _numbers(value) -> list:

@@ -77,7 +77,7 @@ def test_settings_declare_when_they_matter():
     assert P.applies({"when": None}, {}) and P.applies({}, {"method": "x"})
     # every `when` names real fields and, where the field has choices, real choices
     for kind in stages.available():
-        fields = {f.name: f for f, _ in P.param_fields(stages.get(kind).Params)}
+        fields = {f.name: f for f, _ in P.param_fields(stages.get(kind).params)}
         for f in fields.values():
             for name, wanted in (f.metadata.get("when") or {}).items():
                 assert name in fields, (kind, f.name, name)

@@ -194,12 +194,12 @@ def parse_stage(item: Any, path: str) -> StageSpec:
         raise RecipeError(f"{path}: expected a mapping with a 'kind'")
     if not isinstance(item["kind"], str):
         raise RecipeError(f"{path}.kind: expected text, got {short(item['kind'])}")
-    module = stages.get(item["kind"], f"{path}.kind")
+    stage = stages.get(item["kind"], f"{path}.kind")
     enabled = item.get("enabled", True)
     if not isinstance(enabled, bool):
         raise RecipeError(f"{path}.enabled: expected true or false")
     settings = {k: v for k, v in item.items() if k not in STAGE_KEYS}
-    return StageSpec(item["kind"], P.build(module.Params, settings, path, item["kind"]), enabled, str(item.get("label") or ""))
+    return StageSpec(item["kind"], P.build(stage.params, settings, path, stage.kind), enabled, str(item.get("label") or ""))
 
 
 def new_stage(kind: str, **settings: Any) -> StageSpec:

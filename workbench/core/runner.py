@@ -70,8 +70,8 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
                       recipe=recipe, model_spec=model_spec, data_spec=data_spec, dist=ddp)
     for i, spec in enumerate(recipe.stages):
         if spec.enabled:
-            check = getattr(stages.get(spec.kind), "preflight", None)
-            if check:
+            check = stages.get(spec.kind).preflight
+            if check is not None:
                 session.stage_index = i
                 check(session, spec.params)
     session.stage_index = -1
@@ -174,7 +174,7 @@ class Run:
             return
         done_specs: list = []
         for i, spec in ((i, s) for i, s in enumerate(self.recipe.stages) if s.enabled):
-            module = stages.get(spec.kind)
+            stage = stages.get(spec.kind)
             session.stage_index = i
             seed_everything(session.seed + i + 1)
             yield StageStarted(i, spec.kind, len(self.recipe.stages))
@@ -182,10 +182,10 @@ class Run:
             try:
                 self._agree(session, None)
                 session.check_cancel()
-                yield from self._forward(session, module.run(session, spec.params), i, spec.title)
+                yield from self._forward(session, stage.run(session, spec.params), i, spec.title)
                 self._agree(session, None)
                 done_specs.append(spec)
-                if getattr(module, "CHANGES_MODEL", True):
+                if stage.changes_model:
                     yield from self._snapshot(session, len(session.snapshots), spec.kind, time.perf_counter() - t0, done_specs)
                 if session.dist is not None:      # every rank continues from rank 0's model
                     session.dist.broadcast_tensors(distributed.model_tensors(session))

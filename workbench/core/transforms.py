@@ -20,10 +20,18 @@ _REPLAYS: dict[str, Replay] = {}
 
 
 def register(op: str) -> Callable[[Replay], Replay]:
+    """`register(NAME)(replay_fn)`, once per name: a second replay under a name already taken is an error when its
+    module is imported (it would silently change how every record naming the transform reloads)."""
     def deco(fn: Replay) -> Replay:
+        if op in _REPLAYS:
+            raise ValueError(f"transform {op!r} is registered twice ({_where(_REPLAYS[op])} and {_where(fn)})")
         _REPLAYS[op] = fn
         return fn
     return deco
+
+
+def _where(fn: Replay) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
 
 
 # The modules that register a replay when imported (one per kind of structural change). A new kind of

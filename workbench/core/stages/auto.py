@@ -29,10 +29,8 @@ from ..params import param
 from ..pruning import structured
 from ..pruning.layers import checked_layers, classifier_name, layer_stats, param_counts, prunable_layers
 from ..training import OPTIMIZERS, SCHEDULES
-from . import prune, quantize
+from . import StageKind, prune, quantize, register
 
-KIND = "auto"
-TITLE = "Compress to a budget"
 DESCRIPTION = ("Make the model N times smaller (or faster, or fewer FLOPs or parameters) and lose at most max_drop "
                "of val accuracy: per-layer sensitivity and cost, the allocation with the least predicted loss "
                "under the budget, fine-tuning, and an accuracy-aware search that backs off or pushes further.")
@@ -399,3 +397,7 @@ def run(session, p: Params) -> Iterator:
                  candidates=len(out.candidates), chosen=index, measured=chosen.measured)
     yield Log("info", f"chose candidate {index + 1} of {len(out.candidates)}: {host.fmt(chosen.measured)}, val accuracy "
                       f"{chosen.val_accuracy:.2%} (drop {chosen.drop * 100:.2f} points), {out.spent} epochs used")
+
+
+STAGE = register(StageKind(kind="auto", title="Compress to a budget",
+                           description=DESCRIPTION, params=Params, run=run, preflight=preflight))

@@ -26,9 +26,8 @@ from ..metrics import accuracy, is_quantized
 from ..params import param
 from ..specs import check_fits, load_model
 from ..training import OPTIMIZERS, SCHEDULES, fit
+from . import StageKind, get, register
 
-KIND = "distill"
-TITLE = "Distill"
 DESCRIPTION = ("Knowledge distillation: the student learns from the teacher's softened outputs (temperature T) "
                "and, optionally, from its intermediate features (FitNet hints, attention transfer) and the "
                "relations between samples (RKD, similarity-preserving). Two distill stages in a row make a "
@@ -97,12 +96,11 @@ def _path(session) -> str:
 
 def _snapshots_before(session) -> int:
     """How many snapshots exist when this stage starts: the baseline plus one per earlier model-changing stage."""
-    from . import get
     recipe = session.recipe
     if recipe is None:
         return len(session.snapshot_paths)
     earlier = [s for s in recipe.stages[:session.stage_index] if s.enabled]
-    return 1 + sum(1 for s in earlier if getattr(get(s.kind), "CHANGES_MODEL", True))
+    return 1 + sum(1 for s in earlier if get(s.kind).changes_model)
 
 
 def _load_checked(session, spec: str, path: str):
@@ -270,3 +268,7 @@ def _loss(p: Params, teacher: Teacher, s_tap: FeatureTap | None, adapters: nn.Mo
         return loss
 
     return loss_fn
+
+
+STAGE = register(StageKind(kind="distill", title="Distill",
+                           description=DESCRIPTION, params=Params, run=run, preflight=preflight))

@@ -24,9 +24,9 @@ from ..params import param
 from ..pruning import structured
 from ..pruning.layers import classifier_name, unknown_layer
 from ..training import OPTIMIZERS, SCHEDULES, fit
+from . import StageKind, register
 
 KIND = "dynamic"
-TITLE = "Dynamic computation"
 DESCRIPTION = ("Early exits: classifier heads after intermediate layers, trained with the sum of all exits' losses; "
                "a sample leaves at the first head confident enough, so easy samples cost less. Slimmable: one "
                "network trained to run at several widths, kept at the width you deploy. Both report accuracy "
@@ -271,3 +271,7 @@ def _at_width(session, model, width: float, ignored: list[str]):
         slim.slice_to(narrow, session.example_input(1), width, ignored)
     slim.calibrate_bn(narrow, session.data.calib, session.device)
     return narrow.eval()
+
+
+STAGE = register(StageKind(kind=KIND, title="Dynamic computation",
+                           description=DESCRIPTION, params=Params, run=run, preflight=preflight))

@@ -8,11 +8,9 @@ import torch
 
 from ..events import Log, Metric, Progress
 from ..params import param
+from . import StageKind, register
 
-KIND = "evaluate"
-TITLE = "Evaluate"
 DESCRIPTION = "Top-1 accuracy and loss on a split (test by default; val is where decisions are taken)."
-CHANGES_MODEL = False
 
 
 @dataclass
@@ -38,3 +36,7 @@ def run(session, p: Params) -> Iterator:
     yield Metric(f"eval/{p.split}_accuracy", acc, session.stage_index)
     yield Metric(f"eval/{p.split}_loss", loss_sum / max(1, seen), session.stage_index)
     yield Log("info", f"{p.split} accuracy {acc:.4f} on {seen} samples")
+
+
+STAGE = register(StageKind(kind="evaluate", title="Evaluate",
+                           description=DESCRIPTION, params=Params, run=run, changes_model=False))

@@ -18,11 +18,9 @@ from ..io import real_folder
 from ..limits import MAX_NAME_CHARS
 from ..params import param
 from ..run_folder import OWN_NAMES
+from . import StageKind, register
 
-KIND = "export"
-TITLE = "Export"
 DESCRIPTION = "Write the model to files, read each back and compare its outputs with the model's."
-CHANGES_MODEL = False
 
 
 def _format_names() -> list[str]:
@@ -92,3 +90,6 @@ def run(session, p: Params) -> Iterator:
     if failed:
         raise StageError("export failed for " + "; ".join(failed))
 
+
+STAGE = register(StageKind(kind="export", title="Export",
+                           description=DESCRIPTION, params=Params, run=run, changes_model=False, preflight=preflight))

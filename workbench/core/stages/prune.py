@@ -22,9 +22,8 @@ from ..pruning.layers import checked_layers, classifier_name, layer_stats, param
 from ..pruning.lottery import Rewinder
 from ..snapshots import load_snapshot
 from ..training import OPTIMIZERS, SCHEDULES, fit
+from . import StageKind, register
 
-KIND = "prune"
-TITLE = "Prune"
 DESCRIPTION = ("Remove unimportant weights (unstructured: zeroed and kept at zero) or whole neurons, filters "
                "and channels (structured: the model physically shrinks), in one shot or over several steps "
                "with fine-tuning in between; optionally rewind survivors to their initial values (lottery ticket).")
@@ -177,3 +176,6 @@ def run(session, p: Params) -> Iterator:
 def _nonzero_weights(model) -> int:
     return sum(int(m.weight.count_nonzero()) for m in prunable_layers(model).values())
 
+
+STAGE = register(StageKind(kind="prune", title="Prune",
+                           description=DESCRIPTION, params=Params, run=run, preflight=preflight))

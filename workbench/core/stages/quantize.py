@@ -19,9 +19,9 @@ from ..quantization.layers import bits_for, bits_layer_names, check_layer_names,
 from ..quantization.sharing import round_biases, round_codebooks, share_layer
 from ..quantization.tied import tied_fit, write_back
 from ..training import OPTIMIZERS, fit
+from . import StageKind, register
 
 KIND = "quantize"
-TITLE = "Quantize"
 DESCRIPTION = ("Fewer bits per weight: k-means weight sharing (2^bits shared values per layer), binary or "
                "ternary weights, int8 that runs int8 kernels on the CPU, or fp16/bf16 storage.")
 METHODS = ["kmeans", "binary", "ternary", "int8_dynamic", "int8_static", "qat", "fp16", "bf16"]
@@ -168,3 +168,7 @@ def run(session, p: Params) -> Iterator:
         yield from _int8(session, p)
     else:
         yield from _float16(session, p)
+
+
+STAGE = register(StageKind(kind=KIND, title="Quantize",
+                           description=DESCRIPTION, params=Params, run=run, preflight=preflight))

@@ -18,9 +18,8 @@ from ..pruning.layers import classifier_name, layer_stats, unknown_layer
 from ..restructure import fold_bn
 from ..restructure.apply import eligible_layers, restructure
 from ..training import OPTIMIZERS, SCHEDULES, fit
+from . import StageKind, register
 
-KIND = "restructure"
-TITLE = "Restructure"
 DESCRIPTION = ("Make layers cheaper by changing their structure: low-rank factorisation (truncated SVD), "
                "depthwise separable convolutions, or batch-norm folding; then fine-tune to recover accuracy.")
 METHODS = ["lowrank", "depthwise", "fold_bn"]
@@ -119,3 +118,7 @@ def run(session, p: Params) -> Iterator:
     yield from fit(session, p.finetune_epochs, p.lr, p.optimizer, p.schedule, 0.0, p.batch_size, label="finetune")
     session.note(op="restructure", method=p.method, layers=changed, params_before=before_params,
                  params_after=after_params, accuracy_before=acc0, accuracy_restructured=acc1)
+
+
+STAGE = register(StageKind(kind="restructure", title="Restructure",
+                           description=DESCRIPTION, params=Params, run=run, preflight=preflight))

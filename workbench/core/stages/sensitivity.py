@@ -14,12 +14,10 @@ from ..metrics import accuracy
 from ..params import param
 from ..pruning.layers import classifier_name, prunable_layers, unknown_layer
 from ..pruning.sensitivity import structured_point, unstructured_point
+from . import StageKind, register
 
-KIND = "sensitivity"
-TITLE = "Sensitivity analysis"
 DESCRIPTION = ("Prune each layer alone at several sparsities (on a copy) and measure val accuracy: one curve "
                "per layer, to choose per-layer overrides. The model is left unchanged.")
-CHANGES_MODEL = False
 
 
 @dataclass
@@ -91,3 +89,7 @@ def run(session, p: Params) -> Iterator:
     if worst:
         yield Log("info", f"most sensitive layer at {sparsities[-1]:.0%}: {worst} ({table[worst][-1]:.2%} accuracy, "
                           f"baseline {baseline:.2%})")
+
+
+STAGE = register(StageKind(kind="sensitivity", title="Sensitivity analysis",
+                           description=DESCRIPTION, params=Params, run=run, changes_model=False, preflight=preflight))

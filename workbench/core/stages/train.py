@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from ..params import param
 from ..training import OPTIMIZERS, SCHEDULES, fit
+from . import StageKind, register
 
-KIND = "train"
-TITLE = "Train / fine-tune"
 DESCRIPTION = "Train the current model on the data's training split. Pruned weights stay zero."
 
 
@@ -24,3 +23,6 @@ class Params:
 
 def run(session, p: Params) -> Iterator:
     yield from fit(session, p.epochs, p.lr, p.optimizer, p.schedule, p.weight_decay, p.batch_size)
+
+
+STAGE = register(StageKind(kind="train", title="Train / fine-tune", description=DESCRIPTION, params=Params, run=run))

@@ -50,7 +50,7 @@ class ParamForm(QWidget):
     def __init__(self, kind: str, layer_names: list[str] | None = None, parent=None, description: str = "") -> None:
         super().__init__(parent)
         self.kind = kind
-        module = stages.get(kind)
+        stage = stages.get(kind)
         self.editors: dict[str, Editor] = {}
         self.error_labels: dict[str, QLabel] = {}
         self.labels: dict[str, QLabel] = {}
@@ -64,7 +64,7 @@ class ParamForm(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         advanced: list[tuple] = []
-        for f, tp in P.param_fields(module.Params):
+        for f, tp in P.param_fields(stage.params):
             if f.metadata.get("advanced"):
                 advanced.append((f, tp))
             else:

@@ -41,7 +41,7 @@ def summary(params: dict, limit: int = 60, kind: str | None = None) -> str:
     metas, full = {}, dict(params)
     if kind:
         try:
-            fields = [f for f, _ in P.param_fields(stages.get(kind).Params)]
+            fields = [f for f, _ in P.param_fields(stages.get(kind).params)]
         except Exception:  # noqa: BLE001 - an unknown kind is shown as it is; the validator reports it
             fields = []
         metas = {f.name: f.metadata for f in fields}
@@ -159,12 +159,11 @@ class PipelineEditor(QWidget):
         bar.setIconSize(QSize(16, 16))
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.palette = QMenu("Add stage", self)
-        for kind in stages.available():
-            module = stages.get(kind)
-            act = self.palette.addAction(f"{getattr(module, 'TITLE', kind)}  ({kind})")
-            act.setToolTip(getattr(module, "DESCRIPTION", ""))
-            act.setData(kind)
-            act.triggered.connect(lambda _checked=False, k=kind: self.add(k))
+        for stage in stages.all_kinds():
+            act = self.palette.addAction(f"{stage.title}  ({stage.kind})")
+            act.setToolTip(stage.description)
+            act.setData(stage.kind)
+            act.triggered.connect(lambda _checked=False, k=stage.kind: self.add(k))
         self.palette.setToolTipsVisible(True)
         add = QToolButton(text="Add stage", popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
         add.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_FileDialogNewFolder))
@@ -251,9 +250,9 @@ class PipelineEditor(QWidget):
             warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
             exported = False
             for i, s in enumerate(self.doc.stages):
-                module = stages.get(s["kind"]) if s["kind"] in stages.available() else None
-                title = s.get("label") or (getattr(module, "TITLE", s["kind"]) if module else s["kind"])
-                late = exported and s.get("enabled", True) and getattr(module, "CHANGES_MODEL", True)
+                stage = stages.get(s["kind"]) if s["kind"] in stages.available() else None
+                title = s.get("label") or (stage.title if stage else s["kind"])
+                late = exported and s.get("enabled", True) and (stage is None or stage.changes_model)
                 exported = exported or (s["kind"] == "export" and s.get("enabled", True))
                 text = f"{i + 1}. {title}\n{summary(s['params'], kind=s['kind'])}"
                 item = QListWidgetItem(text + (f"\n{AFTER_EXPORT}" if late else ""))
@@ -269,7 +268,7 @@ class PipelineEditor(QWidget):
                     item.setToolTip(f"{AFTER_EXPORT}: this stage runs after the Export stage, so the exported files do "
                                     "not include what it does. Move it above Export, or add another Export after it.")
                 else:
-                    item.setToolTip(getattr(module, "DESCRIPTION", "") if module else "")
+                    item.setToolTip(stage.description if stage else "")
                 if not s.get("enabled", True):
                     item.setForeground(Qt.GlobalColor.gray)
                 self.cards.addItem(item)
@@ -308,10 +307,10 @@ class PipelineEditor(QWidget):
             return
         s = self.doc.stages[i]
         if self.form is None or self.form_index != i or self.form.kind != s["kind"]:
-            module = stages.get(s["kind"])
-            self.title.setText(f"<b>{i + 1}. {getattr(module, 'TITLE', s['kind'])}</b> ({s['kind']})")
-            self.title.setToolTip(getattr(module, "DESCRIPTION", ""))
-            self.form = ParamForm(s["kind"], self.layer_names, description=getattr(module, "DESCRIPTION", ""))
+            stage = stages.get(s["kind"])
+            self.title.setText(f"<b>{i + 1}. {stage.title}</b> ({s['kind']})")
+            self.title.setToolTip(stage.description)
+            self.form = ParamForm(s["kind"], self.layer_names, description=stage.description)
             self.form.edited.connect(lambda name, value, idx=i: self.doc.set_value(idx, name, value))
             self.form_index = i
             self.scroll.setWidget(self.form)

@@ -115,11 +115,11 @@ class RecipeDocument(QObject):
         s = self.stages[i]
         path = f"stages[{i}]"
         try:
-            module = stages.get(s["kind"], f"{path}.kind")
+            stage = stages.get(s["kind"], f"{path}.kind")
         except RecipeError as exc:
             return {"": exc.message}
         errors: dict[str, str] = {}
-        known = P.param_fields(module.Params)
+        known = P.param_fields(stage.params)
         names = {f.name for f, _ in known}
         unknown = [k for k in s["params"] if k not in names]
         if unknown:
@@ -132,7 +132,7 @@ class RecipeDocument(QObject):
                     errors[f.name] = exc.message.removeprefix(f"{path}.{f.name}").lstrip(": .")
         if not errors:
             try:
-                P.build(module.Params, s["params"], path, s["kind"])
+                P.build(stage.params, s["params"], path, s["kind"])
             except RecipeError as exc:
                 name, _, message = exc.message.removeprefix(path + ".").partition(": ")
                 errors[name if name in names else ""] = message or exc.message

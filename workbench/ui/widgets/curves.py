@@ -177,7 +177,7 @@ def stage_titles() -> dict[str, str]:
     out = {}
     for kind in stages.available():
         try:
-            out[kind] = getattr(stages.get(kind), "TITLE", kind)
+            out[kind] = stages.get(kind).title
         except Exception:  # noqa: BLE001 - a kind that cannot be imported keeps its name
             out[kind] = kind
     return out
