@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..auto.driver import Settings, on_one_axis, search
 from ..auto.options import Reference, coupled_groups, structured_options, unstructured_options, width_options
+from ..auto.progress import TARGETS, Overall, check_target, describe_target, fmt_cost
 from ..auto.search import PLANNERS, Calibration, closest, knapsack, per_layer, same_width
 from ..auto.state import capture, fork, restore
 from ..auto.timing import latency_ratio
@@ -34,30 +35,16 @@ from . import StageKind, prune, quantize, register
 DESCRIPTION = ("Make the model N times smaller (or faster, or fewer FLOPs or parameters) and lose at most max_drop "
                "of val accuracy: per-layer sensitivity and cost, the allocation with the least predicted loss "
                "under the budget, fine-tuning, and an accuracy-aware search that backs off or pushes further.")
-TARGETS = {"ratio": "compressed bytes", "latency": "latency ms", "flops": "FLOPs", "params": "non-zero parameters"}
 METHODS = ["prune", "structured", "kmeans", "int8"]
 FITS = {"ratio": {"prune", "kmeans", "structured"}, "latency": {"structured", "int8"}, "flops": {"structured"},
         "params": {"prune", "structured"}}
-
-
-def _check_target(value: dict) -> str | None:
-    if len(value) != 1:
-        return "give exactly one of ratio, latency, flops, params (e.g. {ratio: 40} or {latency: 0.5})"
-    key, v = next(iter(value.items()))
-    if key not in TARGETS:
-        return f"unknown target {key!r}: one of ratio (N times smaller), latency, flops, params (fractions)"
-    if key == "ratio" and not 1.0 < v <= 1e5:
-        return f"ratio must be greater than 1 (a file N times smaller than the fp32 baseline), got {v}"
-    if key != "ratio" and not 0.0 < v < 1.0:
-        return f"{key} is a fraction of the baseline's and must be in (0, 1), got {v}"
-    return None
 
 
 @dataclass
 class Params:
     target: dict[str, float] = param({"ratio": 40.0}, "One of {ratio: N} (compressed file N times smaller than the "
                                      "baseline's fp32 bytes), {latency: f}, {flops: f}, {params: f} (fractions of "
-                                     "the stage input's measured value).", check=_check_target)
+                                     "the stage input's measured value).", check=check_target)
     max_drop: float = param(0.01, "Largest allowed drop of val accuracy (absolute: 0.01 = one point).",
                             min=0.0, max=1.0, step=0.005)
     methods: list[str] = param(["prune", "kmeans"], "Knobs per layer: prune (unstructured sparsity), kmeans (bits), "
@@ -175,6 +162,7 @@ class _Host:
         self.members: dict[str, list[str]] = {}
         self.widths: dict[str, int] | None = None
         self.pre_cost: float | None = None
+        self.overall = Overall(p.epochs, p.max_candidates)     # the stage's one forward-only progress bar
         if self.kind == "ratio":
             self.base = float(session.snapshots[0]["dense_bytes"] if session.snapshots else 4 * count_params(session.model)[0])
         elif self.kind == "latency":
@@ -199,11 +187,7 @@ class _Host:
         return float(flops_per_module(model, self.example)[0] if self.kind == "flops" else count_params(model)[1])
 
     def fmt(self, cost: float | None) -> str:
-        if cost is None or not math.isfinite(cost):
-            return "n/a"
-        if self.kind == "ratio":
-            return f"{self.base / cost:.1f}x ({cost:,.0f} B)"
-        return f"{cost:,.4g}{' ms' if self.kind == 'latency' else ''} ({cost / self.base:.3f} of the stage input)"
+        return fmt_cost(self.kind, self.base, cost)
 
     def check_cancel(self) -> None:
         self.session.check_cancel()
@@ -329,6 +313,7 @@ class _Host:
               goal: float) -> Iterator:
         restore(self.session, self.start)
         self.widths, self.pre_cost = None, None
+        self.overall.candidate(offset, epochs + centroid_epochs)
         yield from self._apply(self.session, allocation, epochs, centroid_epochs, self.int8, offset, goal)
         for _ in range(8 if self.kind == "ratio" and not self.structured else 0):
             measured = self.cost(self.session)         # the header, rounding: prune the smallest survivors to fit
@@ -356,10 +341,15 @@ class _Host:
 
 def run(session, p: Params) -> Iterator:
     host = _Host(session, p)
+    yield from host.overall.events(_search(session, p, host))
+
+
+def _search(session, p: Params, host: _Host) -> Iterator:
     kind, value = p.goal
     target = host.base / value if kind == "ratio" else host.base * value
-    yield Log("info", f"auto: target {host.fmt(target)}, val accuracy {host.ref.accuracy:.2%} at the start, "
-                      f"at most {p.max_drop * 100:.2f} points less; methods {', '.join(p.methods)}")
+    yield Log("info", f"auto: {describe_target(kind, value, host.base, target)}; val accuracy "
+                      f"{host.ref.accuracy:.2%} at the start, at most {p.max_drop * 100:.2f} points less; "
+                      f"methods {', '.join(p.methods)}")
     table, cal = yield from host.table()
     kmeans = "kmeans" in p.methods
     settings = Settings(target, host.ref.accuracy, p.max_drop, p.epochs, p.finetune_epochs,

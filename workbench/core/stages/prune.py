@@ -151,14 +151,22 @@ def run(session, p: Params) -> Iterator:
     else:
         driver = UnstructuredDriver(session, p, classifier, target)
     unit = "of each layer's channels" if p.structured else "of the prunable weights"
+
+    def goal(k: int) -> str:    # per-layer overrides: their range (an auto stage's allocation has sparsity 0 elsewhere)
+        if not p.overrides:
+            return f"{target(p.sparsity, k):.2%} {unit}"
+        low, high = (target(f(p.overrides.values()), k) for f in (min, max))
+        elsewhere = f", {target(p.sparsity, k):.2%} elsewhere" if p.sparsity > 0 else ""
+        return (f"{low:.2%}-{high:.2%} of the {'channels' if p.structured else 'weights'} of {len(p.overrides)} "
+                f"layers (per-layer overrides){elsewhere}")
     for k in range(n):
-        yield Log("info", f"pruning step {k + 1}/{n}: target {target(p.sparsity, k):.2%} {unit}")
+        yield Log("info", f"pruning step {k + 1}/{n}: target {goal(k)}")
         yield from driver.prune_step(k)
         if rewinder is not None:
             driver.rewind(rewinder)
         sparsity = 1.0 - _nonzero_weights(session.model) / weights0
         yield Log("info", f"pruning step {k + 1}/{n}: {sparsity:.2%} of the prunable weights removed or zero "
-                          f"(target {target(p.sparsity, k):.2%} {unit})")
+                          f"(target {goal(k)})")
         yield LayerStats(layer_stats(session.model, original))
         yield Metric("prune/sparsity", sparsity, k + 1)
         yield Metric("prune/accuracy", accuracy(session.model, session.data.val, session.device), k + 1)
