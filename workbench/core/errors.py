@@ -66,12 +66,21 @@ class NeedsTrust(CheckpointError):
         self.reason = reason or message
 
 
+def clip(text: object, limit: int = 100) -> str:
+    """`text` (a spec, a path, a name read from a file) cut to about `limit` characters, on one line: control
+    characters (newlines, ANSI escapes, NUL, bidi overrides) escaped as in repr, so it never moves a cursor.
+    (Here, at the bottom of the core, so that every error message can use it; `limits.clip` is the same function.)"""
+    text = str(text)
+    text = text if len(text) <= 4 * limit else text[:4 * limit]
+    text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class UnreadableFile(BadInput):
     """A file that cannot be read safely (missing, a link, a FIFO or device, too large, too deep, not JSON).
     `problem` is the message without the path; `missing` is True when there is simply no such file."""
 
     def __init__(self, path: object, problem: str, missing: bool = False) -> None:
-        from .limits import clip
         super().__init__(f"{clip(path, 200)}: {problem}")
         self.path = path
         self.problem = problem

@@ -10,6 +10,8 @@ import math
 import os
 from typing import Any
 
+from .errors import clip as clip  # re-exported: one function cuts and escapes the texts in messages
+
 MAX_PARAMS = 2_000_000_000        # parameters + buffers of one model (8 GB as float32)
 MAX_LAYER_SIZE = 1_000_000        # one hidden size / width of an `arch:` model
 MAX_HIDDEN_LAYERS = 64            # hidden layers of `arch:mlp`
@@ -118,15 +120,6 @@ def short(value: Any, limit: int = 60) -> str:
     r.maxstring, r.maxother, r.maxlist, r.maxtuple, r.maxdict, r.maxlevel = limit, limit, 6, 6, 4, 3
     text = r.repr(value).replace("\n", "\\n")
     return text if len(text) <= limit + 10 else text[:limit] + "..."
-
-
-def clip(text: str, limit: int = 100) -> str:
-    """`text` (a spec, a path, a name read from a file) cut to about `limit` characters, on one line: control
-    characters (newlines, ANSI escapes, NUL, bidi overrides) escaped as in repr, so it never moves a cursor."""
-    text = str(text)
-    text = text if len(text) <= 4 * limit else text[:4 * limit]
-    text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def finite(value: float) -> bool:

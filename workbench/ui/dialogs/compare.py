@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QDialog, QLabel, QTableWidget, QTableWidgetItem, Q
 
 from ...core.snapshot_tools import compare_snapshots
 from .. import formatting as F
-from ..widgets.table_fit import ColumnFitter
+from ..table_fit import ColumnFitter
 from . import errors
 from .common import Buttons, button_box
 

@@ -8,7 +8,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QLabel, QLineEdit, QStyledItemDelegate, QStyleOptionViewItem, QTreeView, QVBoxLayout, QWidget
 
 from .. import formatting as F
-from .table_fit import ColumnFitter
+from ..table_fit import ColumnFitter
 
 COLUMNS = ("Module", "Type", "Shape", "Params", "Non-zeros", "Sparsity", "FLOPs", "Params before", "Channels")
 TIPS = ("Module name (qualified)", "Module type", "Shape of its weight", "Parameters (this module and everything in it)",

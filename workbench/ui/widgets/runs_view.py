@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QPushButton, QTree
 from ...core.run_folder import read_run
 from ...core.snapshot_tools import list_runs
 from .. import formatting as F
-from .table_fit import ColumnFitter
+from ..table_fit import ColumnFitter
 
 COLUMNS = ("Run / snapshot", "Val acc", "Test acc", "Params", "Non-zeros", "Sparsity", "FLOPs", "Compressed", "Ratio",
            "Latency")
