@@ -268,7 +268,8 @@ def test_gui_file_export_report(quick_run, tmp_path, monkeypatch, qtbot):
     shown: list = []
     monkeypatch.setattr(w, "show_error", lambda *args: shown.append(args))     # no modal box in a test
     assert w.acts["export_report"] in w.menus["file"].actions()
-    assert w.report_runs() == [str(runs / "quick")]
+    qtbot.waitUntil(lambda: not w.runs.loading(), timeout=WAIT_MS)     # the runs folder is read off the GUI thread
+    assert w.report_runs() == [str((runs / "quick").resolve())]
     out = tmp_path / "gui" / "report.html"
     out.parent.mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "HTML report (*.html)"))

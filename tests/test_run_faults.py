@@ -85,6 +85,7 @@ def test_killed_run_reads_as_interrupted_and_keeps_its_snapshots(tmp_path):
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert rows[0]["status"] == "interrupted" and len(rows[0]["snapshots"]) >= 2
+    assert [d["path"] for d in rows[0]["debris"]] == [d.path for d in run.debris]
     assert "[interrupted]" in run_cli("runs", str(tmp_path)).stdout
 
 
@@ -122,7 +123,14 @@ def test_kill_at_any_moment_never_leaves_a_half_written_file(tmp_path, moment):
         proc.wait()
     if (out / "report.json").exists():
         assert_everything_final_is_complete(out)
-    assert all(r.status in ("interrupted", "finished") for r in list_runs(tmp_path))
+    runs = list_runs(tmp_path)
+    assert all(r.status in ("interrupted", "finished") for r in runs)
+    # a snapshot folder cut short is listed as debris, never as a snapshot, and left where it is
+    left = sorted(f"snapshots/{p.name}" for p in (out / "snapshots").glob(".*")) if (out / "snapshots").exists() else []
+    for run in runs:
+        assert sorted(d.path for d in run.debris if d.path.startswith("snapshots/")) == left
+        assert not any(Path(s["path"]).name.startswith(".") for s in run.snapshots)
+    assert all((out / path).exists() for path in left)
 
 
 def test_out_that_cannot_be_written_is_refused_before_the_run(tmp_path):

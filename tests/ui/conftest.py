@@ -65,6 +65,7 @@ def make_window(qtbot, tmp_path):
         w.show()
         windows.append(w)
         qtbot.waitUntil(lambda: w.browser.info is not None and w.model_spec == model, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: not w.runs.loading(), timeout=WAIT_MS)   # the runs folder is read off the GUI thread
         return w
 
     yield make

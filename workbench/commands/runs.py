@@ -2,16 +2,19 @@
 
 Everything shown comes from files anyone could have written: a folder whose report.json cannot be read is listed
 on one line with the reason, and every text is shown on one line, cut short, with control characters escaped.
+The runs come from `run_folder.list_runs` (newest first, the statuses the GUI shows); what a killed run left
+behind (a snapshot cut short while being written) is listed as its debris, never as a snapshot, and never deleted.
 """
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import BadInput
 from ..core.limits import clip, is_int
-from ..core.run_folder import list_runs
+from ..core.run_folder import RunInfo, list_runs
 
 COLUMNS = (("index", "#", "{}"), ("stage", "stage", "{}"), ("accuracy", "test acc", "{:.2%}"),
            ("val_accuracy", "val acc", "{:.2%}"), ("params", "params", "{:,}"), ("nonzero_params", "non-zero", "{:,}"),
@@ -31,14 +34,15 @@ def _cell(row: dict, key: str, fmt: str) -> str:
         return "n/a"
 
 
-def format_runs(runs) -> str:
+def format_runs(runs: list[RunInfo]) -> str:
     lines = []
     for run in runs:
-        report, name = run.report, clip(run.path.name)
+        report, name = run.report, clip(run.name)
         head = f"{name}  [{run.status}]  model {clip(report.get('model', '?'))}  data {clip(report.get('data', '?'))}"
-        lines.append(head if not run.error else f"{name}  [skipped]  {clip(run.error, 200)}")
+        lines.append(head if not run.problem else f"{name}  [skipped]  {clip(run.problem, 200)}")
         if report.get("message") and run.status != "finished":
             lines.append(f"  {clip(report['message'], 300)}")
+        lines += [f"  debris: {clip(str(d), 300)}" for d in run.debris]
         rows = [[title for _, title, _ in COLUMNS]] + [[_cell(s, k, f) for k, _, f in COLUMNS] for s in run.snapshots]
         if len(rows) > 1:
             widths = [max(len(r[c]) for r in rows) for c in range(len(COLUMNS))]
@@ -48,15 +52,21 @@ def format_runs(runs) -> str:
     return "\n".join(lines).rstrip() or "no runs"
 
 
+def as_json(run: RunInfo) -> dict[str, Any]:
+    """One run of `workbench runs --json`: "error" is the `problem` (why report.json could not be read)."""
+    return {"path": str(run.dir), "name": run.name, "status": run.status, "error": run.problem,
+            **{k: run.report.get(k) for k in ("model", "data", "message", "environment", "splits")},
+            "snapshots": list(run.snapshots), "exports": run.report.get("exports", []),
+            "debris": [{"path": d.path, "what": d.what} for d in run.debris]}
+
+
 def runs_command(args) -> int:
     folder = Path(args.runs_dir or "runs")
     if folder.exists() and not folder.is_dir():
         raise BadInput(f"{folder}: not a folder")
     runs = list_runs(folder)
     if args.json:
-        print(json.dumps([{"path": str(r.path), "status": r.status, "error": r.error, **{
-            k: r.report.get(k) for k in ("model", "data", "message", "environment", "splits")},
-            "snapshots": r.snapshots, "exports": r.report.get("exports", [])} for r in runs], indent=1))
+        print(json.dumps([as_json(r) for r in runs], indent=1))
     else:
         print(format_runs(runs) if runs else f"no runs in {clip(str(folder))}")
     return 0

@@ -1,17 +1,17 @@
-"""Runs and snapshots as the runs view shows them: list runs on disk, compare two snapshots, export one.
+"""Snapshots as the runs view uses them: compare two snapshots, export one.
 
-Plain data in, plain data out (dicts of numbers and paths), so a GUI or a script can use them.
+Plain data in, plain data out (dicts of numbers and paths), so a GUI or a script can use them. Run folders are
+read through `run_folder.read_run` / `list_runs` only.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from .data import load_data
-from .export import ExportResult, ExportSource, export_model, get_format
-from .io import resolved
-from .run_folder import list_runs as list_run_infos
-from .run_folder import read_run as read_run_info
+from .events import ExportResult
+from .export import ExportSource, export_model, get_format
 from .snapshots import read_meta
 from .specs import load_model, preprocess_of
 
@@ -19,32 +19,12 @@ SNAPSHOT_COLUMNS = ("val_accuracy", "accuracy", "params", "nonzero_params", "spa
                     "latency_ms")
 
 
-def _as_dict(info) -> dict | None:
-    if info.error:
-        return None
-    run_dir = info.path
-    snaps = [{**row, "path": str(resolved(run_dir / row["path"]))} for row in info.snapshots
-             if isinstance(row.get("path"), str) and row["path"] and "\0" not in row["path"]]
-    return {**info.report, "snapshots": snaps, "dir": str(resolved(run_dir)), "name": run_dir.name}
+def snapshot_layers(path: str | Path) -> dict[str, dict[str, Any]]:
+    layers: dict[str, dict[str, Any]] = read_meta(path).get("metrics", {}).get("layers", {}) or {}
+    return layers
 
 
-def read_run(run_dir: str | Path) -> dict | None:
-    """A run's report.json with absolute snapshot paths; None when the folder holds no readable report (read as
-    `run_folder.read_run` reads it: bounded, never through a link)."""
-    return _as_dict(read_run_info(run_dir))
-
-
-def list_runs(runs_dir: str | Path) -> list[dict]:
-    """Every readable run under `runs_dir` (`run_folder.list_runs`), oldest first by folder name."""
-    runs = [_as_dict(info) for info in sorted(list_run_infos(runs_dir), key=lambda info: info.path.name)]
-    return [r for r in runs if r is not None]
-
-
-def snapshot_layers(path: str | Path) -> dict[str, dict]:
-    return read_meta(path).get("metrics", {}).get("layers", {}) or {}
-
-
-def _weights(row: dict | None) -> tuple[int | None, int | None]:
+def _weights(row: dict[str, Any] | None) -> tuple[int | None, int | None]:
     """(prunable weights, their non-zeros) of a snapshot's layer row; (None, None) for layers without prunable
     weights (sparsity null) and for a layer the snapshot does not have."""
     if not row or row.get("sparsity") is None:
@@ -58,7 +38,7 @@ def _weights(row: dict | None) -> tuple[int | None, int | None]:
     return int(weights), int(nonzero)
 
 
-def compare_snapshots(a: str | Path, b: str | Path) -> dict:
+def compare_snapshots(a: str | Path, b: str | Path) -> dict[str, Any]:
     """Per-layer differences between two snapshot folders (from their recorded metrics).
 
     Returns {"a": meta summary, "b": ..., "layers": [{"name", "a": {...}|None, "b": {...}|None,
@@ -87,10 +67,14 @@ def compare_snapshots(a: str | Path, b: str | Path) -> dict:
                      "shape_changed": bool(ra and rb and ra.get("shape") != rb.get("shape"))})
     ma, mb = meta_a.get("metrics", {}), meta_b.get("metrics", {})
     totals = {k: (ma.get(k), mb.get(k)) for k in SNAPSHOT_COLUMNS}
-    label = lambda m, p: f"{Path(p).parent.parent.name}/{Path(p).name}"
-    return {"a": {"path": str(a), "label": label(meta_a, a), "stage": meta_a.get("stage")},
-            "b": {"path": str(b), "label": label(meta_b, b), "stage": meta_b.get("stage")},
+    return {"a": {"path": str(a), "label": _label(a), "stage": meta_a.get("stage")},
+            "b": {"path": str(b), "label": _label(b), "stage": meta_b.get("stage")},
             "layers": rows, "totals": totals}
+
+
+def _label(path: str | Path) -> str:
+    """"run/snapshot" of a snapshot folder."""
+    return f"{Path(path).parent.parent.name}/{Path(path).name}"
 
 
 def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | None = None, arch: str | None = None,

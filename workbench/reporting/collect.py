@@ -83,14 +83,14 @@ def _snapshot_layers(run_dir: Path, row: dict | None) -> dict[str, dict]:
 def collect_run(path: str | Path, name: str | None = None) -> RunData:
     """One run folder; `BadInput` when it is not a run folder or its report.json cannot be read."""
     path = Path(path)
-    where = clip(path, 200)
+    where = clip(str(path), 200)
     if not path.is_dir():
         raise BadInput(f"{where}: not a run folder ({'no such folder' if not os.path.lexists(path) else 'not a folder'})")
-    info = read_run(path)
-    if info.error:
+    info = read_run(path)               # the status `workbench runs` and the GUI show
+    if info.problem:
         if not os.path.lexists(path / REPORT):
             raise BadInput(f"{where}: not a run folder (no {REPORT})")
-        raise BadInput(f"{where}: {clip(info.error, 300)}")
+        raise BadInput(f"{where}: {clip(info.problem, 300)}")
     try:
         metrics = read_metrics(path)
     except UnreadableFile as exc:
@@ -152,7 +152,7 @@ def curves(run: RunData) -> Curves:
     by_stage: dict[int, list[dict]] = {}
     for p in run.metrics:
         step, value = _number(p.get("step")), _number(p.get("value"))
-        stage = p.get("stage") if isinstance(p.get("stage"), int) else 0
+        stage = p["stage"] if isinstance(p.get("stage"), int) else 0
         if step is None or value is None:
             continue
         by_stage.setdefault(stage, []).append({**p, "step": step, "value": value})

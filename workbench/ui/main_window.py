@@ -8,7 +8,6 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow
 
 from ..core.data.settings import DataSettings
 from ..core.errors import RecipeError
-from ..core.run_folder import list_runs
 from ..core.run_handle import RunOptions
 from ..reporting import build_report
 from . import settings
@@ -97,6 +96,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.runs.refreshed.connect(lambda: (self.plots.drop_cached(), self._runs_selected(self.runs.selected_runs())))
         self.history.loaded.connect(lambda found: [self.plots.add_run(run_from_files(f, self.titles)) for f in found])
         self.history.failed.connect(self.statusBar().showMessage)
+        self.runs.failed.connect(self.statusBar().showMessage)
         self.loader.layersShown.connect(self.plots.show_info_layers)
         state.modelChanged.connect(self._model_changed)
         state.dataChanged.connect(self._data_changed)
@@ -310,8 +310,8 @@ class MainWindow(RecipeFiles, QMainWindow):
         items = self.runs.tree.selectedItems()
         dirs = [d for d, item in self.runs.runs.items() if item in items]
         dirs += [str(Path(p).parents[1]) for p in self.runs.selected_paths()]
-        latest = list_runs(self.state.runs_dir) if not dirs else []
-        return list(dict.fromkeys(dirs or [str(r.path) for r in latest[:1]]))
+        latest = [self.runs.newest] if self.runs.newest else []     # as last read off the GUI thread, or started here
+        return list(dict.fromkeys(dirs or latest))
 
     # --- messages and window state -----------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> None:

@@ -13,7 +13,7 @@ def read_curves(paths: list[str]) -> list[dict]:
     out = []
     for path in paths:
         run = read_run(path)
-        if run.error:          # not a run folder (any more): nothing to draw
+        if run.problem:        # not a run folder (any more): nothing to draw
             continue
         report = run.report
         out.append({"key": path, "points": read_metrics(path), "recipe": report.get("recipe"),

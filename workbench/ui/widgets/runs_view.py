@@ -1,15 +1,21 @@
-"""Runs and their snapshots: a table of the measured numbers; compare, fork and export from here."""
+"""Runs and their snapshots: a table of the measured numbers; compare, fork and export from here.
+
+The runs folder is read off the GUI thread (`run_folder.list_runs` in a `TaskSlot`: the latest Refresh wins), so
+the view shows what `workbench runs` prints: newest first, the same statuses, and what a killed run left behind
+(debris) greyed under the run, never as a snapshot."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from ...core.run_folder import read_run
-from ...core.snapshot_tools import list_runs
+from ...core.errors import ErrorInfo
+from ...core.run_folder import RunInfo, list_runs
 from .. import formatting as F
-from ..table_fit import ColumnFitter
+from ..qthreading.tasks import TaskSlot
+from .table_fit import ColumnFitter
 
 COLUMNS = ("Run / snapshot", "Val acc", "Test acc", "Params", "Non-zeros", "Sparsity", "FLOPs", "Compressed", "Ratio",
            "Latency")
@@ -21,12 +27,17 @@ TIPS = ("The run (its folder under the runs folder) and its snapshots, one per s
         "Baseline fp32 bytes / compressed bytes", "Median CPU latency of one batch of size 1")
 PATH_ROLE = Qt.ItemDataRole.UserRole
 RUN_ROLE = Qt.ItemDataRole.UserRole + 1
+DEBRIS_ROLE = Qt.ItemDataRole.UserRole + 2   # True on the greyed rows naming a run's debris
 
 
 def cells(row: dict) -> list[str]:
     return [F.percent(row.get("val_accuracy"), 2), F.percent(row.get("accuracy"), 2), F.count(row.get("params")),
             F.count(row.get("nonzero_params")), F.percent(row.get("sparsity")), F.human(row.get("flops")),
             F.size(row.get("compressed_bytes")), F.ratio(row.get("compression_ratio")), F.ms(row.get("latency_ms"))]
+
+
+def children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
+    return [c for c in (item.child(i) for i in range(item.childCount())) if c is not None]
 
 
 class RunsView(QWidget):
@@ -36,11 +47,15 @@ class RunsView(QWidget):
     compareRequested = Signal(str, str)
     runsSelected = Signal(list)           # run folders of the selected rows (a run or one of its snapshots)
     refreshed = Signal()                  # the runs folder was read again
+    failed = Signal(str, int)             # the runs folder could not be read: (message, ms to show it)
     pointsChanged = Signal(list)          # [{"key", "ratio", "accuracy", "val_accuracy", "label", "run"}] for the scatter plot
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.runs: dict[str, QTreeWidgetItem] = {}
+        self.live: set[str] = set()           # runs this window added (their titles follow the run, not the disk)
+        self.newest: str | None = None        # the newest run: the latest one read or started here
+        self.reader = TaskSlot()
         self.snapshots: dict[str, dict] = {}
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(COLUMNS)
@@ -57,7 +72,8 @@ class RunsView(QWidget):
                           ("Fork", "Make the selected snapshot the current model"),
                           ("Export…", "Export the selected snapshot in any format"),
                           ("Refresh", "Read the runs folder again")):
-            b = QPushButton(name, toolTip=tip)
+            b = QPushButton(name)
+            b.setToolTip(tip)
             row.addWidget(b)
             self.buttons[name] = b
         row.addStretch()
@@ -74,26 +90,72 @@ class RunsView(QWidget):
 
     # --- filling ------------------------------------------------------------------------------------------
     def load_dir(self, runs_dir: str) -> None:
-        """Show every run found under `runs_dir` (keeps runs added live)."""
+        """Read every run under `runs_dir` on a worker thread, then show them (keeps runs added live);
+        `refreshed` once they are shown."""
         self.runs_dir = runs_dir
-        for run in list_runs(runs_dir) if runs_dir else []:
-            item = self.add_run(run["dir"], f"{run['name']} ({read_run(run['dir']).status})")
-            for snap in run["snapshots"]:
-                self.add_snapshot(run["dir"], snap, select=False, item=item)
+        if runs_dir:
+            self.reader.submit(list_runs, runs_dir, on_done=self._show, on_error=self._not_read)
+        else:
+            self._show([])
+
+    def loading(self) -> bool:
+        """Whether a read of the runs folder is still on its way."""
+        return self.reader.pending()
+
+    def _show(self, runs: list[RunInfo]) -> None:
+        for run in reversed(runs):            # oldest first, so the newest ends up on top
+            key = str(Path(run.dir).resolve())
+            title = f"{run.name} ({'unreadable' if run.problem else run.status})"
+            item = self._run_item(key, title if key not in self.live else None, first=True)
+            if run.problem:
+                item.setForeground(0, self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text))
+                item.setToolTip(0, f"{title}\n{key}\n{run.problem}")
+            for snap in run.snapshots:
+                if isinstance(snap.get("path"), str) and snap["path"]:
+                    self.add_snapshot(str(run.dir), snap, select=False, item=item)
+            self._show_debris(item, [str(d) for d in run.debris])
+        if runs and (self.newest is None or self.newest not in self.live):
+            self.newest = str(Path(runs[0].dir).resolve())
         self._emit_points()
         self.refreshed.emit()
 
+    def _not_read(self, error: ErrorInfo) -> None:
+        self.failed.emit(f"Cannot read the runs folder: {error.message}", 8000)
+        self.refreshed.emit()
+
+    def _show_debris(self, item: QTreeWidgetItem, debris: list[str]) -> None:
+        """Greyed rows under a run, one per temporary file or folder a killed run left behind (never selectable)."""
+        for old in children(item):
+            if old.data(0, DEBRIS_ROLE):
+                item.removeChild(old)
+        for text in debris:
+            child = QTreeWidgetItem(item, [f"debris: {text}"])
+            child.setData(0, DEBRIS_ROLE, True)
+            child.setData(0, PATH_ROLE, "")
+            child.setFlags(Qt.ItemFlag.NoItemFlags)            # greyed, never selected as a snapshot
+            child.setToolTip(0, f"Left behind by a run that was killed while writing; not a snapshot\n{text}")
+
     def add_run(self, run_dir: str, title: str) -> QTreeWidgetItem:
+        """A run started here: listed first; its title follows the run (`set_run_title`), not the disk."""
         key = str(Path(run_dir).resolve())
+        self.live.add(key)
+        self.newest = key
+        return self._run_item(key, title, first=True)
+
+    def _run_item(self, key: str, title: str | None, first: bool = False) -> QTreeWidgetItem:
         item = self.runs.get(key)
         if item is None:
-            item = QTreeWidgetItem([title])
+            item = QTreeWidgetItem([title or Path(key).name])
             item.setData(0, PATH_ROLE, "")
             item.setData(0, RUN_ROLE, key)
-            self.tree.addTopLevelItem(item)
+            if first:
+                self.tree.insertTopLevelItem(0, item)
+            else:
+                self.tree.addTopLevelItem(item)
             self.runs[key] = item
-        item.setText(0, title)
-        item.setToolTip(0, f"{title}\n{key}")
+        if title is not None:
+            item.setText(0, title)
+            item.setToolTip(0, f"{title}\n{key}")
         item.setExpanded(True)
         self.fitter.fit()
         return item
@@ -107,21 +169,24 @@ class RunsView(QWidget):
 
     def remove_run(self, run_dir: str) -> None:
         """Take a run's row away (a run that never started)."""
-        item = self.runs.pop(str(Path(run_dir).resolve()), None)
+        key = str(Path(run_dir).resolve())
+        item = self.runs.pop(key, None)
+        self.live.discard(key)
+        if self.newest == key:
+            self.newest = None
         if item is None:
             return
-        for i in range(item.childCount()):
-            self.snapshots.pop(item.child(i).data(0, PATH_ROLE), None)
+        for child in children(item):
+            self.snapshots.pop(child.data(0, PATH_ROLE), None)
         self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(item))
         self._emit_points()
         self._selection_changed()
 
     def add_snapshot(self, run_dir: str, row: dict, select: bool = True, item: QTreeWidgetItem | None = None) -> None:
-        parent = item or self.add_run(run_dir, Path(run_dir).name)
+        parent = item or self._run_item(str(Path(run_dir).resolve()), None)
         path = str(Path(row["path"]).resolve())
         self.snapshots[path] = row
-        existing = next((parent.child(i) for i in range(parent.childCount())
-                         if parent.child(i).data(0, PATH_ROLE) == path), None)
+        existing = next((c for c in children(parent) if c.data(0, PATH_ROLE) == path), None)
         child = existing or QTreeWidgetItem(parent)
         child.setText(0, f"{row.get('index', 0):02d} · {row.get('stage', '')}")
         child.setData(0, PATH_ROLE, path)
@@ -150,14 +215,15 @@ class RunsView(QWidget):
     def selected_runs(self) -> list[str]:
         """The run folders of the selected rows, in the order they are listed, each once."""
         chosen = {i.data(0, RUN_ROLE) for i in self.tree.selectedItems()}
-        return [k for k in self.runs if k in chosen]
+        listed = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [k for k in (item.data(0, RUN_ROLE) for item in listed if item is not None) if k in chosen]
 
     def select(self, path: str) -> None:
         path = str(Path(path).resolve())
         for run in self.runs.values():
-            for i in range(run.childCount()):
-                if run.child(i).data(0, PATH_ROLE) == path:
-                    self.tree.setCurrentItem(run.child(i))
+            for child in children(run):
+                if child.data(0, PATH_ROLE) == path:
+                    self.tree.setCurrentItem(child)
                     return
 
     def _selection_changed(self) -> None:
