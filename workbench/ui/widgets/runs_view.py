@@ -15,7 +15,7 @@ from ...core.errors import ErrorInfo
 from ...core.run_folder import RunInfo, list_runs
 from .. import formatting as F
 from ..qthreading.tasks import TaskSlot
-from .table_fit import ColumnFitter
+from ..table_fit import ColumnFitter
 
 COLUMNS = ("Run / snapshot", "Val acc", "Test acc", "Params", "Non-zeros", "Sparsity", "FLOPs", "Compressed", "Ratio",
            "Latency")
