@@ -124,7 +124,7 @@ def _bytes(data: bytes) -> object:
 
 
 def data_sets(c: Corpus, d: Path, marker: Path) -> dict[str, tuple[str, bool]]:
-    """variant -> (data spec, cheap)."""
+    """variant -> (data spec, cheap); each variant's files are in d/VARIANT (or d/mnist_...)."""
     folders = {"eps_named_png": {"a/2.png": _bytes(EPS)}, "png_9000x9000": {"b/1.png": lambda p: big_png(p, 9000)},
                "png_header_100000": {"b/1.png": lambda p: H.png_header_only(p, 100_000, 100_000)},
                "fifo_image": {"a/2.png": os.mkfifo}, "devzero_image": {"a/2.png": _link("/dev/zero")},
@@ -146,8 +146,9 @@ def data_sets(c: Corpus, d: Path, marker: Path) -> dict[str, tuple[str, bool]]:
     os.mkfifo(fifo / "MNIST/raw" / IDX[0])
     out["mnist_header_huge"], out["mnist_raw_fifo"] = (f"mnist:{huge}", True), (f"mnist:{fifo}", True)
     for kind, make in (("fifo", os.mkfifo), ("devzero", _link("/dev/zero")), ("file", _bytes(b"x"))):
-        make(d / f"root_{kind}")
-        out[f"root_is_{kind}"] = (f"imagefolder:{d / f'root_{kind}'}", True)
+        (d / f"root_is_{kind}").mkdir()
+        make(d / f"root_is_{kind}" / "root")
+        out[f"root_is_{kind}"] = (f"imagefolder:{d / f'root_is_{kind}' / 'root'}", True)
     return out
 
 
@@ -158,7 +159,8 @@ def add_data(c: Corpus) -> None:
                   "run_data": c.run(f"data_{variant}/run", EVAL, "--data", spec, "--model", "arch:lenet5"),
                   "recipe_data": c.run(f"data_{variant}/recipe", f"model: arch:lenet5\ndata: '{spec}'\nstages: []\n")}
         for place, argv in places.items():
-            c.add("data", f"{variant}/{place}", argv, markers=[marker], watch=[d], fast=cheap and place == "inspect",
+            folder = d / spec.split(":", 1)[1].replace(str(d) + "/", "", 1).split("/")[0]   # its own files
+            c.add("data", f"{variant}/{place}", argv, markers=[marker], watch=[folder], fast=cheap and place == "inspect",
                   ok=variant.startswith("outside_"), timeout=120)
 
 
