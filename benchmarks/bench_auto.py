@@ -1,5 +1,5 @@
 """Compression to a budget (the `auto` stage): the automatic allocation against a uniform one at the same budget, in
-the same run, and against the hand-tuned workbench/recipes/deep_compression.yaml.
+the same run, and against the hand-tuned resources/recipes/deep_compression.yaml.
 
 Rows (each seed reshuffles the train/val carve and the fine-tuning order; the sample models were trained on seed
 0's train split, so for seeds 1-2 val holds some of their training images: test, never touched, is the honest
@@ -100,7 +100,7 @@ def main() -> int:
                           f"val {row['val']:.4f}, test {row['test']:.4f} ({row['seconds']} s){' FAILED ' + failure if failure else ''}",
                           flush=True)
         t0 = time.perf_counter()
-        hand, failure = run_recipe((ROOT / "workbench" / "recipes" / "deep_compression.yaml").read_text(), Path(tmp) / "hand")
+        hand, failure = run_recipe((ROOT / "resources" / "recipes" / "deep_compression.yaml").read_text(), Path(tmp) / "hand")
         hand_row = {**result("hand", hand, failure, time.perf_counter() - t0), "seed": 0, "allocation": "hand recipe"}
         hand_drop = max(0.0, hand_row["base_val"] - hand_row["val"])
         text = (f"model: sample:digits_mlp\ndata: sample:digits\nseed: 0\nstages:\n"

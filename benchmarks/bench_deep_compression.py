@@ -1,4 +1,4 @@
-"""(a) Deep Compression on `sample:digits_mlp` with workbench/recipes/deep_compression.yaml.
+"""(a) Deep Compression on `sample:digits_mlp` with resources/recipes/deep_compression.yaml.
 
 Runs the shipped recipe (iterative magnitude pruning + fine-tuning, k-means 5 bits for Linear with
 centroid fine-tuning, packed export), then writes real files for each step of the paper's table
@@ -41,7 +41,7 @@ def main() -> int:
     from workbench.core.recipe import Recipe
     from workbench.core.runner import Run
 
-    recipe_path = ROOT / "workbench" / "recipes" / "deep_compression.yaml"
+    recipe_path = ROOT / "resources" / "recipes" / "deep_compression.yaml"
     recipe = Recipe.load(recipe_path)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

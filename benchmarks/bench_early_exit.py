@@ -1,7 +1,7 @@
 """Early exits on the digits: val and test accuracy against average compute per sample, for each confidence threshold
 (shares, FLOPs and the exits' own accuracies on val, where a threshold is chosen; test reported).
 
-Runs `workbench/recipes/early_exits.yaml` (heads after layer1 and layer2 of `sample:digits_resnet`,
+Runs `resources/recipes/early_exits.yaml` (heads after layer1 and layer2 of `sample:digits_resnet`,
 trained jointly) and prints the stage's trade-off table: accuracy, average FLOPs per sample (measured
 per exit with FlopCounterMode and weighted by how many samples leave there), and mean batch-1 latency
 over test samples with real early exiting, beside the plain model's latency measured in the same run.
@@ -21,7 +21,7 @@ def main() -> None:
     from workbench.core.events import StageFailed
     from workbench.core.recipe import Recipe
     from workbench.core.runner import Run
-    run = Run(Recipe.load(ROOT / "workbench" / "recipes" / "early_exits.yaml"), RunOptions(out_dir=tempfile.mkdtemp()))
+    run = Run(Recipe.load(ROOT / "resources" / "recipes" / "early_exits.yaml"), RunOptions(out_dir=tempfile.mkdtemp()))
     for event in run.events():
         if isinstance(event, StageFailed):
             raise RuntimeError(event.message)

@@ -1,10 +1,10 @@
 """(a) `sample:digits_mlp` pruned to >= 90% global sparsity with iterative fine-tuning keeps its test accuracy.
 
-Runs workbench/recipes/iterative_magnitude.yaml (global magnitude pruning, gradual schedule, six
+Runs resources/recipes/iterative_magnitude.yaml (global magnitude pruning, gradual schedule, six
 prune / fine-tune rounds) and compares the pruned snapshot with the baseline. Target: sparsity
 >= 0.90 of all parameters (biases included) and accuracy within 0.5 points of the baseline.
 
-    python benchmarks/bench_prune_digits.py [--recipe workbench/recipes/iterative_magnitude.yaml]
+    python benchmarks/bench_prune_digits.py [--recipe resources/recipes/iterative_magnitude.yaml]
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 (a) `torchvision:resnet18` (random weights, 224x224, batch 1): the original and each restructured
     model (the `restructure` stage's code on every eligible layer except the classifier), timed in the
     same run, interleaved (median of rounds), so machine load hits them alike.
-(b) `workbench/recipes/depthwise_distill.yaml` on `sample:digits_resnet`: test accuracy of each snapshot
+(b) `resources/recipes/depthwise_distill.yaml` on `sample:digits_resnet`: test accuracy of each snapshot
     (depthwise replacement, recovery by distillation from the original, BN folding).
 
     python benchmarks/bench_restructure.py [--rounds 7] [--repeats 5] [--skip-recipe]
@@ -74,7 +74,7 @@ def recipe_table() -> list[dict]:
     from workbench.core.events import StageFailed
     from workbench.core.recipe import Recipe
     from workbench.core.runner import Run
-    run = Run(Recipe.load(ROOT / "workbench" / "recipes" / "depthwise_distill.yaml"), RunOptions(out_dir=tempfile.mkdtemp()))
+    run = Run(Recipe.load(ROOT / "resources" / "recipes" / "depthwise_distill.yaml"), RunOptions(out_dir=tempfile.mkdtemp()))
     for event in run.events():
         if isinstance(event, StageFailed):
             raise RuntimeError(event.message)
@@ -96,7 +96,7 @@ def main() -> None:
                        ("speedup", "speed-up", ".2f"), ("max_diff", "max |output diff|", ".2g")]))
     recipe = [] if args.skip_recipe else recipe_table()
     if recipe:
-        print("\nworkbench/recipes/depthwise_distill.yaml on sample:digits_resnet\n")
+        print("\nresources/recipes/depthwise_distill.yaml on sample:digits_resnet\n")
         print(table(recipe, [("snapshot", "snapshot", ""), ("accuracy", "test acc %", ".2f"), ("params", "params", ","),
                              ("mflops", "MFLOPs", ".2f"), ("latency_ms", "latency ms", ".2f")]))
     print("wrote", write_result("restructure", {"resnet18": rows, "depthwise_distill": recipe}))

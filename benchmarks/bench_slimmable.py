@@ -1,6 +1,6 @@
 """Slimmable widths on the digits: one network at four widths against narrow networks trained alone.
 
-Runs `workbench/recipes/slimmable.yaml` (`sample:digits_resnet` fine-tuned for 15 epochs with all widths
+Runs `resources/recipes/slimmable.yaml` (`sample:digits_resnet` fine-tuned for 15 epochs with all widths
 trained at every step) and prints each width's test accuracy, parameters, FLOPs and batch-1 latency,
 measured on the physically narrowed network with recalibrated batch norms. Beside it: the same narrow
 architectures (`arch:resnet8:width=4|8|12`) trained alone from scratch with the same optimiser for 30

@@ -1,4 +1,4 @@
-"""Rebuild workbench/samples/digits.npz from the UCI optical digits file shipped by scikit-learn.
+"""Rebuild sample_models/digits.npz from the UCI optical digits file shipped by scikit-learn.
 
 The 1,797 8x8 images (pixels 0..16) and labels are stored as uint8, together with a fixed,
 stratified 80/20 train/test split (seed 0), so every run of workbench sees the same split.
@@ -30,7 +30,7 @@ def main(src: str) -> None:
     images = raw[:, :64].reshape(-1, 8, 8).astype(np.uint8)
     labels = raw[:, 64].astype(np.uint8)
     train, test = stratified_split(labels)
-    out = Path(__file__).resolve().parents[1] / "workbench" / "samples" / "digits.npz"
+    out = Path(__file__).resolve().parents[1] / "sample_models" / "digits.npz"
     np.savez_compressed(out, images=images, labels=labels, train=train.astype(np.int16), test=test.astype(np.int16))
     print(f"{out}: {len(images)} images, {len(train)} train / {len(test)} test")
 

@@ -24,7 +24,7 @@ import yaml  # noqa: E402
 from PySide6.QtCore import QEventLoop, QSettings, QSize, QTimer  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
-RECIPES = next((p for p in (ROOT / "workbench" / "recipes", ROOT / "resources" / "recipes") if p.is_dir()), ROOT)
+RECIPES = ROOT / "resources" / "recipes"
 SIZES = {"1366": QSize(1366, 768), "1920": QSize(1920, 1080)}
 
 

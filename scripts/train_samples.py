@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-HERE = Path(__file__).resolve().parents[1] / "workbench" / "samples"   # where the sample models live
-sys.path.insert(0, str(HERE.parents[1]))   # the repository root
+HERE = Path(__file__).resolve().parents[1] / "sample_models"   # where the sample models live
+sys.path.insert(0, str(HERE.parent))   # the repository root
 
 from workbench.core.data import load_data  # noqa: E402
 from workbench.core.metrics import accuracy, count_params  # noqa: E402

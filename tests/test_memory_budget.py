@@ -130,7 +130,7 @@ def test_sample_recipes_and_resnet18_at_224_fit_in_4g(tmp_path, monkeypatch):
     from workbench.core.runner import prepare
     from workbench.core.specs import load_model
     monkeypatch.setenv(mb.ENV, "4G")
-    for path in sorted((ROOT / "workbench" / "recipes").glob("*.yaml")):
+    for path in sorted((ROOT / "resources" / "recipes").glob("*.yaml")):
         prepare(Recipe.load(str(path)), RunOptions(out_dir=tmp_path / path.stem))     # refused here if over the budget
     data = load_data({"spec": "fake:3x224x224:10:100", "batch_size": 64})
     loaded = load_model("torchvision:resnet18", data.input_shape, data.num_classes)

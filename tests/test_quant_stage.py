@@ -28,7 +28,7 @@ def test_unknown_layer_in_bits_names_the_path(digits):
 
 def test_shipped_recipe_validates():
     from pathlib import Path
-    recipe = Recipe.load(Path(__file__).resolve().parents[1] / "workbench/recipes/deep_compression.yaml")
+    recipe = Recipe.load(Path(__file__).resolve().parents[1] / "resources/recipes/deep_compression.yaml")
     kinds = [s.kind for s in recipe.stages]
     assert kinds[0] == "prune" and "quantize" in kinds and kinds[-1] == "export"
     q = next(s.params for s in recipe.stages if s.kind == "quantize")

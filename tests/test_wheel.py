@@ -1,6 +1,8 @@
-"""The wheel: sample models, data, recipes and the style sheet are package data, and a non-editable install works."""
+"""The wheel carries the top-level `sample_models/` and `resources/` (recipes, style sheet, icons) inside the package,
+and a non-editable install works."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import venv
@@ -23,11 +25,16 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_holds_the_samples_recipes_and_style(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("workbench/samples/samples.json", "workbench/samples/digits.npz", "workbench/samples/digits_mlp.safetensors",
-                   "workbench/samples/digits_resnet.init.safetensors", "workbench/recipes/deep_compression.yaml",
-                   "workbench/recipes/structured_channels.yaml", "workbench/ui/style.qss", "workbench/core/specs.py"):
+    for needed in ("workbench/sample_models/samples.json", "workbench/sample_models/digits.npz",
+                   "workbench/sample_models/digits_mlp.safetensors", "workbench/sample_models/digits_resnet.init.safetensors",
+                   "workbench/resources/recipes/deep_compression.yaml", "workbench/resources/recipes/structured_channels.yaml",
+                   "workbench/resources/style.qss", "workbench/resources/icons/workbench.svg", "workbench/core/specs.py"):
         assert needed in names, needed
-    assert not any(n.startswith(("tests/", "benchmarks/", "scripts/")) for n in names)
+    for top in ("sample_models", "resources"):      # every file of the top-level folders, under the package
+        for path in (ROOT / top).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                assert f"workbench/{top}/{path.relative_to(ROOT / top).as_posix()}" in names, path
+    assert not any(n.startswith(("tests/", "benchmarks/", "scripts/", "sample_models/", "resources/")) for n in names)
 
 
 def test_torch_is_a_range_so_a_users_own_build_is_kept(wheel):
@@ -64,3 +71,15 @@ def test_non_editable_install_inspects_the_sample(wheel, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.splitlines()[0].startswith(str(target))
     assert "test accuracy on sample:digits: 0.9694" in run.stdout
+    listing = subprocess.run([str(python), "-c", "import json; from workbench.core import resources as r; from workbench.core.recipe import Recipe; "
+                              "print(json.dumps({'recipes': {n: str(p) for n, p in r.ready_made_recipes().items()}, "
+                              "'stages': [len(Recipe.load(n).stages) for n in r.ready_made_recipes()], "
+                              "'style': str(r.style_sheet()), 'samples': str(r.samples_dir())}))"],
+                             capture_output=True, text=True, timeout=WAIT_S, cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    found = json.loads(listing.stdout)
+    assert set(found["recipes"]) == {p.stem for p in (ROOT / "resources" / "recipes").glob("*.yaml")}
+    assert all(path.startswith(str(target / "workbench" / "resources" / "recipes")) for path in found["recipes"].values())
+    assert all(n > 0 for n in found["stages"])                                   # each validates by name
+    assert found["style"] == str(target / "workbench" / "resources" / "style.qss")
+    assert found["samples"] == str(target / "workbench" / "sample_models")

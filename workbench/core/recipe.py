@@ -16,7 +16,7 @@ from .errors import RecipeError
 from .io import atomic_write_text
 from .limits import clip, short
 from .precision import PRECISIONS
-from .resources import ready_made_recipes
+from .resources import recipe_path
 
 TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description", "keep_head", "precision", "channels_last"}
 STAGE_KEYS = {"kind", "enabled", "label"}
@@ -133,10 +133,8 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
-        """A recipe file, or a ready-made recipe by name (`deep_compression`, see `workbench/recipes/`)."""
-        path = Path(path)
-        if not path.exists() and not path.suffix and str(path) in ready_made_recipes():
-            path = ready_made_recipes()[str(path)]
+        """A recipe file, or a ready-made recipe by name (`deep_compression`, see `resources/recipes/`)."""
+        path = recipe_path(path)
         try:
             if path.exists() and not path.is_file():     # a FIFO or /dev/zero would block or never end
                 raise RecipeError(f"{clip(path)}: cannot read recipe (a folder, FIFO or device, not a regular file)")

@@ -8,10 +8,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMenu, QSpinBox, QStyle, QToolBar
 
-from ..core.resources import recipes_dir
+from ..core.resources import ready_made_recipes
 from . import settings
 
-RECIPES_DIR = recipes_dir()
 SP = QStyle.StandardPixmap
 KS = QKeySequence.StandardKey
 
@@ -107,7 +106,7 @@ def fill_recent(menu: QMenu, items: list[str], open_fn) -> None:
 
 def fill_ready_made(menu: QMenu, open_fn) -> None:
     menu.clear()
-    files = sorted(RECIPES_DIR.glob("*.y*ml")) if RECIPES_DIR.is_dir() else []
+    files = list(ready_made_recipes().values())
     for path in files:
         act = menu.addAction(path.stem.replace("_", " "))
         act.setToolTip(str(path))

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-STYLE = Path(__file__).resolve().parent / "style.qss"
+from ..core.resources import icon, style_sheet
+
+STYLE = style_sheet()
+ICON = icon("workbench")
 # While a worker thread runs Python between torch kernels, the GUI thread waits for the GIL up to
 # the switch interval (5 ms by default) each time it needs it; 1 ms keeps the event loop responsive.
 GIL_SWITCH_INTERVAL = 0.001
@@ -38,6 +40,8 @@ def make_app(argv: list[str] | None = None):
     collect_on_the_gui_thread()
     if STYLE.exists():
         app.setStyleSheet(STYLE.read_text())
+    from PySide6.QtGui import QIcon
+    app.setWindowIcon(QIcon(str(ICON)))
     return app
 
 

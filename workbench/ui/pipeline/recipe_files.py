@@ -7,6 +7,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from ...core.errors import RecipeError
+from ...core.resources import recipe_path
 from .. import settings
 from ..dialogs import errors
 
@@ -35,6 +36,7 @@ class RecipeFiles:
             self.open_recipe(path)
 
     def open_recipe(self, path: str, quiet: bool = False) -> bool:
+        path = str(recipe_path(path))       # a file, or a ready-made recipe by name (`workbench gui --recipe NAME`)
         if not Path(path).exists():
             if not quiet:
                 QTimer.singleShot(0, lambda: errors.show_error(self, "Recipe not found",
