@@ -5,12 +5,16 @@ import copy
 import time
 from collections.abc import Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from . import metrics
 from .events import Progress
 from .snapshots import smallest_file
+
+if TYPE_CHECKING:
+    from .session import Session
 
 
 Accuracies = tuple[float, float | None]     # (test, val); val None without a val split
@@ -20,7 +24,7 @@ def cpu_copy(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return model if device.type == "cpu" else copy.deepcopy(model).cpu()
 
 
-def measure_accuracy(session, label: str) -> Generator[Progress, None, Accuracies]:
+def measure_accuracy(session: Session, label: str) -> Generator[Progress, None, Accuracies]:
     """(test, val) accuracy of the session's model: a Progress per evaluated batch ("LABEL: val 12/40 batches"),
     and cancellation checked between batches, so a long measurement shows that it moves and Stop ends it."""
     splits = [("test", session.data.test)]

@@ -9,7 +9,7 @@ import contextlib
 import re
 import statistics
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -199,11 +199,13 @@ def accuracy(model: nn.Module, batches: Iterable, device: str | torch.device = "
             return float(done.value)
 
 
-def accuracy_steps(model: nn.Module, batches: Iterable, device: str | torch.device = "cpu"
+def accuracy_steps(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], batches: Iterable, device: str | torch.device = "cpu"
                    ) -> Generator[tuple[int, int | None], None, float]:
     """Top-1 accuracy in [0, 1] (the generator's return value), yielding (batches done, batches in all or None)
-    after each batch, so a caller can show progress and stop between batches."""
-    model.eval()
+    after each batch, so a caller can show progress and stop between batches. `model` may be any callable from
+    a batch to logits (an exported file's runtime)."""
+    if isinstance(model, nn.Module):
+        model.eval()
     correct = total = 0
     try:
         count: int | None = len(batches)  # type: ignore[arg-type]

@@ -234,9 +234,10 @@ def _timm_hub_state(zs: ZooSpec) -> dict[str, torch.Tensor]:
         raise _hub_missing(zs, hub_id, constants.HF_HUB_CACHE, " and downloads are off (WORKBENCH_OFFLINE / HF_HUB_OFFLINE)")
     from timm.models import load_state_dict_from_hf
     try:
-        return load_state_dict_from_hf(hub_id, weights_only=True)
+        state: dict[str, torch.Tensor] = load_state_dict_from_hf(hub_id, weights_only=True)
     except Exception:  # noqa: BLE001 - no network, a proxy, a full disk: say where the file should go
         raise _hub_missing(zs, hub_id, constants.HF_HUB_CACHE, " and could not be downloaded") from None
+    return state
 
 
 def _hub_cached_file(hub_id: str) -> Path | None:
@@ -254,7 +255,8 @@ def _cached_state(path: Path, zs: ZooSpec) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         return _file_state(path, zs, trust=False)
     from .untrusted import load_pickle
-    return load_pickle(path, trust=False)
+    state: dict[str, torch.Tensor] = load_pickle(path, trust=False)
+    return state
 
 
 def _hub_missing(zs: ZooSpec, hub_id: str, cache: str, why: str) -> SpecError:

@@ -39,7 +39,7 @@ def cell(text: str) -> str:
 
 def table_md(table: Table) -> str:
     lines = ["| " + " | ".join(cell(h) for h in table.headers) + " |",
-             "|" + "|".join(" ---: |" if num else " --- |" for num in table.numeric)]
+             "| " + " | ".join("---:" if num else "---" for num in table.numeric) + " |"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.rows]
     if table.note:
         lines += ["", f"*{inline(table.note)}*"]

@@ -5,6 +5,7 @@ Each function returns a `Plot` (PNG bytes plus a title), or None when there is n
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -107,6 +108,7 @@ def training_curves(runs: list[RunData], key: str = "curves") -> Plot | None:
     many = len(runs) > 1
     series_colors: dict[str, str] = {}
     labelled: dict = {}                    # axis -> run number -> legend handle (several runs)
+    splits: set[str] = set()               # the splits of the accuracy curves drawn
     for r, (run, c) in enumerate(data):
         groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for p in c.points:
@@ -116,6 +118,7 @@ def training_curves(runs: list[RunData], key: str = "curves") -> Plot | None:
                 ax, scale = loss_ax, 1.0
             elif "accuracy" in name:
                 ax, scale = acc_ax, 100.0
+                splits.add(accuracy_split(name))
             else:
                 continue
             pts = _thin(sorted(pts))
@@ -136,7 +139,7 @@ def training_curves(runs: list[RunData], key: str = "curves") -> Plot | None:
                 acc_ax.annotate(_short(label, 22), (x, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
                                 textcoords="offset points", fontsize=8, color="#374151", va="top", rotation=0)
     _style(loss_ax, "Loss", "", "loss")
-    _style(acc_ax, "Accuracy (test split)", "step (epochs or pruning steps, stages one after another)", "accuracy (%)")
+    _style(acc_ax, accuracy_title(splits), "step (epochs or pruning steps, stages one after another)", "accuracy (%)")
     if any(line.get_ydata().size and min(line.get_ydata()) > 0 for line in loss_ax.get_lines()):
         loss_ax.set_yscale("log")
         low, high = loss_ax.get_ylim()
@@ -151,6 +154,20 @@ def training_curves(runs: list[RunData], key: str = "curves") -> Plot | None:
         elif not many:
             _legend(ax, outside=True)
     return Plot(key, "Training curves", _png(fig))
+
+
+def accuracy_split(name: str) -> str:
+    """The split an accuracy curve was measured on: an evaluate stage names it (`eval/test_accuracy`); fine-tuning,
+    pruning steps, restructuring and teachers measure on val."""
+    found = re.search(r"(train|val|test|calib)_accuracy$", name)
+    return found.group(1) if found else "val"
+
+
+def accuracy_title(splits: set[str]) -> str:
+    if len(splits) <= 1:
+        return f"Accuracy ({next(iter(splits), 'val')} split)"
+    order = ["val", "test", "train", "calib"]
+    return f"Accuracy ({' and '.join(sorted(splits, key=order.index))} splits, as labelled)"
 
 
 # --- snapshots -------------------------------------------------------------------------------------------

@@ -73,8 +73,8 @@ SNAPSHOT_COLUMNS = (("index", "#", "text"), ("stage", "stage", "text"), ("val_ac
                     ("compressed_format", "format", "text"), ("compression_ratio", "ratio", "ratio"),
                     ("latency_ms", "latency ms", "float3"))
 EXPORT_COLUMNS = (("format", "format", "text"), ("path", "path", "text"), ("bytes", "bytes", "count"),
-                  ("verified", "verified", "text"), ("max_abs_diff", "max |diff|", "sci"), ("check", "check", "text"),
-                  ("error", "error", "text"))
+                  ("verified", "verified", "text"), ("max_abs_diff", "max |diff|", "sci"),
+                  ("accuracy", "test acc (file)", "pct"), ("check", "check", "text"), ("error", "error", "text"))
 ENVIRONMENT_KEYS = (("torch", "torch"), ("workbench", "workbench"), ("python", "Python"), ("device", "device"),
                     ("cpu", "CPU"), ("gpu", "GPU"), ("threads", "threads"), ("cpu_cores", "CPU cores"),
                     ("world_size", "world size"), ("backend", "backend"), ("platform", "platform"))

@@ -1,4 +1,5 @@
-"""`export`: write the current model in one or more formats; each file is read back and verified.
+"""`export`: write the current model in one or more formats; each file is read back and verified, then run on
+the test split through its own runtime (onnxruntime, the program or module its loader gives): `accuracy`.
 
 The files go to `<run folder>/<dir>/<name><suffix>`; `dir` and `name` are plain names (no separators, no `..`,
 no leading dot, no control characters, not a name the run folder uses itself), and no link in the run folder is
@@ -7,18 +8,25 @@ followed (`io.real_folder`), so an export never lands outside the run folder or 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..errors import BadInput, StageError
+import torch
+
+from ..errors import BadInput, StageError, WorkbenchError
 from ..events import ExportWritten, Log, Progress
-from ..export import ExportSource, export_model, formats
+from ..export import ExportSource, Format, export_model, formats
 from ..io import real_folder
 from ..limits import MAX_NAME_CHARS
+from ..metrics import accuracy_steps
 from ..params import param
 from ..run_folder import OWN_NAMES
 from . import StageKind, register
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 DESCRIPTION = "Write the model to files, read each back and compare its outputs with the model's."
 
@@ -79,16 +87,66 @@ def run(session, p: Params) -> Iterator:
                 pass
         if result.details:
             entry["breakdown"] = {k: v for k, v in result.details.items() if k != "traceback"}
+        if result.verified:
+            entry["accuracy"] = yield from _file_accuracy(session, fmt, Path(result.path), source.record,
+                                                          result.details or {}, (i, len(p.formats)))
         session.exports.append(entry)
         yield ExportWritten(result)
         if result.verified:
-            yield Log("info", f"{name}: {result.bytes:,} bytes, verified (max |diff| {result.max_abs_diff:.3g})")
+            yield Log("info", f"{name}: {result.bytes:,} bytes, verified (max |diff| {result.max_abs_diff:.3g})"
+                              f"{_accuracy_words(session, entry.get('accuracy'))}")
         else:
             failed.append(f"{name} ({result.error})")
             yield Log("error", f"{name}: NOT verified: {result.error}")
     yield Progress(len(p.formats), len(p.formats), "exported")
     if failed:
         raise StageError("export failed for " + "; ".join(failed))
+
+
+def _file_accuracy(session: Session, fmt: Format, path: Path, record: dict[str, Any], details: dict[str, Any],
+                   at: tuple[int, int]) -> Generator[Progress | Log, None, float | None]:
+    """Top-1 accuracy on the test split of the file as its own loader runs it (None, with a warning, when it
+    cannot run on the data's batches); a Progress per batch, cancellation between batches."""
+    try:
+        run = _logits(fmt.read(path, record), None if details.get("dynamic_batch", True) else details.get("batch"))
+        steps = accuracy_steps(run, session.data.test, "cpu")
+        while True:
+            session.check_cancel()
+            try:
+                done, total = next(steps)
+            except StopIteration as end:
+                return float(end.value)
+            of = total or done + 1
+            yield Progress(at[0] + done / of, at[1], f"{fmt.name}: test accuracy of the file, batch {done}/{of}")
+    except WorkbenchError:                   # Stop, or a file that no longer loads: as anywhere else
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. a runtime without some operator: the file stays verified
+        yield Log("warning", f"{fmt.name}: the file's test accuracy could not be measured "
+                             f"({type(exc).__name__}: {str(exc)[:200]})")
+        return None
+
+
+def _logits(run: Callable[[torch.Tensor], Any], batch: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The file's outputs as one logits tensor; a program exported for a fixed batch gets batches of that size
+    (the last one padded with its last sample)."""
+    def call(x: torch.Tensor) -> torch.Tensor:
+        chunks = torch.split(x, batch) if batch else (x,)
+        outs = []
+        for chunk in chunks:
+            n = len(chunk)
+            if batch and n < batch:
+                chunk = torch.cat([chunk, chunk[-1:].expand(batch - n, *chunk.shape[1:])])
+            out = run(chunk.cpu())
+            outs.append((out[0] if isinstance(out, (tuple, list)) else out)[:n].float())
+        return torch.cat(outs)
+    return call
+
+
+def _accuracy_words(session: Session, acc: float | None) -> str:
+    if acc is None:
+        return "; its test accuracy could not be measured"
+    model = session.snapshots[-1].get("accuracy") if session.snapshots else None
+    return f"; test accuracy {acc:.2%}" + (f" (the model's {model:.2%})" if isinstance(model, float) else "")
 
 
 STAGE = register(StageKind(kind="export", title="Export",
