@@ -238,6 +238,7 @@ class MainWindow(RecipeFiles, QMainWindow):
     def _run_ended(self, run_dir: str, ok: bool, status: str) -> None:
         self.plots.end_run()
         self.runs.set_run_title(run_dir, f"{Path(run_dir).name} ({status})")
+        self.runs.show_exports(run_dir)              # each exported file with its own test accuracy
         self.statusBar().showMessage(f"Run {status}: {run_dir}", 10000)
 
     def _not_started(self, run_dir: str, message: str) -> None:

@@ -12,7 +12,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ...core.errors import ErrorInfo
-from ...core.run_folder import RunInfo, list_runs
+from ...core.run_folder import RunInfo, list_runs, read_run
 from .. import formatting as F
 from ..qthreading.tasks import TaskSlot
 from ..table_fit import ColumnFitter
@@ -28,6 +28,8 @@ TIPS = ("The run (its folder under the runs folder) and its snapshots, one per s
 PATH_ROLE = Qt.ItemDataRole.UserRole
 RUN_ROLE = Qt.ItemDataRole.UserRole + 1
 DEBRIS_ROLE = Qt.ItemDataRole.UserRole + 2   # True on the greyed rows naming a run's debris
+EXPORT_ROLE = Qt.ItemDataRole.UserRole + 3   # True on the rows naming a run's exported files
+TEST_COL, BYTES_COL = COLUMNS.index("Test acc"), COLUMNS.index("Compressed")
 
 
 def cells(row: dict) -> list[str]:
@@ -113,6 +115,7 @@ class RunsView(QWidget):
             for snap in run.snapshots:
                 if isinstance(snap.get("path"), str) and snap["path"]:
                     self.add_snapshot(str(run.dir), snap, select=False, item=item)
+            self._show_exports(item, run.report.get("exports"))
             self._show_debris(item, [str(d) for d in run.debris])
         if runs and (self.newest is None or self.newest not in self.live):
             self.newest = str(Path(runs[0].dir).resolve())
@@ -134,6 +137,34 @@ class RunsView(QWidget):
             child.setData(0, PATH_ROLE, "")
             child.setFlags(Qt.ItemFlag.NoItemFlags)            # greyed, never selected as a snapshot
             child.setToolTip(0, f"Left behind by a run that was killed while writing; not a snapshot\n{text}")
+
+    def _show_exports(self, item: QTreeWidgetItem, exports: object) -> None:
+        """Rows under a run, one per exported file: its bytes and the test accuracy of the file itself (run through
+        its own runtime). Not snapshots: never selected as one."""
+        for old in children(item):
+            if old.data(0, EXPORT_ROLE):
+                item.removeChild(old)
+        for e in exports if isinstance(exports, list) else []:
+            if not isinstance(e, dict):
+                continue
+            verified = "verified" if e.get("verified") else f"NOT verified: {e.get('error')}"
+            child = QTreeWidgetItem(item, [f"export · {e.get('format')}"])
+            child.setData(0, EXPORT_ROLE, True)
+            child.setData(0, PATH_ROLE, "")
+            child.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            child.setToolTip(0, f"{e.get('path')}: {verified}\n{e.get('check') or ''}")
+            for col, text, tip in ((TEST_COL, F.percent(e.get("accuracy"), 2), "Test accuracy of the exported file"),
+                                   (BYTES_COL, F.size(e.get("bytes")), "Size of the exported file")):
+                child.setText(col, text)
+                child.setToolTip(col, f"{tip}: {text}")
+                child.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.fitter.fit()
+
+    def show_exports(self, run_dir: str) -> None:
+        """A run that ended here: its exports, from its report.json."""
+        item = self.runs.get(str(Path(run_dir).resolve()))
+        if item is not None:
+            self._show_exports(item, read_run(run_dir).report.get("exports"))
 
     def add_run(self, run_dir: str, title: str) -> QTreeWidgetItem:
         """A run started here: listed first; its title follows the run (`set_run_title`), not the disk."""
