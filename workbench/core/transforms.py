@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
 from .errors import CheckpointError
 
-Replay = Callable[[nn.Module, dict], nn.Module]
+Replay = Callable[[nn.Module, dict[str, Any]], nn.Module]
 _REPLAYS: dict[str, Replay] = {}
 
 
@@ -52,7 +53,7 @@ def _load_replay_modules() -> None:
         importlib.import_module(name)
 
 
-def replay(model: nn.Module, transforms: list[dict]) -> nn.Module:
+def replay(model: nn.Module, transforms: list[dict[str, Any]]) -> nn.Module:
     if transforms:
         _load_replay_modules()
     for t in transforms:
