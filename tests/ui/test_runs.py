@@ -1,10 +1,12 @@
 """Background runs from the real window: snapshots, plots, stop, failures, export, compare, closing."""
+import dataclasses
 import json
 import threading
 from pathlib import Path
 
 from waits import WAIT_MS
 
+from workbench.core import stages
 from workbench.core.events import Progress, StageFailed
 from workbench.core.stages import train as train_stage
 
@@ -150,7 +152,7 @@ def test_failing_stage_shows_readable_error(make_window, qtbot, messages, monkey
     def boom(session, params):
         yield Progress(1, 10, "training")
         raise RuntimeError("simulated failure in the stage")
-    monkeypatch.setattr(train_stage, "run", boom)
+    monkeypatch.setitem(stages._REGISTERED, "train", dataclasses.replace(train_stage.STAGE, run=boom))
     w = make_window()
     w.control.in_process = True   # the patch lives in this process: run the stages on a thread here
     w.start_run()
