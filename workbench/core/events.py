@@ -24,8 +24,9 @@ class Metric:
 
 @dataclass(frozen=True)
 class LayerStats:
-    """Per-layer numbers, e.g. {"fc1": {"sparsity": 0.9, "params": 19200}}."""
-    layers: dict[str, dict[str, float]]
+    """Per-layer numbers, e.g. {"fc1": {"sparsity": 0.9, "params": 19200}}; None where a number does not apply
+    (the sparsity of a batch norm, see pruning.layers.layer_stats)."""
+    layers: dict[str, dict[str, float | None]]
 
 
 @dataclass(frozen=True)
