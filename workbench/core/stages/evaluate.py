@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from ..events import Log, Metric, Progress
+from ..events import Event, Log, Metric, Progress
 from ..params import param
 from . import StageKind, register
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 DESCRIPTION = "Top-1 accuracy and loss on a split (test by default; val is where decisions are taken)."
 
@@ -18,7 +22,7 @@ class Params:
     split: str = param("test", "Which split to evaluate.", choices=["test", "val", "train", "calib"])
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     model, device = session.model.eval(), session.device
     batches = getattr(session.data, p.split)
     total = len(batches) if hasattr(batches, "__len__") else 0

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import BadInput, RecipeError
-from ..events import LayerStats, Log, Metric
+from ..events import Event, LayerStats, Log, Metric
 from ..limits import MAX_LAYER_SIZE
 from ..metrics import accuracy, is_quantized
 from ..params import param
@@ -20,12 +21,15 @@ from ..restructure.apply import eligible_layers, restructure
 from ..training import OPTIMIZERS, SCHEDULES, fit
 from . import StageKind, register
 
+if TYPE_CHECKING:
+    from ..session import Session
+
 DESCRIPTION = ("Make layers cheaper by changing their structure: low-rank factorisation (truncated SVD), "
                "depthwise separable convolutions, or batch-norm folding; then fine-tune to recover accuracy.")
 METHODS = ["lowrank", "depthwise", "fold_bn"]
 
 
-def _check_rank(value) -> str | None:
+def _check_rank(value: object) -> str | None:
     if isinstance(value, float) and not 0.0 < value <= 1.0:
         return f"a fraction of the full rank must be in (0, 1], got {value}"
     if isinstance(value, int) and value < 1:
@@ -55,11 +59,11 @@ class Params:
     schedule: str = param("constant", "Fine-tuning learning-rate schedule.", choices=SCHEDULES, advanced=True)
 
 
-def _path(session) -> str:
+def _path(session: Session) -> str:
     return f"stages[{session.stage_index}]"
 
 
-def _targets(session, p: Params) -> list[str]:
+def _targets(session: Session, p: Params) -> list[str]:
     """The layers the method will change (checked names, or the default selection)."""
     model, path = session.model, _path(session)
     modules = dict(model.named_modules())
@@ -77,7 +81,7 @@ def _targets(session, p: Params) -> list[str]:
     return [n for n in candidates if n != classifier]
 
 
-def preflight(session, p: Params) -> None:
+def preflight(session: Session, p: Params) -> None:
     path = _path(session)
     if session.record.get("frozen"):
         raise RecipeError(f"{path}.method: this model was loaded from a frozen program and cannot be restructured")
@@ -97,7 +101,7 @@ def preflight(session, p: Params) -> None:
         raise RecipeError(f"{path}.layers: the model has no layer that {p.method} can change")
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     model = session.model
     before_params = sum(t.numel() for t in model.parameters())
     acc0 = accuracy(model, session.data.val, session.device)

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from torch import nn
 
 from ..errors import RecipeError
-from ..events import Log, Progress, Series
+from ..events import Event, Log, Progress, Series
 from ..metrics import accuracy
 from ..params import param
 from ..pruning.layers import classifier_name, prunable_layers, unknown_layer
 from ..pruning.sensitivity import structured_point, unstructured_point
 from . import StageKind, register
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 DESCRIPTION = ("Prune each layer alone at several sparsities (on a copy) and measure val accuracy: one curve "
                "per layer, to choose per-layer overrides. The model is left unchanged.")
@@ -36,7 +42,7 @@ class Params:
         return None
 
 
-def _targets(session, p: Params) -> list[str]:
+def _targets(session: Session, p: Params) -> list[str]:
     names = list(prunable_layers(session.model))
     if p.layers:
         return list(p.layers)
@@ -46,7 +52,7 @@ def _targets(session, p: Params) -> list[str]:
     return names
 
 
-def preflight(session, p: Params) -> None:
+def preflight(session: Session, p: Params) -> None:
     path = f"stages[{session.stage_index}]"
     names = list(prunable_layers(session.model))
     for i, name in enumerate(p.layers):
@@ -59,7 +65,7 @@ def preflight(session, p: Params) -> None:
                               f"its outputs (the classes) cannot be removed")
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     model, val, device = session.model.eval(), session.data.val, session.device   # decisions read val, never test
     example = session.example_input(1)
     layers = prunable_layers(model)
@@ -67,13 +73,13 @@ def run(session, p: Params) -> Iterator:
     sparsities = sorted(p.sparsities)
     baseline = accuracy(model, val, device)
 
-    def evaluate(m) -> float:
+    def evaluate(m: nn.Module) -> float:
         return accuracy(m, val, device)
 
     table: dict[str, list[float]] = {}
     total, done = len(targets) * len(sparsities), 0
     for name in targets:
-        curve = []
+        curve: list[float] = []
         for s in sparsities:
             yield Progress(done, total, f"{name} at {s:.0%}")
             curve.append(structured_point(model, name, s, example, evaluate) if p.structured

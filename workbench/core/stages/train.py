@@ -3,10 +3,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..params import param
 from ..training import OPTIMIZERS, SCHEDULES, fit
 from . import StageKind, register
+
+if TYPE_CHECKING:
+    from ..events import Event
+    from ..session import Session
 
 DESCRIPTION = "Train the current model on the data's training split. Pruned weights stay zero."
 
@@ -21,7 +26,7 @@ class Params:
     schedule: str = param("constant", "Learning-rate schedule.", choices=SCHEDULES)
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     yield from fit(session, p.epochs, p.lr, p.optimizer, p.schedule, p.weight_decay, p.batch_size)
 
 
