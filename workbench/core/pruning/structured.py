@@ -16,7 +16,9 @@ windowed attention and patch merging, MaxViT's attention and window partitions) 
 operations and pruned by `BasePruningFunc` subclasses passed as `customized_pruners=`; see
 `tv_pruners` for what each removes and why ShuffleNet's trunk is kept. `make_pruner` and
 `replay_history` both take them from `tv_pruners.adapt(model)`, so pruning and replay build the same
-graph; `fit_heads` keeps attention widths a multiple of their head count. Tracing uses a smaller
+graph; `fit_heads` keeps attention widths a multiple of their head count. timm ViTs lose whole attention
+heads (`timm_pruners.heads`: torch-pruning's `num_heads=` handling; with global scope one ranking of heads
+across attentions), so their inner width shrinks with the channels. Tracing uses a smaller
 image when the model gives the same output shape with it (`trace_example`): the coupling of
 channels does not depend on the spatial size.
 """
@@ -36,6 +38,7 @@ from ..errors import BadInput, CheckpointError
 from ..events import Progress
 from ..transforms import register
 from . import tv_pruners
+from .timm_pruners import heads as timm_heads
 
 OP = "structured_prune"
 TRACE_TIMEOUT = 120.0  # seconds for tracing + a trial prune of a copy
@@ -138,8 +141,12 @@ def make_pruner(model: nn.Module, example: torch.Tensor, importance: Any, sparsi
                 round_to: int = 1, max_layer_sparsity: float = 0.9) -> tp.pruner.MetaPruner:
     """A torch-pruning pruner that reaches `sparsity` (fraction of channels) after `steps` calls to `step()`."""
     limit = max(max_layer_sparsity, sparsity, *ratio_dict.values()) if scope == "global" else 1.0
-    extra = {"iterative_pruning_ratio_scheduler": scheduler} if scheduler is not None else {}
+    extra: dict[str, Any] = {"iterative_pruning_ratio_scheduler": scheduler} if scheduler is not None else {}
     adaptation = tv_pruners.adapt(model)
+    heads = adaptation.heads()
+    if heads:   # whole heads go (at the same ratio as channels), see timm_pruners.heads
+        extra.update(num_heads=heads, prune_num_heads=scope != "global", prune_head_dims=False, head_pruning_ratio=sparsity,
+                     head_pruning_ratio_dict=_head_ratios(ratio_dict, heads) or None)
 
     def build(traced: torch.Tensor) -> tp.pruner.MetaPruner:
         with warnings.catch_warnings(), adaptation.tracing():  # "unwrapped parameters": torch-pruning's default
@@ -153,15 +160,27 @@ def make_pruner(model: nn.Module, example: torch.Tensor, importance: Any, sparsi
     return _traced(build, model, example)
 
 
+def _head_ratios(ratio_dict: dict[nn.Module, float], heads: dict[nn.Module, int]) -> dict[nn.Module, float]:
+    """Per-layer overrides that reach an attention's `qkv`: its heads go at that ratio."""
+    qkvs = {id(q) for q in heads}
+    return {m: r for m, r in ratio_dict.items() if any(id(sub) in qkvs for sub in m.modules())}
+
+
 def step(pruner: tp.pruner.MetaPruner) -> Iterator[Progress]:
     """One pruning step, a group at a time (so it can be cancelled between groups)."""
     yield Progress(0, 1, "ranking channels")
-    for i, group in enumerate(pruner.step(interactive=True)):
+    timm_heads.plan_step(pruner)
+    i = 0
+    for i, group in enumerate(pruner.step(interactive=True), 1):
         group = fit_heads(pruner, group)
         if group is not None:
             group.prune()
-        yield Progress(i + 1, i + 2, f"removed channels of {i + 1} groups")
+        yield Progress(i, i + 1, f"removed channels of {i} groups")
+    if pruner.global_pruning and pruner.num_heads:     # heads across attentions (timm_pruners.heads)
+        for group in timm_heads.global_groups(pruner):
+            group.prune()
     sync_attributes(pruner.model)
+    timm_heads.after_step(pruner)
 
 
 def fit_heads(pruner: tp.pruner.MetaPruner, group: Any) -> Any:    # a torch_pruning Group, or None
@@ -193,7 +212,9 @@ def fit_heads(pruner: tp.pruner.MetaPruner, group: Any) -> Any:    # a torch_pru
 
 
 def sync_attributes(model: nn.Module) -> None:
-    """Sizes some architectures keep beside their layers' shapes (torchvision's ViT: `hidden_dim`)."""
+    """Sizes some architectures keep beside their layers' shapes (torchvision's ViT: `hidden_dim`; timm's
+    attention: `num_heads`, `attn_dim`)."""
+    timm_heads.sync(model)
     for m in model.modules():
         proj = getattr(m, "conv_proj", None)
         if isinstance(getattr(m, "hidden_dim", None), int) and isinstance(proj, nn.Conv2d):

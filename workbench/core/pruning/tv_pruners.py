@@ -313,6 +313,7 @@ class Adapter(Protocol):
     def tracing(self) -> contextlib.AbstractContextManager[None]: ...
     def kwargs(self) -> dict[str, Any]: ...
     def ignore(self, ignored: Sequence[nn.Module]) -> list[nn.Module]: ...
+    def heads(self) -> dict[nn.Module, int]: ...
 
 
 @dataclass
@@ -343,6 +344,11 @@ class Adaptation:
 
     def kwargs(self) -> dict[str, Any]:
         return {"customized_pruners": dict(self.pruners)} if self.pruners else {}
+
+    def heads(self) -> dict[nn.Module, int]:
+        """torch-pruning's `num_heads=` (attention `qkv` -> heads): none here (torchvision's attentions are
+        `nn.MultiheadAttention`, whose heads torch-pruning narrows itself, or custom pruners above)."""
+        return {}
 
     def ignore(self, ignored: Sequence[nn.Module]) -> list[nn.Module]:
         """The layers torch-pruning must skip: `ignored`, the ShuffleNet trunk stand-ins, and each layer

@@ -25,8 +25,10 @@ computes the module's forward as one autograd node (`pruning.one_op.OneOp`, as i
     way such as a depthwise stride conv); removing output channel j removes row j of the output projection
     and entry j of the norm after it. An attention's inner width (heads x head_dim, q/k/v, position biases,
     talking heads) is left as it is, so head counts and head dims stay valid and each head computes what it
-    computed before on the channels that are left. With `Spec.frozen` the outputs stay (CSPNet's expansion
-    before its fixed split, EdgeNeXt's downsampling before its chunks) and only the inputs go.
+    computed before on the channels that are left. timm's plain `Attention` (ViT, DeiT, MobileViT) is not a
+    stand-in: torch-pruning traces it and removes whole heads (`heads`), so its inner width shrinks too.
+    With `Spec.frozen` the outputs stay (CSPNet's expansion before its fixed split, EdgeNeXt's downsampling
+    before its chunks) and only the inputs go.
 `PreservingOp` / `PreservingPruner`
     channel j in is channel j out (a per-channel scale, a depthwise position encoding, a mixed depthwise
     convolution): removing it removes entry j of each per-channel layer and updates the size attributes.
@@ -44,7 +46,8 @@ build the same graph; `benchmarks/bench_timm_zoo.py` measures it on 40 models. T
 an ordinary timm model again after tracing: no stand-in, patched forward or extra module stays, except an
 `EmptySplit` where every channel of one kernel size of a mixed depthwise convolution was removed.
 """
+from . import heads
 from .adaptation import TimmAdaptation, extend
 from .specs import EmptySplit
 
-__all__ = ["EmptySplit", "TimmAdaptation", "extend"]
+__all__ = ["EmptySplit", "TimmAdaptation", "extend", "heads"]

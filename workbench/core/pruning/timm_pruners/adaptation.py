@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from . import heads as _heads
 from .patches import PATCHED, Forward, _checked
 from .specs import KEPT, KEPT_OUTPUTS, OPAQUE, PRESERVING, Spec, _as_mixed, _is_mixed_depthwise, _mixed_depthwise, _name
 from .standins import KeptOp, KeptPruner, Marker, OpaqueOp, OpaquePruner, PreservingOp, PreservingPruner, _NeverInAModel
@@ -46,6 +47,10 @@ class TimmAdaptation:
     # (parent, attribute, original module or None for an added one, stand-in)
     swaps: list[tuple[nn.Module, str, nn.Module | None, nn.Module]] = field(default_factory=list)
     forwards: list[tuple[nn.Module, Forward]] = field(default_factory=list)
+    attention_heads: dict[nn.Module, int] = field(default_factory=dict)   # qkv -> heads (torch-pruning removes heads)
+
+    def heads(self) -> dict[nn.Module, int]:
+        return {**self.base.heads(), **self.attention_heads}
 
     def kwargs(self) -> dict[str, Any]:
         kwargs = dict(self.base.kwargs())
@@ -86,7 +91,7 @@ def specs(model: nn.Module) -> tuple[dict[nn.Module, Spec], dict[nn.Module, Spec
     preserving: dict[nn.Module, Spec] = {}
     for m in model.modules():
         name = _name(type(m))
-        if name in OPAQUE:
+        if name in OPAQUE and not _heads.prunable(m):
             opaque[m] = OPAQUE[name](m)
         elif name in PRESERVING:
             preserving[m] = PRESERVING[name](m)
@@ -111,6 +116,7 @@ def extend(model: nn.Module, a: Adapter) -> Adapter:
         return a
     out = TimmAdaptation(a)
     opaque, preserving, kept = specs(model)
+    out.attention_heads = _heads.heads(model.modules())
     parents: dict[int, list[tuple[nn.Module, str]]] = {}   # a module shared by several blocks has several
     for parent in model.modules():
         for name, child in parent._modules.items():
