@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..core import distributed
 from ..core.errors import ErrorInfo
 from ..core.events import ExportWritten, Log, Progress, RunError, RunFinished, SnapshotSaved, StageFailed, StageStarted
+from ..core.limits import clip
 from ..core.recipe import Recipe
 from ..core.run_handle import RunOptions
 from ..core.runner import Run
@@ -47,12 +48,13 @@ class Reporter:
         self.last_line = 0.0
         self.stage = ""
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, always: bool = False) -> None:
+        """`text` on stderr; with --quiet only what is said `always` (why a stage failed)."""
         if self.silent:
             return
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
-        elif not self.quiet:
+        elif always or not self.quiet:
             print(text, file=sys.stderr, flush=True)
 
     def close_bar(self) -> None:
@@ -87,7 +89,8 @@ class Reporter:
             self.say(f"export {r.format}: {r.path} ({r.bytes:,} bytes) {status}")
         elif isinstance(event, StageFailed):
             self.close_bar()
-            self.say(f"{'cancelled' if event.cancelled else 'FAILED'}: stage {event.index + 1} ({event.kind}): {event.message}")
+            self.say(f"{'cancelled' if event.cancelled else 'FAILED'}: stage {event.index + 1} ({event.kind}): "
+                     f"{clip(event.message, 2000)}", always=True)   # a quiet run that fails still says why
         elif isinstance(event, Log):
             self.say(event.text if event.level == "info" else f"{event.level}: {event.text}")
         elif isinstance(event, RunFinished):
