@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .kmeans import kmeans_1d
+from .kmeans import MAX_ITER, kmeans_1d
 from .layers import bits_for, weight_layers
 
 
@@ -35,16 +35,17 @@ class SharedLayer:
 
 
 def share_layer(param: str, weight: torch.Tensor, keep: torch.Tensor, bits: int, init: str,
-                seed: int = 0, max_iter: int = 100) -> SharedLayer:
-    """Cluster the kept entries of one weight into at most 2^bits centroids."""
-    result = kmeans_1d(weight.detach()[keep], 2 ** bits, init, max_iter=max_iter, seed=seed)
+                seed: int = 0, max_iter: int = MAX_ITER) -> SharedLayer:
+    """Cluster the kept entries of one weight into 2^bits centroids (fewer only when fewer distinct values
+    are kept): Lloyd to convergence, an empty cluster refilled by splitting the one with the largest error."""
+    result = kmeans_1d(weight.detach()[keep], 2 ** bits, init, max_iter=max_iter, seed=seed, split_empty=True)
     slots = torch.zeros(weight.shape, dtype=torch.long, device=weight.device)
     slots[keep] = result.labels.to(weight.device) + 1
     return SharedLayer(param, bits, result.centroids.to(weight.device, torch.float32), slots, result.iterations)
 
 
 def share_weights(model: nn.Module, masks: dict[str, torch.Tensor], bits: int | dict[str, int], init: str,
-                  exclude: list[str] | tuple[str, ...] = (), seed: int = 0, max_iter: int = 100) -> dict[str, SharedLayer]:
+                  exclude: list[str] | tuple[str, ...] = (), seed: int = 0, max_iter: int = MAX_ITER) -> dict[str, SharedLayer]:
     """Weight-share every Conv/Linear weight of `model` in place; returns the layers by parameter name."""
     shared: dict[str, SharedLayer] = {}
     for name, module in weight_layers(model, exclude).items():

@@ -14,7 +14,7 @@ from ..errors import BadInput
 from ..events import LayerStats, Log, Progress
 from ..params import param
 from ..quantization import binary, floats, int8
-from ..quantization.kmeans import INITS
+from ..quantization.kmeans import INITS, MAX_ITER
 from ..quantization.layers import bits_for, bits_layer_names, check_layer_names, weight_layers
 from ..quantization.sharing import round_biases, round_codebooks, share_layer
 from ..quantization.tied import tied_fit, write_back
@@ -52,7 +52,8 @@ class Params:
                         when={"method": "kmeans"})
     calib_batches: int = param(8, "Calibration batches for int8_static.", min=1, max=10000, advanced=True,
                                when={"method": ["int8_static", "qat"]})
-    max_iter: int = param(100, "k-means Lloyd iterations at most.", min=1, max=10000, advanced=True,
+    max_iter: int = param(MAX_ITER, "k-means Lloyd iterations at most (it stops earlier, at convergence).",
+                          min=1, max=MAX_ITER, advanced=True,
                           when={"method": "kmeans"})
 
 
