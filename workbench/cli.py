@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("spec")
     i.add_argument("--arch", help="architecture of a bare state dict (e.g. arch:lenet5)")
     i.add_argument("--trust", action="store_true", help="allow loading a pickled full model")
-    i.add_argument("--data", help="data spec: adds test accuracy and sizes the model")
+    i.add_argument("--data", help="data spec, or a recipe file whose data: (settings and preprocessing) is used: "
+                   "adds test accuracy and sizes the model")
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
     i.add_argument("--seed", type=_seed, default=0, help="seed of random weights (torchvision:, timm:, arch:)")
 

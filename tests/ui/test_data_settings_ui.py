@@ -73,7 +73,8 @@ def test_settings_become_the_recipe_and_a_gui_run_uses_them(make_window, qtbot, 
     assert dialog.settings() == DataSettings("sample:digits")        # pre-filled from the open data
     dialog.val_fraction.setValue(0.2)
     dialog.spins["subset"].setValue(500)
-    dialog.accept()
+    dialog.accept()                                                   # checked by loading, then written
+    qtbot.waitUntil(lambda: "data" in w.doc.state["top"], timeout=WAIT_MS)
     assert w.doc.state["top"]["data"] == {"spec": "sample:digits", "val_fraction": 0.2, "subset": 500}
     assert Recipe.from_text(w.doc.to_yaml()).data == CHOSEN.to_dict()
     w.doc.undo_stack.undo()                                           # one undo step
@@ -120,7 +121,7 @@ def test_a_new_spec_is_loaded_before_it_goes_into_the_recipe(make_window, qtbot,
     qtbot.waitUntil(lambda: w.data_spec == "fake:1x8x8:10:64", timeout=WAIT_MS)
     assert w.doc.state["top"]["data"] == {"spec": "fake:1x8x8:10:64", "val_fraction": 0.3}
     w.set_data_settings(DataSettings("fake:1x8x8:10:64"), DataSettings("fake:1x8x8:10:64", val_fraction=0.3))
-    assert w.doc.state["top"]["data"] == "fake:1x8x8:10:64"          # only the spec: a plain string
+    qtbot.waitUntil(lambda: w.doc.state["top"]["data"] == "fake:1x8x8:10:64", timeout=WAIT_MS)   # only the spec: a plain string
 
 
 def test_a_recipe_with_a_data_mapping_prefills_the_dialog(make_window, tmp_path, messages):

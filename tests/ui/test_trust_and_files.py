@@ -83,5 +83,5 @@ def test_the_model_panel_shows_preprocessing_and_a_replaced_head(make_window, qt
     w.open_model(f"timm:convnext_atto:weights={path}")
     qtbot.waitUntil(lambda: w.model_spec.startswith("timm:"), timeout=WAIT_MS)
     text = w.browser.totals.text()
-    assert "preprocessing: input 3×224×224" in text and "bicubic" in text
+    assert "<b>preprocessing</b> (the weights' own): resize to 224×224 (bicubic); mean (0.485, 0.456, 0.406)" in text
     assert "replaced the classifier head head.fc (1000 -&gt; 10 classes)" in text

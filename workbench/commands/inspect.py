@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from ..core.data.preprocess import describe as describe_preprocessing
+
 
 def human(n: float | None) -> str:
     if n is None:
@@ -32,6 +34,9 @@ def format_table(info: dict) -> str:
         lines.append("  ".join(cell.ljust(w) if c < 3 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths))))
     lines.append(f"model {info['model']}, input {'x'.join(map(str, info['input_shape']))}, "
                  f"dense fp32 {t['dense_bytes'] / 1e6:.2f} MB")
+    if info.get("preprocessing"):
+        origin, steps = describe_preprocessing(info["preprocessing"])
+        lines.append(f"preprocessing ({origin}): {steps}")
     if info.get("accuracy") is not None:
         lines.append(f"test accuracy on {info['data']}: {info['accuracy']:.4f}")
     return "\n".join(lines)
@@ -39,6 +44,7 @@ def format_table(info: dict) -> str:
 
 def inspect_command(args) -> int:
     from ..core.inspection import inspect
-    info = inspect(args.spec, args.data, args.arch, args.trust, seed=args.seed, keep_head=args.keep_head)
+    from .data_arg import data_argument
+    info = inspect(args.spec, data_argument(args.data), args.arch, args.trust, seed=args.seed, keep_head=args.keep_head)
     print(json.dumps(info, indent=1) if args.json else format_table(info))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import memory_budget, metrics
-from .data import load_data
+from .data import DataSettings, load_data
 from .errors import BadInput
 from .models import LoadedModel
 from .specs import check_fits, load_model, preprocess_of
@@ -35,6 +35,8 @@ def inspect_loaded(loaded: LoadedModel, data=None) -> dict:
     return {
         "model": loaded.spec,
         "data": data.spec if data is not None else None,
+        **({"data_settings": data.settings.to_dict()} if data is not None else {}),
+        **({"preprocessing": data.preprocessing.to_dict()} if data is not None and data.preprocessing else {}),
         "input_shape": list(example.shape[1:]),
         "layers": [r.to_dict() for r in rows],
         "total": total,
@@ -45,7 +47,7 @@ def inspect_loaded(loaded: LoadedModel, data=None) -> dict:
     }
 
 
-def inspect(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False, seed: int = 0,
+def inspect(spec: str, data_spec: str | dict | DataSettings | None = None, arch: str | None = None, trust: bool = False, seed: int = 0,
             keep_head: bool = False) -> dict:
     data = load_data(data_spec, preprocess=preprocess_of(spec)) if data_spec else None
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust,

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from . import metrics
+from .data import DataSettings
 from .models import LoadedModel
 from .specs import check_fits, load_model, preprocess_of
 
@@ -24,8 +25,8 @@ DISTINCT_MAX = 5_000_000  # count distinct values only up to this many weights
 
 class ModelCache:
     """A few loaded models by spec; `put` lets a caller share a model it already loaded. The options a spec
-    was opened with (`arch` for a bare state dict, `trust`) are remembered, so a reload after eviction loads
-    the same model the same way."""
+    was opened with (`arch` for a bare state dict, `trust`, the data's input shape and classes) are remembered,
+    so a reload after eviction loads the same model the same way."""
 
     def __init__(self, size: int = 3) -> None:
         self.size = size
@@ -38,9 +39,11 @@ class ModelCache:
             if spec in self._items:
                 self._items.move_to_end(spec)
                 return self._items[spec]
-            options = dict(self._options.get(spec, {}))
-        loaded = load_model(spec, input_shape, num_classes, **options)
-        self.put(spec, loaded, options)
+            remembered = dict(self._options.get(spec, {}))
+        options = dict(remembered)
+        sized = {k: options.pop(k, None) for k in ("input_shape", "num_classes")}     # the data it was opened on
+        loaded = load_model(spec, input_shape or sized["input_shape"], num_classes or sized["num_classes"], **options)
+        self.put(spec, loaded, remembered)
         return loaded
 
     def put(self, spec: str, loaded: LoadedModel, options: dict | None = None) -> None:
@@ -141,13 +144,15 @@ def layer_arrays(loaded: LoadedModel, layer: str) -> LayerArrays:
                        kept, book, heat, pruned, label, down, numbers)
 
 
-def open_model(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False) -> dict:
-    """Load a model for browsing (sized by the data when it fits) and measure it like `workbench inspect`.
+def open_model(spec: str, data_spec: str | dict | DataSettings | None = None, arch: str | None = None,
+               trust: bool = False) -> dict:
+    """Load a model for browsing (sized by the data when it fits) and measure it like `workbench inspect`. The data
+    is a spec or the whole data settings (image size, preprocessing, workers, ...), the ones runs get.
 
     Returns inspect's dict plus "module_types" ({qualified name: class name} for every module) and
     "warning" (why the data was not used, or "").
     """
-    from .data import load_data
+    from .data import load_data, spec_text
     from .errors import BadInput
     from .inspection import inspect_loaded
 
@@ -158,10 +163,11 @@ def open_model(spec: str, data_spec: str | None = None, arch: str | None = None,
         try:
             check_fits(loaded.module, data, spec)
         except BadInput as exc:
-            warning, data, loaded = f"measured without {data_spec}: {exc.message}", None, None
+            warning, data, loaded = f"measured without {spec_text(data_spec)}: {exc.message}", None, None
     if loaded is None:
         loaded = load_model(spec, arch=arch, trust=trust)
-    CACHE.put(spec, loaded, {"arch": arch, "trust": trust})
+    shape = {"input_shape": data.input_shape, "num_classes": data.num_classes} if data is not None else {}
+    CACHE.put(spec, loaded, {"arch": arch, "trust": trust, **shape})
     info = inspect_loaded(loaded, data)
     info["module_types"] = {name: type(m).__name__ for name, m in loaded.module.named_modules()}
     info["warning"] = warning

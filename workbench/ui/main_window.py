@@ -53,6 +53,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.editor, self.plots = PipelineEditor(self.doc), PlotsPanel()
         self.runs, self.run_panel = RunsView(), RunPanel()
         self.loader = ModelControl(self.state, self.browser, self.inspector, self)
+        self.loader.data_settings = self.data_settings     # the model panel measures with what runs get
         self.control = RunControl(self)
         self.history = RunHistory(self)
         self.titles = stage_titles()
@@ -119,6 +120,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.control.runEnded.connect(self._run_ended)
         self.control.failed.connect(self.show_error)
         self.doc.undo_stack.cleanChanged.connect(self._clean_changed)
+        self.doc.changed.connect(self.loader.settings_changed)   # data settings edited, undone, or a recipe opened
 
     @property   # the state's model and data, where scripts and tests have always read them
     def model_spec(self) -> str | None:
@@ -131,6 +133,10 @@ class MainWindow(RecipeFiles, QMainWindow):
     @data_spec.setter
     def data_spec(self, spec: str) -> None:
         self.state.set_data(spec)
+
+    def data_settings(self) -> DataSettings | None:
+        """The data settings runs, the model panel and exports use: the recipe's `data:` with the open data's spec."""
+        return self.doc.data_settings(self.state.data_spec)
 
     # --- models and data -----------------------------------------------------------------------------
     def open_model_dialog(self) -> None:
@@ -168,10 +174,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         if chosen is None or chosen == current:
             return
         self._pending_data = chosen
-        if chosen.spec == self.state.data_spec:
-            self._data_changed(chosen.spec)
-        else:
-            self.set_data(chosen.spec)
+        self.loader.set_data(chosen)     # checked with every setting, then written; the model is measured on them
 
     def set_data(self, spec: str) -> None:
         self.loader.set_data(spec)
@@ -269,7 +272,7 @@ class MainWindow(RecipeFiles, QMainWindow):
     def export_dialog(self, spec: str | None = None) -> ExportDialog | None:
         spec = spec or next(iter(self.runs.selected_paths()), None) or self.state.model_spec
         options = self.state.model_options if spec == self.state.model_spec else {}
-        self._export = open_export(self, spec, self.state.data_spec, str(Path(self.state.runs_dir) / "exports"), options)
+        self._export = open_export(self, spec, self.data_settings(), str(Path(self.state.runs_dir) / "exports"), options)
         return self._export
 
     def cluster_command_dialog(self, path: str | None = None) -> ClusterCommandDialog | None:

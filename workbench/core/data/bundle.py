@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import memory_budget
+from .preprocess import Preprocessing
 from .settings import DataSettings
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -91,7 +92,8 @@ class DataBundle:
     class_names: list[str] = field(default_factory=list)
     indices: dict[str, torch.Tensor] = field(default_factory=dict)
     own_val: bool = False            # the data came with its own validation split
-    preprocess: dict | None = None   # the model preprocessing the loaders apply, when one was given
+    preprocess: dict | None = None   # the model's own preprocessing, when one was given
+    preprocessing: Preprocessing | None = None   # what the loaders apply, and where it came from
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -136,7 +138,8 @@ class DataBundle:
 
     def describe(self) -> dict:
         """The report's `data` block: the spec, the settings, the three sizes."""
-        return {"spec": self.spec, **self.settings.to_dict(), **self.splits, "own_val": self.own_val}
+        return {"spec": self.spec, **self.settings.to_dict(), **self.splits, "own_val": self.own_val,
+                **({"preprocessing": self.preprocessing.to_dict()} if self.preprocessing else {})}
 
 
 # --- batch transforms for in-memory images (uint8 N x C x H x W) ---------------------------------------
@@ -146,11 +149,27 @@ def normaliser(mean: list[float], std: list[float], scale: float) -> Callable[[t
     return lambda x: (x.float() / scale - m) / s
 
 
-def resizer(size: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
+def resizer(size: int | None, resize: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Straight to size x size; with `resize`, the shorter side to `resize` (as torchvision's Resize) and then a
+    centre crop of size x size (as its CenterCrop)."""
+    if resize is not None:
+        return lambda x: centre_crop(shorter_side(x, resize), size or resize)
     if size is None:
         return lambda x: x
     return lambda x: x if x.shape[-1] == size and x.shape[-2] == size else \
         F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def shorter_side(x: torch.Tensor, side: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    out = (side, int(side * w / h)) if h <= w else (int(side * h / w), side)
+    return x if out == (h, w) else F.interpolate(x.float(), size=out, mode="bilinear", align_corners=False, antialias=True)
+
+
+def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return x[..., top:top + size, left:left + size]
 
 
 def crop_and_flip(pad: int, flip: bool) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
@@ -172,9 +191,10 @@ def crop_and_flip(pad: int, flip: bool) -> Callable[[torch.Tensor, torch.Generat
 
 
 def tensor_transforms(mean: list[float], std: list[float], scale: float, size: int | None,
-                      augment: Callable | None) -> tuple[BatchTransform, BatchTransform]:
-    """(train, eval) batch transforms: augment (train only), resize, normalise."""
-    norm, resize = normaliser(mean, std, scale), resizer(size)
+                      augment: Callable | None, resize_first: int | None = None) -> tuple[BatchTransform, BatchTransform]:
+    """(train, eval) batch transforms: augment (train only), resize (with `resize_first`: the shorter side to it,
+    then a centre crop of `size`), normalise."""
+    norm, resize = normaliser(mean, std, scale), resizer(size, resize_first)
 
     def evaluate(x: torch.Tensor, _gen: torch.Generator) -> torch.Tensor:
         return norm(resize(x))

@@ -3,8 +3,9 @@
 Layouts: ROOT/train, ROOT/val and ROOT/test (three splits as given); ROOT/train and ROOT/val (val is the test
 split; val for decisions is carved from train); or one folder (test and val carved with the seed). Images
 are decoded in worker processes (persistent between epochs), with `pin_memory` on CUDA; nothing but file
-paths is held in memory, so memory stays flat however many images there are. Preprocessing follows the
-model's (resize, crop, interpolation, mean, std) unless the settings override the size.
+paths is held in memory, so memory stays flat however many images there are. Preprocessing (`preprocess.py`):
+the settings' (resize, crop, mean, std, or none), else the model's weights' (and their interpolation), else ImageNet's
+mean and std with a resize to size / 0.875 and a centre crop.
 
 The folder is untrusted: it is listed with `os.scandir`, stopping as soon as a bound (classes, images,
 entries, depth) is passed; an image name that is not a regular file (a FIFO, a device, a symlink loop or
@@ -28,10 +29,13 @@ from ..errors import SpecError
 from ..limits import short
 from .bundle import CALIB_SIZE, DataBundle, carve
 from .files import FileProblem, describe, open_regular, os_problem
+from .preprocess import NONE, Preprocessing, from_weights, resolve
 from .settings import DataSettings
 from .tensor_sets import root_folder
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "interpolation": "bilinear", "crop_pct": 0.875}
+DEFAULT = Preprocessing("default", 224, None, tuple(IMAGENET["mean"]), tuple(IMAGENET["std"]), "bilinear", 0.875,
+                        stats_from="default", default="ImageNet's mean and std, a resize to size / 0.875, 224 px")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")      # the only Pillow plugins ever tried
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")   # the files listed
 
@@ -161,11 +165,16 @@ class FolderScan:
 class ImageFiles:
     """A map-style data set over (path, class) pairs: `read_image` then `transform`. Picklable for workers."""
 
-    def __init__(self, root: Path, classes: list[str], samples: list[tuple[str, int]], transform=None) -> None:
+    def __init__(self, root: Path, classes: list[str], samples: list[tuple[str, int]], transform=None,
+                 expect: tuple[int, int] | None = None) -> None:
         self.root, self.classes, self.samples, self.transform = root, classes, samples, transform
+        self.expect = expect          # (height, width) every image must have (preprocess none: nothing resizes them)
 
     def with_transform(self, transform) -> ImageFiles:
-        return ImageFiles(self.root, self.classes, self.samples, transform)
+        return ImageFiles(self.root, self.classes, self.samples, transform, self.expect)
+
+    def expecting(self, shape: tuple[int, int]) -> ImageFiles:
+        return ImageFiles(self.root, self.classes, self.samples, self.transform, shape)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -173,6 +182,9 @@ class ImageFiles:
     def __getitem__(self, i: int):
         path, label = self.samples[i]
         image = read_image(path)
+        if self.expect and (image.height, image.width) != self.expect:
+            raise ImageFileError(f"{path}: {image.width}x{image.height} pixels; with preprocess none every image must be "
+                                 f"{self.expect[1]}x{self.expect[0]} (or set preprocess's resize and crop)")
         return (self.transform(image) if self.transform else image), label
 
 
@@ -193,29 +205,56 @@ def image_size(spec: str, text: str) -> int | None:
     return size
 
 
-def check_images(spec: str, samples: list[tuple[str, int]], where: Path, at_least: int = 1) -> None:
-    """SpecError unless the folder holds `at_least` images and a spread of up to IMAGES_CHECKED of them decode."""
+def check_images(spec: str, samples: list[tuple[str, int]], where: Path, at_least: int = 1) -> dict[tuple[int, int], str]:
+    """SpecError unless the folder holds `at_least` images and a spread of up to IMAGES_CHECKED of them decode;
+    {(height, width): an image of that size} of those checked."""
     if len(samples) < at_least:
         raise SpecError(f"{spec}: {where} holds {len(samples)} image(s); at least {at_least} are needed "
                         "(some to train on, some to test)")
     picks = sorted({round(i) for i in np.linspace(0, len(samples) - 1, min(limits.IMAGES_CHECKED, len(samples)))})
+    seen: dict[tuple[int, int], str] = {}
     for i in picks:
         try:
-            read_image(samples[i][0])
+            image = read_image(samples[i][0])
         except ImageFileError as exc:
             raise SpecError(f"{spec}: {exc.message}") from None
+        seen.setdefault((image.height, image.width), samples[i][0])
+    return seen
 
 
-def transforms(pre: dict, size: int, augment: bool):
-    """(train, eval) torchvision transforms: random-resized-crop + flip for training under `augment: standard`,
-    else resize + center crop as the model's preprocessing says."""
+def own_size(spec: str, seen: dict[tuple[int, int], str]) -> tuple[int, int]:
+    """The one size of the images checked (preprocess none resizes nothing); SpecError naming two that differ."""
+    if len(seen) > 1:
+        (a, path_a), (b, path_b) = list(seen.items())[:2]
+        raise SpecError(f"{spec}: preprocess none needs images of one size, but {path_a} is {a[1]}x{a[0]} and {path_b} "
+                        f"is {b[1]}x{b[0]}; set preprocess's resize and crop (or an image size)")
+    return next(iter(seen))
+
+
+def transforms(pre: Preprocessing, shape: tuple[int, int], augment: bool):
+    """(train, eval) torchvision transforms: random-resized-crop + flip for training under `augment: standard`, else
+    the preprocessing's resize and centre crop (none: the image as it is); then to [0, 1] and normalised."""
     import torchvision.transforms as T
-    interp = T.InterpolationMode(pre.get("interpolation", "bilinear"))
-    resize = int(round(size / float(pre.get("crop_pct", 0.875))))
-    tail = [T.ToTensor(), T.Normalize(pre["mean"], pre["std"])]
-    evaluate = T.Compose([T.Resize(resize, interpolation=interp), T.CenterCrop(size), *tail])
-    train = T.Compose([T.RandomResizedCrop(size, interpolation=interp), T.RandomHorizontalFlip(), *tail]) if augment else evaluate
+    interp = T.InterpolationMode(pre.interpolation)
+    tail = [T.ToTensor(), *([T.Normalize(list(pre.mean), list(pre.std or ()))] if pre.mean else [])]
+    if pre.size is None:
+        head = []
+    elif pre.resize:
+        head = [T.Resize(pre.resize, interpolation=interp), T.CenterCrop(pre.size)]
+    else:
+        head = [T.Resize((pre.size, pre.size), interpolation=interp)]
+    evaluate = T.Compose([*head, *tail])
+    train = T.Compose([T.RandomResizedCrop(shape, interpolation=interp), T.RandomHorizontalFlip(), *tail]) if augment else evaluate
     return train, evaluate
+
+
+def preprocessing(settings: DataSettings, spec_size: int | None, weights: dict | None) -> Preprocessing:
+    """What this folder's loaders apply: the settings' preprocessing over the weights' own, else ImageNet's mean and
+    std with a resize to size / 0.875 and a centre crop (size: the settings', the spec's, the weights', else 224)."""
+    base = from_weights(weights, crop=True) or DEFAULT
+    if spec_size and settings.preprocess == NONE:
+        raise SpecError(f"{settings.spec}: preprocess is none (images are used as they are): leave the size out of the spec")
+    return resolve(settings.preprocess, settings.image_size or spec_size, base, 3, settings.spec)
 
 
 def default_workers(settings: DataSettings) -> int:
@@ -240,9 +279,7 @@ def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict |
     spec = settings.spec
     path, _, size_s = rest.partition(":")
     root = root_folder(path, "imagefolder")
-    pre = {**IMAGENET, **(preprocess or {})}
-    size = settings.image_size or image_size(spec, size_s) or int((preprocess or {}).get("input_size", [3, 224, 224])[-1])
-    train_tf, eval_tf = transforms(pre, size, settings.augment == "standard")
+    pre = preprocessing(settings, image_size(spec, size_s), preprocess)
     has = {name: (root / name).is_dir() for name in ("train", "val", "test")}
     if has["train"] and (has["val"] or has["test"]):
         test_root = root / ("test" if has["test"] else "val")
@@ -252,8 +289,13 @@ def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict |
             pools["val"] = image_files(spec, root / "val")
     else:
         own_val, pools = False, {"train": image_files(spec, root)}
+    sizes_seen: dict[tuple[int, int], str] = {}
     for ds in pools.values():
-        check_images(spec, ds.samples, Path(ds.root), at_least=1 if len(pools) > 1 else 2)
+        sizes_seen |= check_images(spec, ds.samples, Path(ds.root), at_least=1 if len(pools) > 1 else 2)
+    shape = (pre.size, pre.size) if pre.size else own_size(spec, sizes_seen)
+    if pre.size is None:                                    # preprocess none: every image must be that size
+        pools = {k: v.expecting(shape) for k, v in pools.items()}
+    train_tf, eval_tf = transforms(pre, shape, settings.augment == "standard")
     classes = pools["train"].classes
     n = len(pools["train"])
     if "test" in pools:
@@ -287,5 +329,5 @@ def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict |
 
     sizes = {k: len(v[1]) for k, v in parts.items()}
     indices = {} if "test" in pools else {k: parts[k][1] for k in ("train", "val", "test")}
-    return DataBundle(spec, (3, size, size), len(classes), make, sizes, settings, list(classes),
-                      indices=indices, own_val=own_val, preprocess=preprocess)
+    return DataBundle(spec, (3, *shape), len(classes), make, sizes, settings, list(classes),
+                      indices=indices, own_val=own_val, preprocess=preprocess, preprocessing=pre)

@@ -2,7 +2,11 @@
 
     data: cifar10:/data/cifar
     data: {spec: imagefolder:/data/pets, val_fraction: 0.1, augment: standard, batch_size: 64,
-           eval_batch_size: 256, workers: 4, image_size: 224, subset: 2000}
+           eval_batch_size: 256, workers: 4, image_size: 224, subset: 2000,
+           preprocess: {resize: 256, crop: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}}
+    data: {spec: imagefolder:/data/digits32, preprocess: none}      # the images are ready: only scaled to [0, 1]
+
+`preprocess` is parsed by `preprocess.parse_preprocess` (the Open data dialog validates with the same function).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 from .. import limits
 from ..errors import RecipeError, SpecError
 from ..limits import short
+from .preprocess import PreprocessSettings, check_with_size, parse_preprocess
 
 AUGMENT = ("none", "standard")
 
@@ -27,11 +32,15 @@ class DataSettings:
     workers: int | None = None         # loader processes for image folders (None: up to 4, one per core)
     image_size: int | None = None      # resize to this (None: the model's preprocessing, else the data's own size)
     subset: int | None = None          # train on only this many samples (a quick try)
+    preprocess: PreprocessSettings | str | None = None   # resize/crop/mean/std, "none", or None: the weights' or default
 
     def to_dict(self) -> dict[str, Any]:
         """The mapping form, leaving out what is at its default."""
         default = DataSettings(self.spec)
-        return {k: v for k, v in asdict(self).items() if k == "spec" or v != getattr(default, k)}
+        out = {k: v for k, v in asdict(self).items() if k == "spec" or v != getattr(default, k)}
+        if isinstance(self.preprocess, PreprocessSettings):
+            out["preprocess"] = self.preprocess.to_dict()
+        return out
 
     def plain(self) -> bool:
         return self.to_dict() == {"spec": self.spec}
@@ -60,10 +69,13 @@ def parse_settings(raw: Any, path: str = "data") -> DataSettings:
         if key == "spec":
             continue
         values[key] = _check(key, value, f"{path}.{key}")
+    check_with_size(values.get("preprocess"), values.get("image_size"), path)
     return DataSettings(**values)
 
 
 def _check(key: str, value: Any, path: str) -> Any:
+    if key == "preprocess":
+        return parse_preprocess(value, path)
     if key == "augment":
         if value not in AUGMENT:
             raise RecipeError(f"{path}: must be one of {', '.join(AUGMENT)}, got {short(value)}")

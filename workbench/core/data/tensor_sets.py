@@ -15,6 +15,7 @@ from ..errors import SpecError
 from ..resources import samples_dir
 from .bundle import CALIB_SIZE, DataBundle, TensorBatches, carve, crop_and_flip, tensor_transforms
 from .files import describe, mnist_arrays, os_problem, required
+from .preprocess import Preprocessing, from_weights, resolve
 from .settings import DataSettings
 
 # augmentation per source under `augment: standard` (none for digits and MNIST, whose classes flips would change)
@@ -30,13 +31,9 @@ def tensor_bundle(settings: DataSettings, seed: int, preprocess: dict | None, x:
     train_idx, val_idx = carve(train, settings.val_fraction, seed, settings.subset)
     if len(train_idx) == 0 or len(test) == 0:
         raise SpecError(f"{spec}: too few samples to split into train, val and test")
-    mean, std, scale = stats
-    size = settings.image_size
-    if preprocess and len(preprocess.get("mean", [])) == x.shape[1]:     # the model's own preprocessing
-        mean, std, scale = list(preprocess["mean"]), list(preprocess["std"]), full_scale   # pixels in [0, 1]
-        size = size or int(preprocess["input_size"][-1])
+    pre, (mean, std, scale) = preprocessing(settings, preprocess, x.shape, stats, full_scale)
     augment = STANDARD.get(spec.split(":")[0]) if settings.augment == "standard" else None
-    train_tf, eval_tf = tensor_transforms(mean, std, scale, size, augment)
+    train_tf, eval_tf = tensor_transforms(mean, std, scale, pre.size, augment, pre.resize)
     calib_idx = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(seed))[:CALIB_SIZE]]
     parts = {"train": train_idx, "val": val_idx if len(val_idx) else train_idx[:0], "test": test, "calib": calib_idx}
 
@@ -45,10 +42,29 @@ def tensor_bundle(settings: DataSettings, seed: int, preprocess: dict | None, x:
         tf = train_tf if split == "train" else eval_tf
         return TensorBatches(x[idx], y[idx], batch_size, shuffle=shuffle, transform=tf, seed=seed, shard=shard)
 
-    shape = (int(x.shape[1]), size or int(x.shape[2]), size or int(x.shape[3]))
+    shape = (int(x.shape[1]), pre.size or int(x.shape[2]), pre.size or int(x.shape[3]))
     sizes = {k: len(v) for k, v in parts.items()}
     return DataBundle(spec, shape, classes, make, sizes, settings, names or [str(i) for i in range(classes)],
-                      indices={k: parts[k] for k in ("train", "val", "test")}, preprocess=preprocess)
+                      indices={k: parts[k] for k in ("train", "val", "test")}, preprocess=preprocess, preprocessing=pre)
+
+
+def preprocessing(settings: DataSettings, weights: dict | None, shape: torch.Size, stats: tuple[list, list, float],
+                  full_scale: float) -> tuple[Preprocessing, tuple[list, list, float]]:
+    """What the loaders apply, and the (mean, std, scale) they normalise with: the settings' over the weights' (when
+    their mean has a value per channel), else the data set's own statistics at its own size."""
+    mean, std, scale = stats
+    channels = int(shape[1])
+    default = Preprocessing("default", None, None, tuple(m * scale / full_scale for m in mean),
+                            tuple(s * scale / full_scale for s in std), stats_from="default",
+                            default="the data set's own mean and std, at its own size")
+    usable = weights if weights and len(weights.get("mean", [])) == channels else None
+    pre = resolve(settings.preprocess, settings.image_size, from_weights(usable, crop=False) or default, channels,
+                  settings.spec, own_side=int(min(shape[2], shape[3])))
+    if pre.stats_from == "default":              # the data set's own, exactly as given (pixels at their own scale)
+        return pre, (list(mean), list(std), scale)
+    if pre.mean is None:                         # none: pixels scaled to [0, 1]
+        return pre, ([0.0] * channels, [1.0] * channels, full_scale)
+    return pre, (list(pre.mean), list(pre.std or ()), full_scale)
 
 
 def sample_digits(settings: DataSettings, seed: int, preprocess: dict | None) -> DataBundle:

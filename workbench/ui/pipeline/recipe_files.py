@@ -42,6 +42,7 @@ class RecipeFiles:
                 QTimer.singleShot(0, lambda: errors.show_error(self, "Recipe not found",
                                                                f"{path}: no such recipe file. Open another from File ▸ Ready-made recipes."))
             return False
+        previous = self.doc.data_settings(self.state.data_spec)   # kept when the open data stays open
         try:
             self.doc.load(path)
         except RecipeError as exc:
@@ -57,17 +58,20 @@ class RecipeFiles:
             errors.show_error(self, "Recipe has problems", f"{Path(path).name}: {len(problems)} problem(s), marked in "
                               "the pipeline editor:\n" + "\n".join(problems[:5]))
         if not quiet:
-            self._recipe_model_question(Path(path).name)
+            self._recipe_model_question(Path(path).name, previous)
         return True
 
-    def _recipe_model_question(self, name: str) -> None:
-        """A recipe written for another model (or data) than the one open: ask which to use, never ignore it silently."""
+    def _recipe_model_question(self, name: str, previous=None) -> None:
+        """A recipe written for another model (or data) than the one open: ask which to use, never ignore it silently.
+        Keeping the open data keeps its settings too (`previous`: workers, image size, preprocessing)."""
         top, state = self.doc.state["top"], self.state
         model = str(top.get("model") or "")
         data = top.get("data").get("spec") if isinstance(top.get("data"), dict) else top.get("data")   # spec or mapping
         data = data if isinstance(data, str) else ""
         other_model = bool(model and state.model_spec and model != state.model_spec)
         other_data = bool(data and state.data_spec and data != state.data_spec)
+        if not data and previous is not None and not previous.plain():
+            self.doc.set_data_settings(previous)        # a recipe without data: runs on the open data, as it was set
         if not other_model and not other_data:
             return
         wanted = " on ".join(x for x in (model if other_model else "", data if other_data else "") if x)
@@ -80,6 +84,8 @@ class RecipeFiles:
             elif other_model:
                 self.open_model(model)
         else:
+            if other_data and previous is not None:
+                self.doc.set_data_settings(previous)
             self.statusBar().showMessage(f"Keeping {current}: runs of {name} use it (the recipe names {wanted}).", 10000)
 
     def maybe_save_recipe(self) -> bool:

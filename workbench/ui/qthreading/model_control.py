@@ -2,12 +2,13 @@
 the layer inspector follow the AppState. One TaskSlot per purpose: only the latest request of each kind lands."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from ...core.child_run import load_in_child
-from ...core.data import load_data
+from ...core.data import DataSettings, load_data, spec_text
 from ...core.errors import ErrorInfo, ErrorKind
 from ...core.layer_data import CACHE, layer_arrays, open_model
 from ...core.snapshot_tools import snapshot_layers
@@ -19,14 +20,17 @@ def _layer(source: str, layer: str):
     return layer_arrays(CACHE.get(source), layer)
 
 
-def _open(spec: str, data_spec: str | None, options: dict) -> dict:
+Data = DataSettings | str | None      # the data settings the panel measures with (a plain spec: its defaults)
+
+
+def _open(spec: str, data: Data, options: dict) -> dict:
     if options.get("trust"):
-        load_in_child(spec, data_spec, options.get("arch"), True, TRUSTED_LOAD_SECONDS)
-    return with_baseline(open_model(spec, data_spec, **options), spec)
+        load_in_child(spec, data, options.get("arch"), True, TRUSTED_LOAD_SECONDS)
+    return with_baseline(open_model(spec, data, **options), spec)
 
 
-def _snapshot(path: str, data_spec: str | None) -> dict:
-    return with_baseline(open_model(path, data_spec), path)
+def _snapshot(path: str, data: Data) -> dict:
+    return with_baseline(open_model(path, data), path)
 
 
 def baseline_path(spec: str) -> Path | None:
@@ -56,7 +60,9 @@ TRUSTED_LOAD_SECONDS = 120.0
 
 class ModelControl(QObject):
     """`status(text)` for the status bar's model label, `notice(text, ms)` for a passing message, `failed(title,
-    message, details)` for the window to show."""
+    message, details)` for the window to show. `data_settings()` gives the data settings to measure with, the ones
+    runs get (the window sets it to the recipe's `data:` with the open data's spec); `settings_changed()` measures
+    the open model again when they changed."""
 
     status = Signal(str)
     notice = Signal(str, int)
@@ -68,6 +74,9 @@ class ModelControl(QObject):
         super().__init__(parent)
         self.state, self.browser, self.inspector = state, browser, inspector
         self.models, self.snapshots, self.layers = TaskSlot(), TaskSlot(), TaskSlot()
+        self.data_settings: Callable[[], Data] = lambda: self.state.data_spec
+        self.requested: tuple[str, dict, Data] | None = None   # the model being opened, and on what data
+        self.measured: Data = None                             # the data the open model was measured on
         state.layerChanged.connect(self.load_layer)
         state.snapshotChanged.connect(self._browse)
 
@@ -76,12 +85,27 @@ class ModelControl(QObject):
         """Load and measure off the GUI thread; the tree fills in when it is done. A trusted file is loaded in a
         child process first, bounded in time, since its code may hang or exhaust memory."""
         options = {"arch": arch or None, "trust": bool(trust)}
+        data = self.data_settings()
+        self.requested = (spec, options, data)
         self.browser.set_loading(spec)
         self.status.emit(f"model: {spec} (loading{', trusted' if trust else ''}…)")
-        self.models.submit(_open, spec, self.state.data_spec, options, on_done=lambda info: self._opened(spec, info, options),
+        self.models.submit(_open, spec, data, options, on_done=lambda info: self._opened(spec, info, options, data),
                            on_error=lambda error: self._failed(spec, error, options))
 
-    def _opened(self, spec: str, info: dict, options: dict) -> None:
+    def settings_changed(self) -> None:
+        """The data settings may have changed (Open data, a recipe opened, an undo): the model open (or opening) is
+        measured again if they did, so the panel always shows what a run would measure."""
+        if self.requested is not None:
+            spec, options, data = self.requested
+        elif self.state.model_spec:
+            spec, options, data = self.state.model_spec, self.state.model_options, self.measured
+        else:
+            return
+        if data != self.data_settings():
+            self.open_model(spec, **options)
+
+    def _opened(self, spec: str, info: dict, options: dict, data: Data = None) -> None:
+        self.requested, self.measured = None, data
         self.snapshots.cancel()   # a snapshot still loading would cover the model just opened
         self.browser.show_info(info)
         self.layersShown.emit(info, f"the current model, {spec}")
@@ -97,6 +121,7 @@ class ModelControl(QObject):
             self.load_layer()
 
     def _failed(self, spec: str, error: ErrorInfo, options: dict) -> None:
+        self.requested = None
         message = error.message
         self.status.emit(f"model: {self.state.model_spec or 'none'}")
         if self.state.model_spec and self.browser.info:
@@ -108,21 +133,23 @@ class ModelControl(QObject):
         else:
             self.failed.emit("Cannot open model", message, error.details)
 
-    def set_data(self, spec: str, model: str | None = None) -> None:
-        """Check the data spec off the GUI thread; keep the current data if it does not load. With `model`, that
-        model is opened on the new data (else the current one is measured again)."""
+    def set_data(self, data: DataSettings | str, model: str | None = None) -> None:
+        """Check the data (a spec, or the settings chosen in Open data) off the GUI thread; keep the current data if
+        it does not load. With `model`, that model is opened on the new data (else the current one is measured
+        again if the data settings changed)."""
+        spec = spec_text(data)
         self.notice.emit(f"Loading data {spec}…", 0)
-        run_task(load_data, spec, on_done=lambda _bundle: self._data_loaded(spec, model),
+        run_task(load_data, data, on_done=lambda _bundle: self._data_loaded(spec, model),
                  on_error=lambda e: self.failed.emit("Cannot open data", e.message, e.details))
 
     def _data_loaded(self, spec: str, model: str | None = None) -> None:
         CACHE.clear()
-        self.state.set_data(spec)
+        self.state.set_data(spec)      # the window writes the chosen settings into the recipe here
         self.notice.emit(f"Data: {spec}", 5000)
         if model:
             self.open_model(model)
-        elif self.state.model_spec:
-            self.open_model(self.state.model_spec, **self.state.model_options)   # measured again on the new data
+        else:
+            self.settings_changed()    # measured again on the new data
 
     # --- what the browser and the inspector show ------------------------------------------------------
     def _browse(self, path: str) -> None:
@@ -136,7 +163,7 @@ class ModelControl(QObject):
                 self.layersShown.emit(self.state.model_info, f"the current model, {self.state.model_spec}")
             return
         label = f"snapshot {Path(path).parent.parent.name}/{Path(path).name}"
-        self.snapshots.submit(_snapshot, path, self.state.data_spec, on_done=lambda info: self._show_snapshot(info, label),
+        self.snapshots.submit(_snapshot, path, self.data_settings(), on_done=lambda info: self._show_snapshot(info, label),
                               on_error=lambda e: self.notice.emit(f"Cannot read {path}: {e.message}", 8000))
 
     def _show_snapshot(self, info: dict, label: str) -> None:

@@ -7,6 +7,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QRect, QSortFilterPr
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QLabel, QLineEdit, QStyledItemDelegate, QStyleOptionViewItem, QTreeView, QVBoxLayout, QWidget
 
+from ...core.data.preprocess import describe as describe_preprocessing
 from .. import formatting as F
 from ..table_fit import ColumnFitter
 
@@ -282,19 +283,23 @@ class ModelBrowser(QWidget):
 
     @staticmethod
     def _preprocessing(info: dict) -> str:
-        """What the weights expect of their inputs, their class names, and what loading them did (a new head)."""
-        parts = []
+        """The preprocessing the data's loaders apply (and where it came from: yours, the weights' own or the
+        default), else what the weights expect; their class names, and what loading them did (a new head)."""
+        parts, used = [], info.get("preprocessing")
         pre = info.get("preprocess")
-        if pre:
+        if used:
+            origin, steps = describe_preprocessing(used)
+            parts.append(f"<b>preprocessing</b> ({html.escape(origin, False)}): {html.escape(steps, False)}")
+        elif pre:
             numbers = lambda v: ", ".join(f"{x:.3g}" for x in v)
-            parts.append(f"preprocessing: input {F.shape(pre['input_size'])}, resize {pre.get('resize')}, "
-                         f"center crop {pre.get('crop_pct')}, {pre.get('interpolation')}; mean ({numbers(pre['mean'])}), "
-                         f"std ({numbers(pre['std'])})")
+            parts.append(html.escape(f"the weights' preprocessing: input {F.shape(pre['input_size'])}, resize "
+                                     f"{pre.get('resize')}, center crop {pre.get('crop_pct')}, {pre.get('interpolation')}; "
+                                     f"mean ({numbers(pre['mean'])}), std ({numbers(pre['std'])})"))
         classes = info.get("classes")
         if classes:
-            parts.append(f"{len(classes):,} classes: {', '.join(classes[:4])}{', …' if len(classes) > 4 else ''}")
-        parts += list(info.get("notes") or [])
-        return "".join(f"<br><span style='color:#374151'>{html.escape(text)}</span>" for text in parts)
+            parts.append(html.escape(f"{len(classes):,} classes: {', '.join(classes[:4])}{', …' if len(classes) > 4 else ''}"))
+        parts += [html.escape(text) for text in info.get("notes") or []]
+        return "".join(f"<br><span style='color:#374151'>{text}</span>" for text in parts)
 
     @staticmethod
     def _against_baseline(info: dict) -> str:
