@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,38 +22,46 @@ from ..errors import BadInput
 from ..events import ExportResult
 from ..io import atomic_path
 
+if TYPE_CHECKING:
+    from ..data import DataBundle
+    from ..models import LoadedModel
+    from ..session import Session
+
 
 @dataclass
 class ExportSource:
     """What a format needs: the model, how to rebuild it, its compression state, and example inputs."""
     model: nn.Module
-    record: dict
+    record: dict[str, Any]
     state: dict[str, Any]
     example: torch.Tensor
-    history: list[dict] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
     calib: list[torch.Tensor] = field(default_factory=list)   # calibration inputs (onnx_int8); none: the example
 
     @classmethod
-    def from_session(cls, session, batch: int = 8) -> ExportSource:
+    def from_session(cls, session: Session, batch: int = 8) -> ExportSource:
         return cls(session.model, session.record, session.state(), session.example_input(batch).cpu(), session.history,
                    calibration_inputs(session.data))
 
     @classmethod
-    def from_loaded(cls, loaded, data=None, batch: int = 8) -> ExportSource:
+    def from_loaded(cls, loaded: LoadedModel, data: DataBundle | None = None, batch: int = 8) -> ExportSource:
         """A loaded model spec; examples and calibration inputs come from `data` when its inputs fit the model."""
-        fits = data is not None and tuple(data.input_shape) == tuple(loaded.input_shape)
-        example = data.example_input(batch) if fits else \
+        fits = data if data is not None and tuple(data.input_shape) == tuple(loaded.input_shape) else None
+        example = fits.example_input(batch) if fits is not None else \
             torch.randn(batch, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
         return cls(loaded.module.eval(), loaded.record, loaded.state, example, loaded.meta.get("history", []),
-                   calibration_inputs(data) if fits else [])
+                   calibration_inputs(fits) if fits is not None else [])
 
     def calibration(self) -> list[torch.Tensor]:
         return self.calib or [self.example]
 
 
-def calibration_inputs(data, batches: int = 4) -> list[torch.Tensor]:
+def calibration_inputs(data: DataBundle, batches: int = 4) -> list[torch.Tensor]:
     """The first few batches of the data's calibration split, on the CPU."""
     return [x.cpu() for x, _ in itertools.islice(iter(data.calib), batches)]
+
+
+ModelFn = Callable[[torch.Tensor], torch.Tensor]   # what a format's reader gives back: inputs -> outputs
 
 
 @dataclass
@@ -61,8 +69,8 @@ class Format:
     name: str
     suffix: str
     description: str
-    write: Callable[[ExportSource, Path], dict | None]   # returns details (e.g. size breakdown)
-    read: Callable[[Path, dict], Callable[[torch.Tensor], torch.Tensor]]  # (path, record) -> callable model
+    write: Callable[[ExportSource, Path], dict[str, Any] | None]   # returns details (e.g. size breakdown)
+    read: Callable[[Path, dict[str, Any]], ModelFn]  # (path, record) -> callable model
     tolerance: float = 1e-5           # max |diff| allowed, relative to the largest output (at least 1)
     candidate: bool = False           # may serve as a snapshot's compressed file
     applies: Callable[[ExportSource], str | None] | None = None  # reason it cannot export this model
@@ -107,7 +115,8 @@ def reference_output(model: nn.Module, example: torch.Tensor) -> torch.Tensor:
     model = model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.inference_mode():
-        return model(example.to(device)).float().cpu()
+        out: torch.Tensor = model(example.to(device))
+        return out.float().cpu()
 
 
 class _Unverified(Exception):
@@ -155,7 +164,7 @@ def verification_inputs(source: ExportSource, at_least: int) -> torch.Tensor:
     return x
 
 
-def _verify(f: Format, source: ExportSource, path: Path, details: dict) -> ExportResult:
+def _verify(f: Format, source: ExportSource, path: Path, details: dict[str, Any]) -> ExportResult:
     size = path.stat().st_size
     inputs = verification_inputs(source, f.min_inputs) if f.min_inputs else source.example
     try:

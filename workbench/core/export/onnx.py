@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from . import ExportSource, Format
+from . import ExportSource, Format, ModelFn
 
 OPSET = 17
 
@@ -21,14 +22,14 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> No
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
 
 
-def session(path: Path):
+def session(path: Path) -> Any:   # an onnxruntime.InferenceSession (onnxruntime has no type hints)
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def runner(path: Path):
+def runner(path: Path) -> ModelFn:
     """A callable tensor -> tensor backed by an onnxruntime session."""
     sess = session(path)
     name = sess.get_inputs()[0].name
@@ -46,14 +47,14 @@ def quantized_reason(source: ExportSource) -> str | None:
     return None
 
 
-def write(source: ExportSource, path: Path) -> dict:
+def write(source: ExportSource, path: Path) -> dict[str, Any]:
     export_onnx(source.model, source.example, path)
     import onnx
     onnx.checker.check_model(str(path))
     return {"opset": OPSET}
 
 
-def read(path: Path, record: dict):
+def read(path: Path, record: dict[str, Any]) -> ModelFn:
     return runner(path)
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from . import ExportSource, Format
+from . import ExportSource, Format, ModelFn
 from .onnx import export_onnx, quantized_reason, runner
 
 
@@ -24,11 +26,11 @@ class _Reader:
     def __init__(self, name: str, batches: list[torch.Tensor]) -> None:
         self._items = iter([{name: b.numpy().astype(np.float32)} for b in batches])
 
-    def get_next(self):
+    def get_next(self) -> dict[str, npt.NDArray[np.float32]] | None:
         return next(self._items, None)
 
 
-def write(source: ExportSource, path: Path) -> dict:
+def write(source: ExportSource, path: Path) -> dict[str, Any]:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,7 +47,7 @@ def write(source: ExportSource, path: Path) -> dict:
     return {"calibration_samples": sum(len(b) for b in batches), "fp32_onnx_bytes": fp32_bytes}
 
 
-def read(path: Path, record: dict):
+def read(path: Path, record: dict[str, Any]) -> ModelFn:
     return runner(path)
 
 

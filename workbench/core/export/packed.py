@@ -10,22 +10,24 @@ and gap streams; it lands in report.json `exports[].breakdown`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import torch
+from torch import nn
 
 from ..errors import CheckpointError
 from ..limits import clip, is_int, short
 from ..models import LoadedModel, load_state_into, planned_layout, rebuild
 from ..packed.container import PREFIX, read_container, write_container
 from ..packed.huffman import HuffmanError
-from ..packed.tensor_codec import CodecError, decode_tensor, encode_tensor
+from ..packed.tensor_codec import CodecError, Encoded, decode_tensor, encode_tensor
 from ..record_checks import check_layout, check_record, dtype_name
 from . import ExportSource, Format
 
 STREAM_KEYS = ["codebook", "indices", "gaps", "tables", "values"]
 
 
-def write(source: ExportSource, path: Path, huffman_coding: bool = True, gap_bits: int | None = None) -> dict:
+def write(source: ExportSource, path: Path, huffman_coding: bool = True, gap_bits: int | None = None) -> dict[str, Any]:
     """Write the packed file; huffman_coding=False stores fixed-width streams (the paper's "+clustering" step);
     gap_bits (4-8) fixes the relative-index width, None picks the cheapest per tensor."""
     masks, books = source.state.get("masks", {}), source.state.get("codebooks", {})
@@ -40,7 +42,7 @@ def write(source: ExportSource, path: Path, huffman_coding: bool = True, gap_bit
     return breakdown(encoded, PREFIX.size + head_bytes)
 
 
-def breakdown(encoded: list, header_bytes: int) -> dict:
+def breakdown(encoded: list[Encoded], header_bytes: int) -> dict[str, Any]:
     """Bytes per layer and per stream, with the entropy bound of the Huffman-coded streams."""
     layers, streams = {}, dict.fromkeys(STREAM_KEYS, 0)
     bound = {"indices": 0.0, "gaps": 0.0}
@@ -59,7 +61,7 @@ def breakdown(encoded: list, header_bytes: int) -> dict:
             "total": header_bytes + sum(streams.values()), "layers": layers}
 
 
-def _tensor_metas(metas, path: Path) -> list[dict]:
+def _tensor_metas(metas: Any, path: Path) -> list[dict[str, Any]]:
     """The header's tensor entries, each {"n": name, "s": [sizes], "d": dtype, ...}; CheckpointError otherwise."""
     for i, m in enumerate(metas if isinstance(metas, list) else [None]):
         ok = (isinstance(m, dict) and isinstance(m.get("n"), str) and isinstance(m.get("d"), str)
@@ -67,7 +69,7 @@ def _tensor_metas(metas, path: Path) -> list[dict]:
         if not ok:
             raise CheckpointError(f"{path}: not a valid packed file (tensor entry {i} should hold a name, "
                                   f"a list of sizes and a dtype, got {short(m)})")
-    return metas
+    return cast("list[dict[str, Any]]", metas)   # checked above: a list of such entries
 
 
 def load(path: str | Path) -> LoadedModel:
@@ -86,7 +88,8 @@ def load(path: str | Path) -> LoadedModel:
     expected_sd = model.state_dict()
     if [m["n"] for m in metas] != list(expected_sd):
         raise CheckpointError(f"{path}: tensors in the file do not match the architecture {clip(record['base'])}")
-    sd, state = {}, {"masks": {}, "codebooks": {}}
+    sd: dict[str, torch.Tensor] = {}
+    state: dict[str, dict[str, torch.Tensor]] = {"masks": {}, "codebooks": {}}
     for meta, parts in zip(metas, streams):
         ref = expected_sd[meta["n"]]
         if list(meta["s"]) != list(ref.shape) or meta["d"] != dtype_name(ref.dtype):
@@ -100,7 +103,7 @@ def load(path: str | Path) -> LoadedModel:
         if meta.get("mk"):
             state["masks"][meta["n"]] = t != 0
         if meta.get("cb"):
-            state["codebooks"][meta["n"]] = t[t != 0].float().unique()
+            state["codebooks"][meta["n"]] = torch.unique(t[t != 0].float())
     try:
         load_state_into(model, sd, record["base"])
     except CheckpointError as exc:
@@ -109,7 +112,7 @@ def load(path: str | Path) -> LoadedModel:
                        state=state, meta={"format": "packed"})
 
 
-def read(path: Path, record: dict):
+def read(path: Path, record: dict[str, Any]) -> nn.Module:
     return load(path).module
 
 

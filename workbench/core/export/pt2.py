@@ -7,14 +7,16 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from ..untrusted import load_pt2_program, open_zip, pt2_code_risks, trainable_module
 from . import ExportSource, Format
 
 
-def write(source: ExportSource, path: Path) -> dict:
+def write(source: ExportSource, path: Path) -> dict[str, Any]:
     model = source.model.eval()
     batch = torch.export.Dim("batch", min=1, max=65536)
     try:
@@ -30,10 +32,13 @@ def write(source: ExportSource, path: Path) -> dict:
             "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}
 
 
-def read(path: Path, record: dict):
+def read(path: Path, record: dict[str, Any]) -> nn.Module:
     # the file this export has just written (a program: any other .pt2 needs the user's trust); it must also
     # pass the scan an untrusted file gets, so that what we write never holds pickled parts
-    with open_zip(path) as zf:
+    archive = open_zip(path)
+    if archive is None:
+        raise ValueError("the written file is not a zip archive")
+    with archive as zf:
         risks = pt2_code_risks(zf)
     if risks:
         raise ValueError(f"the written archive would unpickle objects: {'; '.join(risks)}")

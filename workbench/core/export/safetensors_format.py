@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from ..errors import CheckpointError, UnreadableFile
 from ..io import parse_json
@@ -23,7 +25,7 @@ RECORD_KEY = "workbench_record"
 DIGEST_KEY = "workbench_sha256"
 
 
-def plain_state_dict(model) -> dict:
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     sd = {}
     for k, v in model.state_dict().items():
         if not hasattr(v, "is_quantized") or v.is_quantized:
@@ -38,11 +40,11 @@ def digest(sd: dict[str, torch.Tensor]) -> str:
     for name in sorted(sd):
         t = sd[name].detach().cpu().contiguous()
         h.update(f"{name}\0{t.dtype}\0{list(t.shape)}\0".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]  # an ndarray is a buffer; numpy's stubs say so for Python 3.12+ only
     return h.hexdigest()
 
 
-def save(model, record: dict, path: Path) -> str:
+def save(model: nn.Module, record: dict[str, Any], path: Path) -> str:
     """Write the weights with the record and their digest; returns the digest (snapshots record it too)."""
     sd = plain_state_dict(model)
     checksum = digest(sd)
@@ -50,12 +52,12 @@ def save(model, record: dict, path: Path) -> str:
     return checksum
 
 
-def write(source: ExportSource, path: Path) -> dict:
+def write(source: ExportSource, path: Path) -> dict[str, Any]:
     save(source.model, source.record, path)
     return {}
 
 
-def read_safetensors(path: Path, expected: str | None = None) -> tuple[dict, dict | None]:
+def read_safetensors(path: Path, expected: str | None = None) -> tuple[dict[str, torch.Tensor], Any]:
     """(tensors, the workbench record or None) of a .safetensors file; its checksum is checked when it has one,
     and against `expected` (the digest a snapshot's snapshot.json records) when given.
 
@@ -82,7 +84,7 @@ def read_safetensors(path: Path, expected: str | None = None) -> tuple[dict, dic
     return sd, record
 
 
-def read_safetensors_record(path: Path):
+def read_safetensors_record(path: Path) -> Any:
     """Only the workbench record from a .safetensors header (no tensors read); None when it has none."""
     from safetensors import SafetensorError, safe_open
     try:
@@ -93,7 +95,7 @@ def read_safetensors_record(path: Path):
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file") from None
 
 
-def read(path: Path, record: dict):
+def read(path: Path, record: dict[str, Any]) -> nn.Module:
     sd, own = read_safetensors(path)
     if own is None:
         raise CheckpointError(f"{path}: no workbench record in the file")

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
+from torch import nn
 
 from ..io import parse_json
 from ..models import load_state_into, rebuild
@@ -17,9 +20,9 @@ from . import ExportSource, Format
 from .safetensors_format import plain_state_dict
 
 
-def write(source: ExportSource, path: Path) -> dict:
-    arrays: dict[str, np.ndarray] = {}
-    index = {}
+def write(source: ExportSource, path: Path) -> dict[str, Any]:
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    index: dict[str, dict[str, Any]] = {}
     for i, (name, t) in enumerate(plain_state_dict(source.model).items()):
         a = t.numpy()
         key = f"t{i}"
@@ -33,7 +36,7 @@ def write(source: ExportSource, path: Path) -> dict:
             arrays[key] = a
     arrays["_index"] = np.frombuffer(json.dumps({"tensors": index}).encode(), dtype=np.uint8)
     with open(path, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # mypy matches **arrays to allow_pickle: bool; the keys are t0, t0_bits, ...
     return {}
 
 
@@ -54,7 +57,7 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def read(path: Path, record: dict):
+def read(path: Path, record: dict[str, Any]) -> nn.Module:
     model = rebuild(record)
     load_state_into(model, load_state(path), record["base"])
     return model.eval()
