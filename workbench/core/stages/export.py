@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import BadInput, StageError, WorkbenchError
-from ..events import ExportWritten, Log, Progress
+from ..events import Event, ExportWritten, Log, Progress
 from ..export import ExportSource, Format, export_model, formats
 from ..io import real_folder
 from ..limits import MAX_NAME_CHARS
@@ -60,14 +60,14 @@ class Params:
     name: str = param("model", "File name stem (a plain name).", check=_plain_name)
 
 
-def preflight(session, p: Params) -> None:
+def preflight(session: Session, p: Params) -> None:
     """Refuse a link planted where the files would go: the export would follow it out of the run folder."""
     if session.out_dir is not None and os.path.islink(Path(session.out_dir) / p.dir):
         raise BadInput(f"stages[{session.stage_index}].dir: {Path(session.out_dir) / p.dir} is a symbolic link; "
                        "an export never writes through a link")
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     if not session.writes:          # under torchrun, rank 0 alone writes the files
         return
     root = session.out_dir or Path(".")
