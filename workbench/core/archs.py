@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -29,7 +30,8 @@ class MLP(nn.Module):
         x = self.flatten(x)
         for i in range(1, self.depth):
             x = self.relu(getattr(self, f"fc{i}")(x))
-        return getattr(self, f"fc{self.depth}")(x)
+        out: torch.Tensor = getattr(self, f"fc{self.depth}")(x)
+        return out
 
 
 class LeNet5(nn.Module):
@@ -52,7 +54,8 @@ class LeNet5(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.flatten(self.features(self.resize(x))))
+        out: torch.Tensor = self.classifier(self.flatten(self.features(self.resize(x))))
+        return out
 
 
 class BasicBlock(nn.Module):
@@ -70,7 +73,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
+        result: torch.Tensor = self.relu(out + self.shortcut(x))
+        return result
 
 
 class ResNet(nn.Module):
@@ -96,7 +100,8 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(self.resize(x))))
         x = self.layer3(self.layer2(self.layer1(x)))
-        return self.fc(self.flatten(self.pool(x)))
+        out: torch.Tensor = self.fc(self.flatten(self.pool(x)))
+        return out
 
 
 def _size(text: str, option: str) -> int:
@@ -176,7 +181,7 @@ def build_arch(text: str, input_shape: InputShape | None = None, num_classes: in
         raise SpecError(f"unknown architecture {name!r}{hint}")
     builder, classic = ARCHS[name]
     try:
-        model = builder(tuple(input_shape or classic), num_classes or 10, opts)
+        model = builder(cast(InputShape, tuple(input_shape or classic)), num_classes or 10, opts)   # a list from a record
     except SpecError as exc:
         raise SpecError(f"arch:{clip(text)}: {exc.message}") from None
     if opts:

@@ -33,12 +33,14 @@ class WorkbenchError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+        self.reason = ""            # NeedsTrust: what in the file would run
+        self.agreed = False         # under torchrun: raised on every rank at once (the ranks agreed), not on one
 
     def __str__(self) -> str:
         return self.message
 
     def info(self) -> ErrorInfo:
-        return ErrorInfo(self.kind, self.message, self.details, getattr(self, "reason", ""))
+        return ErrorInfo(self.kind, self.message, self.details, self.reason)
 
 
 class BadInput(WorkbenchError):
@@ -133,7 +135,7 @@ class ErrorInfo:
         if not isinstance(data, dict) or not isinstance(data.get("message"), str):
             return cls(ErrorKind.CRASHED, f"unreadable error record: {str(data)[:200]}")
         try:
-            kind = ErrorKind(data.get("kind"))
+            kind = ErrorKind(str(data.get("kind")))
         except ValueError:
             kind = ErrorKind.CRASHED
         return cls(kind, data["message"], str(data.get("details", "")), str(data.get("reason", "")))

@@ -11,7 +11,7 @@ import difflib
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -31,19 +31,21 @@ class LoadedModel:
     spec: str
     input_shape: tuple[int, int, int]
     num_classes: int
-    record: dict                        # {"base": spec, "input_shape", "num_classes", "transforms": [...]}
+    record: dict[str, Any]              # {"base": spec, "input_shape", "num_classes", "transforms": [...]}
     init_state: dict[str, torch.Tensor] | None = None   # weights at initialisation (lottery ticket)
     state: dict[str, Any] = field(default_factory=dict)  # compression state (masks, codebooks) from a snapshot
     meta: dict[str, Any] = field(default_factory=dict)   # "notes": what loading did (a head replaced), ...
 
     @property
-    def preprocess(self) -> dict | None:
+    def preprocess(self) -> dict[str, Any] | None:
         """How inputs are prepared for this model (from its weights), carried in the record."""
-        return self.record.get("preprocess")
+        pre: dict[str, Any] | None = self.record.get("preprocess")
+        return pre
 
     @property
     def classes(self) -> list[str] | None:
-        return self.record.get("classes")
+        names: list[str] | None = self.record.get("classes")
+        return names
 
 
 def torchvision_names() -> list[str]:
@@ -51,19 +53,19 @@ def torchvision_names() -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def sample_index() -> dict[str, dict]:
+def sample_index() -> dict[str, dict[str, Any]]:
     path = SAMPLE_DIR / "samples.json"
     from .io import read_json
     return read_json(path, max_bytes=limits.MAX_JSON_BYTES, follow_links=True) if path.exists() else {}
 
 
-def _suggest(name: str, options: list[str] | dict) -> str:
+def _suggest(name: str, options: list[str] | dict[str, Any]) -> str:
     close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.5)
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def build_base(base: str, input_shape: tuple[int, int, int] | None, num_classes: int | None,
-               check_size: bool = True) -> tuple[nn.Module, tuple, int]:
+               check_size: bool = True) -> tuple[nn.Module, archs.InputShape, int]:
     """Build an untrained model from an `arch:` or `torchvision:` spec; returns (module, input_shape, classes).
 
     The model is first built on the meta device (no memory) and refused when it is too large to build."""
@@ -72,19 +74,21 @@ def build_base(base: str, input_shape: tuple[int, int, int] | None, num_classes:
     return _construct(base, input_shape, num_classes)
 
 
-def _construct(base: str, input_shape: tuple[int, int, int] | None, num_classes: int | None) -> tuple[nn.Module, tuple, int]:
+def _construct(base: str, input_shape: tuple[int, int, int] | None,
+               num_classes: int | None) -> tuple[nn.Module, archs.InputShape, int]:
     if not isinstance(base, str):
         raise SpecError(f"expected a model spec, got {short(base)}")
     prefix, _, rest = base.partition(":")
     if prefix == "arch":
         name = archs.parse_arch(rest)[0]
-        shape = tuple(input_shape or archs.ARCHS[name][1]) if name in archs.ARCHS else None
+        shape = cast(archs.InputShape, tuple(input_shape or archs.ARCHS[name][1])) if name in archs.ARCHS else None
         module = archs.build_arch(rest, shape, num_classes)
+        assert shape is not None        # build_arch refused an unknown name
         return module, shape, num_classes or 10
     if prefix in zoo.ZOOS:
         zs = zoo.parse(base)
         classes = num_classes or zoo.weights_classes(zs) or 1000
-        return zoo.build(zs, classes), tuple(input_shape or zoo.default_shape(zs)), classes
+        return zoo.build(zs, classes), cast(archs.InputShape, tuple(input_shape or zoo.default_shape(zs))), classes
     raise SpecError(f"cannot build an architecture from {short(base)}: use arch:NAME, torchvision:NAME or timm:NAME")
 
 
@@ -147,7 +151,7 @@ def rebuild(record: Any, source: str = "model record", checked: bool = False) ->
         raise CheckpointError(f"{source}: cannot rebuild the model its record describes ({_why(exc)})") from None
 
 
-def planned_layout(record: dict, source: str, file_bytes: int) -> dict[str, tuple[tuple[int, ...], str]] | None:
+def planned_layout(record: dict[str, Any], source: str, file_bytes: int) -> dict[str, tuple[tuple[int, ...], str]] | None:
     """name -> (shape, dtype) of every tensor of the model a checked record describes, worked out on the meta
     device (nothing allocated); CheckpointError when the model is too large to build. None when a transform
     cannot be replayed on the meta device (int8 conversion reads values): the model up to that transform must

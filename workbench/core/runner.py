@@ -1,6 +1,6 @@
 """Runs a recipe: a generator of events, one snapshot per model-changing stage, cancellable at every yield.
 
-    for event in run(recipe, model="sample:digits_mlp", data="sample:digits", out_dir="runs/x"):
+    for event in run(recipe, RunOptions(model="sample:digits_mlp", data="sample:digits", out_dir="runs/x")):
         ...
 
 The CLI draws a progress bar from these events; the GUI worker forwards them as Qt signals.
@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Generator, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from .data import DataSettings, load_data, parse_settings
 from .errors import BadInput, Cancelled, StageError, WorkbenchError
 from .events import Event, ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
 from .measure import Accuracies, measure, measure_accuracy
-from .recipe import Recipe
+from .recipe import Recipe, StageSpec
 from .run_folder import RunReport, read_run
 from .run_handle import RunOptions, RunState
 from .session import Session
@@ -80,7 +81,7 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
     return session
 
 
-def data_settings(recipe_data, cli_data: str | None, model_spec: str) -> DataSettings:
+def data_settings(recipe_data: str | dict[str, Any] | None, cli_data: str | None, model_spec: str) -> DataSettings:
     """The run's data settings: the recipe's (a spec or a mapping), the command line's spec replacing its spec."""
     settings = parse_settings(recipe_data, "data") if recipe_data else None
     if cli_data:
@@ -147,32 +148,32 @@ class Run:
     def _events(self) -> Iterator[Event]:
         session = self.session = prepare(self.recipe, self.options, self._cancel)
         assert session.out_dir is not None
-        self.report = RunReport(session.out_dir, {
+        report = self.report = RunReport(session.out_dir, {
             "model": session.model_spec, "data": session.data_spec, "recipe": self.recipe.to_dict(),
             "splits": session.data.splits, "data_settings": session.data.describe(),
             "compressed_bytes_note": "size of the smallest file (among the formats listed per snapshot in "
                                      "compressed_format) written, read back and verified"}, str(session.device),
             session.dist.world if session.dist else 1, session.dist.backend if session.dist else None, session.writes)
-        self.report.write()
+        report.write()
         try:
-            yield from self._stages(session)
+            yield from self._stages(session, report)
         except GeneratorExit:            # the caller stopped listening: the run ends here, as cancelled
-            self.report.end("cancelled", "stopped before the end")
+            report.end("cancelled", "stopped before the end")
             raise
         except BaseException:            # Ctrl-C twice, SystemExit: the report must not say "running"
-            self.report.end("interrupted", "interrupted")
+            report.end("interrupted", "interrupted")
             raise
 
-    def _stages(self, session: Session) -> Iterator:
+    def _stages(self, session: Session, report: RunReport) -> Iterator[Event]:
         yield Log("info", f"writing to {session.out_dir}")
         for note in session.loaded.meta.get("notes", []):
             yield Log("info", f"{session.model_spec}: {note}")
         try:
-            yield from self._snapshot(session, 0, "baseline", 0.0, [])
+            yield from self._snapshot(session, report, 0, "baseline", 0.0, [])
         except Exception as exc:  # noqa: BLE001 - the baseline could not be written or measured
-            yield from self._fail(session, -1, "baseline", exc)
+            yield from self._fail(session, report, -1, "baseline", exc)
             return
-        done_specs: list = []
+        done_specs: list[StageSpec] = []
         for i, spec in ((i, s) for i, s in enumerate(self.recipe.stages) if s.enabled):
             stage = stages.get(spec.kind)
             session.stage_index = i
@@ -182,20 +183,21 @@ class Run:
             try:
                 self._agree(session, None)
                 session.check_cancel()
-                yield from self._forward(session, stage.run(session, spec.params), i, spec.title)
+                yield from self._forward(session, report, stage.run(session, spec.params), i, spec.title)
                 self._agree(session, None)
                 done_specs.append(spec)
                 if stage.changes_model:
-                    yield from self._snapshot(session, len(session.snapshots), spec.kind, time.perf_counter() - t0, done_specs)
+                    yield from self._snapshot(session, report, len(session.snapshots), spec.kind,
+                                              time.perf_counter() - t0, done_specs)
                 if session.dist is not None:      # every rank continues from rank 0's model
                     session.dist.broadcast_tensors(distributed.model_tensors(session))
             except Exception as exc:  # noqa: BLE001 - every failure keeps the last snapshot
-                if session.dist is not None and not getattr(exc, "agreed", False):
+                if session.dist is not None and not (isinstance(exc, WorkbenchError) and exc.agreed):
                     self._agree(session, exc, reraise=False)
-                yield from self._fail(session, i, spec.kind, exc)
+                yield from self._fail(session, report, i, spec.kind, exc)
                 return
-            self.report.write()
-        path = self.report.end("finished")
+            report.write()
+        path = report.end("finished")
         yield RunFinished(str(session.out_dir), str(path), True, "finished")
 
     # --- internals -----------------------------------------------------------------------------
@@ -212,12 +214,13 @@ class Run:
         if status == "ok" or not reraise:
             return
         error: WorkbenchError = Cancelled(message) if status == "cancelled" else StageError(f"a process failed: {message}")
-        error.agreed = True  # type: ignore[attr-defined]
+        error.agreed = True
         if status == "cancelled":
             session.agreed_cancel = True
         raise error
 
-    def _forward(self, session: Session, gen: Iterator, index: int, label: str) -> Iterator:
+    @staticmethod
+    def _forward(session: Session, report: RunReport, gen: Iterator[Event], index: int, label: str) -> Iterator[Event]:
         last = 0.0
         for event in gen:
             session.check_cancel()
@@ -227,9 +230,9 @@ class Run:
                     continue
                 last = now
             elif isinstance(event, Metric):
-                self.report.metric(index + 1, label, event.name, event.step, event.value)
+                report.metric(index + 1, label, event.name, event.step, event.value)
             elif isinstance(event, ExportWritten):
-                self.report.data["exports"] = session.exports
+                report.data["exports"] = session.exports
             yield event
         session.check_cancel()
 
@@ -248,16 +251,20 @@ class Run:
                 last = now
                 yield event
 
-    def _snapshot(self, session: Session, index: int, stage: str, seconds: float, done_specs: list) -> Iterator:
+    def _snapshot(self, session: Session, report: RunReport, index: int, stage: str, seconds: float,
+                  done_specs: list[StageSpec]) -> Iterator[Event]:
         recipe_so_far = Recipe(list(done_specs), self.recipe.model, self.recipe.data, self.recipe.seed).to_dict()
         yield Progress(0, 1, f"measuring snapshot {index} ({stage})")
         baseline = session.snapshots[0]["dense_bytes"] if session.snapshots else None
         accuracies = None
 
-        def measured(folder: Path) -> dict:
+        def measured(folder: Path) -> dict[str, Any]:
             return {**measure(session, folder, baseline, accuracies), "seconds": seconds}
 
-        path, row, metrics, error = None, None, {"layers": {}}, None
+        path: Path | None = None
+        row: dict[str, Any] | None = None
+        metrics: dict[str, Any] = {"layers": {}}
+        error: Exception | None = None
         if session.writes:
             try:
                 accuracies = yield from self._forward_progress(
@@ -265,7 +272,7 @@ class Run:
                 path = save_snapshot(session, index, stage, recipe_so_far, measured)
                 metrics = read_meta(path)["metrics"]
                 row = {"index": index, "stage": stage, **{k: v for k, v in metrics.items() if k not in ("layers", "measured_at")},
-                       "path": str(path.relative_to(session.out_dir))}
+                       "path": str(path.relative_to(report.out_dir))}
             except Exception as exc:
                 if session.dist is None:
                     raise
@@ -277,17 +284,19 @@ class Run:
                     raise error
                 raise StageError(f"rank 0 could not write snapshot {index}: {shared[2]}")
             path, row = Path(shared[0]), shared[1]
+        assert path is not None and row is not None     # written here, or on rank 0 (an error raised above)
         session.snapshots.append(row)
         session.snapshot_paths.append(path)
-        self.report.data["snapshots"] = session.snapshots
-        self.report.write()
+        report.data["snapshots"] = session.snapshots
+        report.write()
         if metrics.get("compressed_failures"):
             reasons = "; ".join(f"{k}: {v}" for k, v in metrics["compressed_failures"].items())
             yield Log("warning", f"snapshot {index}: some compressed formats failed ({reasons}); "
                                  f"kept {metrics.get('compressed_format')}")
         yield SnapshotSaved(index, stage, str(path), {**row, "layers": metrics["layers"]})
 
-    def _fail(self, session: Session, index: int, kind: str, exc: BaseException) -> Iterator:
+    @staticmethod
+    def _fail(session: Session, report: RunReport, index: int, kind: str, exc: BaseException) -> Iterator[Event]:
         cancelled = isinstance(exc, Cancelled)
         if isinstance(exc, WorkbenchError):
             message, details = exc.message, exc.details or traceback.format_exc()
@@ -306,9 +315,9 @@ class Run:
         where = f"stage {index + 1} ({kind})" if index >= 0 else "the baseline snapshot"
         current = folder_name(len(session.snapshots) - 1, session.snapshots[-1]["stage"]) if session.snapshots else None
         try:
-            path = self.report.end("cancelled" if cancelled else "failed", f"{where}: {message}", current_snapshot=current)
+            path = report.end("cancelled" if cancelled else "failed", f"{where}: {message}", current_snapshot=current)
         except OSError as write_error:   # e.g. the disk is full: say so, the snapshots on disk stay as they are
-            path = self.report.path
+            path = report.path
             message += f" (report.json could not be updated either: {_os_message(write_error)})"
         yield StageFailed(index, kind, message, details, cancelled)
         yield Log("warning" if cancelled else "error",

@@ -32,31 +32,31 @@ class Session:
                  out_dir: str | Path | None = None, cancelled: Callable[[], bool] | None = None,
                  trust: bool = False, recipe: Recipe | None = None, model_spec: str = "",
                  data_spec: str = "", dist: Dist | None = None) -> None:
-        self.loaded = loaded
-        self.device = torch.device(device)
+        self.loaded: LoadedModel = loaded
+        self.device: torch.device = torch.device(device)
         self.model: nn.Module = loaded.module.to(self.device)
-        self.record: dict = copy.deepcopy(loaded.record)
-        self.data = data
-        self.seed = seed
-        self.trust = trust                    # files named in the recipe (teachers, students) may run code
-        self.recipe = recipe                  # the whole recipe: stages that refer to snapshots by index check them
-        self.precision = recipe.precision if recipe is not None else "fp32"     # training loops: fp32 | bf16 | fp16
-        self.channels_last = recipe.channels_last if recipe is not None else False
-        self.model_spec = model_spec or loaded.spec
-        self.data_spec = data_spec or data.spec
-        self.out_dir = Path(out_dir) if out_dir else None
-        self._cancelled = cancelled or (lambda: False)
+        self.record: dict[str, Any] = copy.deepcopy(loaded.record)
+        self.data: DataBundle = data
+        self.seed: int = seed
+        self.trust: bool = trust              # files named in the recipe (teachers, students) may run code
+        self.recipe: Recipe | None = recipe   # the whole recipe: stages that refer to snapshots by index check them
+        self.precision: str = recipe.precision if recipe is not None else "fp32"   # training loops: fp32 | bf16 | fp16
+        self.channels_last: bool = recipe.channels_last if recipe is not None else False
+        self.model_spec: str = model_spec or loaded.spec
+        self.data_spec: str = data_spec or data.spec
+        self.out_dir: Path | None = Path(out_dir) if out_dir else None
+        self._cancelled: Callable[[], bool] = cancelled or (lambda: False)
         self.masks: dict[str, torch.Tensor] = dict(loaded.state.get("masks", {}))
         self.codebooks: dict[str, torch.Tensor] = dict(loaded.state.get("codebooks", {}))
         self.extra: dict[str, Any] = dict(loaded.state.get("extra", {}))
-        self.init_state = loaded.init_state
-        self.history: list[dict] = list(loaded.meta.get("history", []))
-        self.snapshots: list[dict] = []       # report rows, index = snapshot number
+        self.init_state: dict[str, torch.Tensor] | None = loaded.init_state
+        self.history: list[dict[str, Any]] = list(loaded.meta.get("history", []))
+        self.snapshots: list[dict[str, Any]] = []       # report rows, index = snapshot number
         self.snapshot_paths: list[Path] = []
-        self.exports: list[dict] = []
-        self.stage_index = -1
-        self.dist = dist                      # this process's rank under torchrun (several processes), else None
-        self.agreed_cancel = False
+        self.exports: list[dict[str, Any]] = []
+        self.stage_index: int = -1
+        self.dist: Dist | None = dist         # this process's rank under torchrun (several processes), else None
+        self.agreed_cancel: bool = False
 
     # --- cancellation -------------------------------------------------------------------------
     def cancel_requested(self) -> bool:
@@ -107,7 +107,7 @@ class Session:
         self.masks = {k: m for k, m in self.masks.items() if k in params and params[k].shape == m.shape}
         self.codebooks = {k: c for k, c in self.codebooks.items() if k in params}
 
-    def set_model(self, model: nn.Module, transform: dict | None = None) -> None:
+    def set_model(self, model: nn.Module, transform: dict[str, Any] | None = None) -> None:
         """Replace the model after a structural change; `transform` is appended to the record so it replays."""
         self.model = model.to(self.device)
         if transform is not None:
@@ -124,7 +124,7 @@ class Session:
     def state(self) -> dict[str, Any]:
         return {"masks": self.masks, "codebooks": self.codebooks, "extra": self.extra}
 
-    def publish(self, name: str, result: dict) -> None:
+    def publish(self, name: str, result: dict[str, Any]) -> None:
         """An analysis result: kept with the snapshot (`extra`) and written to `<run folder>/<name>.json`."""
         self.extra[name] = result
         if self.out_dir is not None and self.writes:
