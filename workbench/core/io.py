@@ -39,7 +39,7 @@ def _read_umask() -> int:
 UMASK = _read_umask()
 
 
-def audit(path: str | os.PathLike) -> None:
+def audit(path: str | os.PathLike[str]) -> None:
     """With WORKBENCH_WRITE_LOG=FILE set, every file or folder the workbench writes is logged there as
     "<rank> <pid> <path>" (an audit trail: what did a run write, and which process wrote it)."""
     log = os.environ.get("WORKBENCH_WRITE_LOG")
@@ -48,7 +48,7 @@ def audit(path: str | os.PathLike) -> None:
             fh.write(f"{os.environ.get('RANK', '0')} {os.getpid()} {os.fspath(path)}\n")
 
 
-def real_folder(root: str | os.PathLike, folder: str | os.PathLike) -> Path:
+def real_folder(root: str | os.PathLike[str], folder: str | os.PathLike[str]) -> Path:
     """Create `folder` (inside `root`) where missing, refusing any link or non-folder between `root` and it:
     what is then written into it stays inside `root`. `root` itself is the user's choice and may be a link."""
     root, folder = Path(root), Path(folder)
@@ -75,7 +75,7 @@ def real_folder(root: str | os.PathLike, folder: str | os.PathLike) -> Path:
     return folder
 
 
-def resolved(path: str | os.PathLike) -> Path:
+def resolved(path: str | os.PathLike[str]) -> Path:
     """`Path(path).resolve()`, except that a loop of links or an unreadable folder gives the absolute path
     instead of an exception."""
     try:
@@ -84,11 +84,11 @@ def resolved(path: str | os.PathLike) -> Path:
         return Path(os.path.abspath(path))
 
 
-def clip_path(path: str | os.PathLike) -> str:
+def clip_path(path: str | os.PathLike[str]) -> str:
     return clip(os.fspath(path), 200)
 
 
-def _parent(path: Path, root: str | os.PathLike | None) -> None:
+def _parent(path: Path, root: str | os.PathLike[str] | None) -> None:
     if root is None:
         path.parent.mkdir(parents=True, exist_ok=True)
     else:
@@ -96,7 +96,7 @@ def _parent(path: Path, root: str | os.PathLike | None) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Iterator[Path]:
     """Yields a temporary path; on success it replaces `path` (a link there is replaced, not followed), on error
     it is removed. With `root`, no folder between `root` and `path` may be a link."""
     path = Path(path)
@@ -116,18 +116,18 @@ def atomic_path(path: str | os.PathLike, root: str | os.PathLike | None = None) 
             tmp_path.unlink()
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, root: str | os.PathLike | None = None) -> None:
+def atomic_write_text(path: str | os.PathLike[str], text: str, root: str | os.PathLike[str] | None = None) -> None:
     with atomic_path(path, root) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, root: str | os.PathLike | None = None) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, root: str | os.PathLike[str] | None = None) -> None:
     with atomic_path(path, root) as tmp:
         tmp.write_bytes(data)
 
 
 @contextmanager
-def atomic_dir(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Iterator[Path]:
     """Yields a temporary folder; on success it is renamed to `path` (replacing an old one; a link there is
     removed, never followed). With `root`, no folder between `root` and `path` may be a link."""
     path = Path(path)
@@ -164,7 +164,7 @@ def jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def append_file(path: str | os.PathLike) -> TextIO:
+def append_file(path: str | os.PathLike[str]) -> TextIO:
     """`path` opened for appending text, created where missing; never through a link, never a FIFO or device
     (refused with `BadInput` naming it, without waiting for a reader)."""
     path = Path(path)
@@ -210,7 +210,7 @@ def _open_problem(path: Path, exc: OSError, verb: str = "read", follow_links: bo
     return exc.strerror or type(exc).__name__
 
 
-def open_regular(path: str | os.PathLike, *, follow_links: bool = False) -> BinaryIO:
+def open_regular(path: str | os.PathLike[str], *, follow_links: bool = False) -> BinaryIO:
     """`path` opened for reading in binary; it must be a regular file (and not a link unless `follow_links`). A FIFO,
     a device or a folder is refused from its `stat`, before it is opened; `UnreadableFile` naming it otherwise."""
     path = Path(path)
@@ -235,7 +235,7 @@ def open_regular(path: str | os.PathLike, *, follow_links: bool = False) -> Bina
     return os.fdopen(fd, "rb")
 
 
-def read_regular(path: str | os.PathLike, *, max_bytes: int, follow_links: bool = False) -> bytes:
+def read_regular(path: str | os.PathLike[str], *, max_bytes: int, follow_links: bool = False) -> bytes:
     """The bytes of `path`, which must be a regular file (`open_regular`) of at most `max_bytes`: the size is
     checked before reading, and reading stops past it (a file that grows meanwhile)."""
     with open_regular(path, follow_links=follow_links) as fh:
@@ -294,7 +294,7 @@ def _finite(text: str) -> float:
     return value
 
 
-def parse_json(data: bytes | str, what: str | os.PathLike, *, max_depth: int = MAX_JSON_DEPTH,
+def parse_json(data: bytes | str, what: str | os.PathLike[str], *, max_depth: int = MAX_JSON_DEPTH,
                allow_nan: bool = False) -> Any:
     """JSON text -> its value; `UnreadableFile` naming `what` when it is not UTF-8, not JSON, nested deeper than
     `max_depth` or (unless `allow_nan`) holds NaN, Infinity or a number beyond a float."""
@@ -305,9 +305,10 @@ def parse_json(data: bytes | str, what: str | os.PathLike, *, max_depth: int = M
         raise UnreadableFile(what, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
     if too_deep(raw, max_depth):
         raise UnreadableFile(what, f"not read: lists and objects nested more than {max_depth} levels deep")
-    strict = {} if allow_nan else {"parse_constant": _no_constant, "parse_float": _finite}
     try:
-        return json.loads(text, **strict)
+        if allow_nan:
+            return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise UnreadableFile(what, f"not read: nested more than {max_depth} levels deep") from None
     except ValueError as exc:
@@ -315,14 +316,14 @@ def parse_json(data: bytes | str, what: str | os.PathLike, *, max_depth: int = M
         raise UnreadableFile(what, f"not valid JSON ({why})") from None
 
 
-def read_json(path: str | os.PathLike, *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH, allow_nan: bool = False,
+def read_json(path: str | os.PathLike[str], *, max_bytes: int, max_depth: int = MAX_JSON_DEPTH, allow_nan: bool = False,
               follow_links: bool = False) -> Any:
     """A JSON file, bounded (see `read_regular` and `parse_json`); `UnreadableFile` naming it otherwise."""
     return parse_json(read_regular(path, max_bytes=max_bytes, follow_links=follow_links), path,
                       max_depth=max_depth, allow_nan=allow_nan)
 
 
-def read_jsonl(path: str | os.PathLike, *, max_bytes: int, max_lines: int, max_depth: int = MAX_JSON_DEPTH,
+def read_jsonl(path: str | os.PathLike[str], *, max_bytes: int, max_lines: int, max_depth: int = MAX_JSON_DEPTH,
                allow_nan: bool = False) -> list[Any]:
     """The values of a JSON-lines file (never through a link); a line that does not parse (cut short by a kill,
     too deep, NaN) is left out. `UnreadableFile` when the file cannot be read or has more than `max_lines` lines."""

@@ -22,7 +22,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,6 +31,10 @@ from . import limits
 from .errors import BadInput
 from .limits import human_bytes, short
 from .record_checks import count, tensor_bytes
+
+if TYPE_CHECKING:                      # above this module: for annotations only
+    from .data import DataBundle
+    from .models import LoadedModel
 
 ENV = "WORKBENCH_MEMORY_BUDGET"
 _SIZE = re.compile(r"(\d+(?:\.\d*)?)\s*(?:([kmgt])(i?))?b?", re.I)
@@ -102,6 +106,7 @@ def available_memory() -> int | None:
 def budget() -> tuple[int | None, str]:
     """(bytes, where they come from) of the memory budget of this process; (None, ...) when unknown."""
     text = os.environ.get(ENV, "").strip()
+    nbytes: int | None
     if text:
         nbytes = parse_size(text, ENV)
         source = f"--memory-budget {limits.clip(text, 40)}" if _from_flag else f"{ENV}={limits.clip(text, 40)}"
@@ -175,7 +180,7 @@ def activation_sizes(module: nn.Module, input_shape: tuple[int, ...], batch: int
     leaves = [m for m in module.modules() if next(m.children(), None) is None] or [module]
     sizes: list[int] = []
 
-    def hook(mod, _inputs, output):
+    def hook(mod: nn.Module, _inputs: Any, output: Any) -> None:
         if not getattr(mod, "inplace", False):
             sizes.append(tensor_bytes(output))
     handles = [m.register_forward_hook(hook) for m in leaves]
@@ -199,7 +204,7 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _held_bytes(bundle) -> int:
+def _held_bytes(bundle: DataBundle) -> int:
     """Bytes of the tensors a data set holds in memory: those its loader function keeps (an image folder keeps
     only paths). Loaders slice a copy for each split, so twice that."""
     cells = getattr(bundle.make, "__closure__", None) or ()
@@ -212,14 +217,14 @@ def _held_bytes(bundle) -> int:
     return 2 * held
 
 
-def _batch(bundle, split: str, batch_size: int) -> int:
+def _batch(bundle: DataBundle, split: str, batch_size: int) -> int:
     """Samples in one batch of `split`: no more than the split holds."""
     sizes = bundle.sizes
     n = max(sizes.get("val", 0), sizes.get("test", 0)) if split == "eval" else sizes.get(split, batch_size)
     return max(1, min(batch_size, n))
 
 
-def loader_workers(bundle) -> int:
+def loader_workers(bundle: DataBundle) -> int:
     """Loader processes of the data set (image folders only): its `workers`, or one per core up to 4."""
     if not bundle.spec.startswith("imagefolder:"):
         return 0
@@ -227,7 +232,7 @@ def loader_workers(bundle) -> int:
     return max(1, min(4, usable_cores())) if workers is None else workers
 
 
-def data_estimate(bundle, train_batch: int | None = None) -> Estimate:
+def data_estimate(bundle: DataBundle, train_batch: int | None = None) -> Estimate:
     """The data's memory: held tensors, its largest batch (the batch transforms hold about BATCH_COPIES of it)
     and, for an image folder, each loader process (its own memory plus the batches it prefetches)."""
     sample = 4 * math.prod(bundle.input_shape)           # float32 once transformed
@@ -241,7 +246,7 @@ def data_estimate(bundle, train_batch: int | None = None) -> Estimate:
     return estimate
 
 
-def check_data(bundle) -> None:
+def check_data(bundle: DataBundle) -> None:
     """BadInput when the data set's loaders would start more processes than there are cores, or its memory
     (`data_estimate`) is over budget. Called when a DataBundle is made, before any batch is drawn."""
     workers, cores, estimate = loader_workers(bundle), usable_cores(), data_estimate(bundle)
@@ -253,7 +258,7 @@ def check_data(bundle) -> None:
 
 
 # --- a model meeting its data ---------------------------------------------------------------------------
-def run_estimate(loaded, bundle, train_batch: int | None = None) -> Estimate:
+def run_estimate(loaded: LoadedModel, bundle: DataBundle, train_batch: int | None = None) -> Estimate:
     """Weights (and initial weights), data, and activations: evaluation at the eval batch (the input, the largest
     output and the next one live at once); with `train_batch`, training too: gradients and Adam's two moments
     (TRAIN_STATE_COPIES - 1 more copies of the weights) and every leaf module's output kept for the backward
@@ -277,6 +282,6 @@ def run_estimate(loaded, bundle, train_batch: int | None = None) -> Estimate:
     return estimate.extend(data_estimate(bundle, train_batch))
 
 
-def check_run(loaded, bundle, what: str, train_batch: int | None = None) -> None:
+def check_run(loaded: LoadedModel, bundle: DataBundle, what: str, train_batch: int | None = None) -> None:
     """BadInput when `run_estimate` is over budget: before the model first runs on the data."""
     check(run_estimate(loaded, bundle, train_batch), what)

@@ -10,7 +10,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, field, fields
 from typing import Any
 
@@ -19,7 +19,7 @@ from .limits import MAX_ITEMS, MAX_TEXT_CHARS, short
 
 
 def param(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
-          min_exclusive: bool = False, max_exclusive: bool = False, choices: list | None = None,
+          min_exclusive: bool = False, max_exclusive: bool = False, choices: list[Any] | None = None,
           layers: bool = False, check: Callable[[Any], str | None] | None = None,
           step: float | None = None, advanced: bool = False, when: dict[str, Any] | None = None,
           max_items: int = MAX_ITEMS) -> Any:
@@ -36,11 +36,13 @@ def param(default: Any, help: str = "", *, min: float | None = None, max: float 
             "choices": choices, "layers": layers, "check": check, "step": step, "advanced": advanced, "when": when,
             "max_items": max_items}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: typing.cast(Any, type(d)(d)), metadata=meta)
+        def fresh() -> Any:                  # a copy for each instance
+            return type(default)(default)
+        return field(default_factory=fresh, metadata=meta)
     return field(default=default, metadata=meta)
 
 
-def param_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+def param_fields(cls: type) -> list[tuple[dataclasses.Field[Any], Any]]:
     """(field, resolved type) for each field of a Params class."""
     hints = typing.get_type_hints(cls)
     return [(f, hints[f.name]) for f in fields(cls)]
@@ -56,11 +58,11 @@ def applies(meta: Any, values: dict[str, Any]) -> bool:
     return True
 
 
-def default_of(f: dataclasses.Field) -> Any:
+def default_of(f: dataclasses.Field[Any]) -> Any:
     if f.default is not MISSING:
         return f.default
-    if f.default_factory is not MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
+    if f.default_factory is not MISSING:
+        return f.default_factory()
     return None
 
 
@@ -158,7 +160,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     raise _Mismatch(path, f"unsupported type {tp}")
 
 
-def _check_numbers(value: Any, meta: dict, path: str) -> None:
+def _check_numbers(value: Any, meta: Mapping[str, Any], path: str) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
             _check_numbers(v, meta, f"{path}.{k}")
@@ -191,7 +193,7 @@ def _check_size(value: Any, meta: Any, path: str) -> None:
     if len(value) > most:
         raise _Mismatch(path, f"at most {most:,} items, got {len(value):,}")
     if isinstance(value, (list, tuple)) and (meta.get("layers") or meta.get("choices")):
-        seen: set = set()
+        seen: set[str] = set()
         for i, item in enumerate(value):
             if isinstance(item, str):
                 if item in seen:
@@ -199,7 +201,7 @@ def _check_size(value: Any, meta: Any, path: str) -> None:
                 seen.add(item)
 
 
-def check_value(f: dataclasses.Field, tp: Any, value: Any, path: str) -> Any:
+def check_value(f: dataclasses.Field[Any], tp: Any, value: Any, path: str) -> Any:
     """Coerce and check one field's value; raises RecipeError('path: message')."""
     meta = f.metadata
     try:

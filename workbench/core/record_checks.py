@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -32,7 +33,7 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0][:160] if lines else ''}"
 
 
-def _list_of(ok, value: Any) -> bool:
+def _list_of(ok: Callable[[Any], bool], value: Any) -> bool:
     return isinstance(value, list) and all(ok(v) for v in value)
 
 
@@ -55,7 +56,7 @@ def _ranks(v: Any) -> bool:
 
 
 _SHAPE = (lambda v: shape_problem(v) is None, "[channels, height, width]")
-TRANSFORM_FIELDS: dict[str, dict[str, tuple]] = {       # op -> {required field: (check, what it should be)}
+TRANSFORM_FIELDS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {       # op -> {required field: (check, what it should be)}
     "structured_prune": {"input_shape": _SHAPE, "history": (lambda v: _list_of(_history_item, v), "a list of [layer, bool, [indices]]")},
     "int8_dynamic": {},
     "int8_static": {"input_shape": _SHAPE},
@@ -85,7 +86,7 @@ def _transform_problem(t: Any) -> str | None:
     return None
 
 
-def check_record(record: Any, source: str) -> dict:
+def check_record(record: Any, source: str) -> dict[str, Any]:
     """The record, if its structure and types are what a workbench record holds; else a one-line CheckpointError."""
     def bad(name: str, problem: str) -> CheckpointError:
         return CheckpointError(f"{source}: workbench record: {name}: {problem}")
@@ -111,7 +112,10 @@ def check_record(record: Any, source: str) -> dict:
     return record
 
 
-def check_layout(expected: dict, actual: dict, source: str, base: str) -> None:
+Layout = dict[str, tuple[tuple[int, ...], str]]      # tensor name -> (shape, dtype name)
+
+
+def check_layout(expected: Layout, actual: Layout, source: str, base: str) -> None:
     """CheckpointError unless the file's tensors (name -> (shape, dtype)) are exactly the architecture's."""
     missing = [k for k in expected if k not in actual]
     unexpected = [k for k in actual if k not in expected]
@@ -127,7 +131,7 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def layout(sd: dict) -> dict[str, tuple[tuple[int, ...], str]]:
+def layout(sd: dict[str, Any]) -> Layout:
     return {k: (tuple(v.shape), dtype_name(v.dtype)) for k, v in sd.items() if isinstance(v, torch.Tensor)}
 
 
@@ -154,7 +158,8 @@ class _LargeOnMeta(TorchFunctionMode):
 
     SIZED = (torch.empty, torch.zeros, torch.ones, torch.rand, torch.randn, torch.full)
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = dict(kwargs or {})
         if func in self.SIZED and kwargs.get("device") is None:
             size = kwargs.get("size", args[0] if args and not is_int(args[0]) else args)
@@ -163,7 +168,7 @@ class _LargeOnMeta(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def on_meta(build) -> nn.Module:
+def on_meta(build: Callable[[], nn.Module]) -> nn.Module:
     """`build()` with every tensor on the meta device (nothing allocated)."""
     try:
         with torch.device("meta"), warnings.catch_warnings():

@@ -22,7 +22,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import torch
 from safetensors.torch import save_file
@@ -38,6 +38,9 @@ from .models import LoadedModel, from_record
 from .record_checks import check_record
 from .untrusted import file_sha256, open_zip
 
+if TYPE_CHECKING:                      # above this module: for annotations only
+    from .session import Session
+
 META = "snapshot.json"
 DIGESTS = "sha256"                       # snapshot.json: {weights file name: digest}
 WEIGHT_FILES = ("model.safetensors", "model.pt", "state.safetensors")
@@ -47,8 +50,8 @@ def folder_name(index: int, stage: str) -> str:
     return f"{index:02d}-{stage}"
 
 
-def save_snapshot(session, index: int, stage: str, recipe: dict | None,
-                  measure: Callable[[Path], dict] | None = None) -> Path:
+def save_snapshot(session: Session, index: int, stage: str, recipe: dict[str, Any] | None,
+                  measure: Callable[[Path], dict[str, Any]] | None = None) -> Path:
     """Write the session's model as snapshot `index` under out_dir/snapshots, measured, in one atomic step.
 
     `measure(folder)` runs inside the temporary folder (it writes the compressed file there) before the
@@ -59,7 +62,7 @@ def save_snapshot(session, index: int, stage: str, recipe: dict | None,
     target = session.out_dir / "snapshots" / folder_name(index, stage)
     with atomic_dir(target, root=session.out_dir) as tmp:     # no link between the run folder and the snapshot
         sd = cpu_state_dict(session.model)
-        digests = {}
+        digests: dict[str, str] = {}
         if all(getattr(v, "is_quantized", True) is False for v in sd.values()):
             digests["model.safetensors"] = save_weights(session.model, session.record, tmp / "model.safetensors")
         else:
@@ -77,7 +80,7 @@ def save_snapshot(session, index: int, stage: str, recipe: dict | None,
     return target
 
 
-def read_meta(path: str | Path) -> dict:
+def read_meta(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         data = read_regular(path / META, max_bytes=MAX_META_BYTES)     # a regular file, not a link; size bounded
@@ -104,7 +107,7 @@ class _NonFinite(ValueError):
     pass
 
 
-def _non_finite(word: str):
+def _non_finite(word: str) -> NoReturn:
     raise _NonFinite(word)
 
 
@@ -115,7 +118,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _expected_digest(path: Path, meta: dict, name: str) -> str | None:
+def _expected_digest(path: Path, meta: dict[str, Any], name: str) -> str | None:
     """The digest snapshot.json records for the weights file `name` (None for snapshots older than digests); a
     snapshot that records digests must record one for each of its weights files."""
     digests = meta.get(DIGESTS)
@@ -126,10 +129,11 @@ def _expected_digest(path: Path, meta: dict, name: str) -> str | None:
     if name not in digests:
         raise CheckpointError(f"{path / name}: snapshot.json records no digest for it (added after the snapshot "
                               "was written?)")
-    return digests[name]
+    found: str = digests[name]
+    return found
 
 
-def _check_recorded_files(path: Path, meta: dict) -> None:
+def _check_recorded_files(path: Path, meta: dict[str, Any]) -> None:
     """Before any weights are read: each weights file snapshot.json records a digest for is there (a missing
     state.safetensors would drop the masks), and each one there has a digest (none was planted later)."""
     digests = meta.get(DIGESTS)
@@ -141,7 +145,7 @@ def _check_recorded_files(path: Path, meta: dict) -> None:
             _expected_digest(path, meta, name)
 
 
-def _weights(path: Path, meta: dict) -> dict:
+def _weights(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The snapshot's state dict: model.safetensors (checksum checked when recorded) or a weights-only model.pt."""
     if (path / "model.safetensors").exists():
         return read_safetensors(path / "model.safetensors", _expected_digest(path, meta, "model.safetensors"))[0]
@@ -193,7 +197,7 @@ def load_snapshot(path: str | Path) -> LoadedModel:
     return loaded
 
 
-def smallest_file(session, folder: Path, check_cancel=None) -> dict:
+def smallest_file(session: Session, folder: Path, check_cancel: Callable[[], None] | None = None) -> dict[str, Any]:
     """Write every candidate format, verify each, keep the smallest as folder/compressed.*.
 
     Returns {"format", "bytes", "failed": {format: reason}}; format "none" and bytes None when no
