@@ -12,21 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..distill import losses as L
-from ..distill.teachers import FeatureTap, Teacher, describe, is_snapshot_index, teacher_specs
+from ..distill.teachers import FeatureTap, Teacher, TeacherRef, describe, is_snapshot_index, teacher_specs
 from ..errors import BadInput, RecipeError, SpecError, StageError
-from ..events import Log, Metric
+from ..events import Event, Log, Metric
 from ..limits import MAX_SNAPSHOT_INDEX
 from ..metrics import accuracy, is_quantized
 from ..params import param
 from ..specs import check_fits, load_model
-from ..training import OPTIMIZERS, SCHEDULES, fit
+from ..training import OPTIMIZERS, SCHEDULES, LossFn, fit
 from . import StageKind, get, register
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
+    from ..session import Session
 
 DESCRIPTION = ("Knowledge distillation: the student learns from the teacher's softened outputs (temperature T) "
                "and, optionally, from its intermediate features (FitNet hints, attention transfer) and the "
@@ -34,7 +39,7 @@ DESCRIPTION = ("Knowledge distillation: the student learns from the teacher's so
                "teacher-assistant chain.")
 
 
-def _check_losses(value: dict) -> str | None:
+def _check_losses(value: dict[str, Any]) -> str | None:
     for name in value:
         if name not in L.LOSSES:
             return f"unknown loss {name!r} (known: {', '.join(L.LOSSES)})"
@@ -90,11 +95,11 @@ class Params:
         return {k: w for k, w in self.losses.items() if k in L.FEATURE_LOSSES and w > 0}
 
 
-def _path(session) -> str:
+def _path(session: Session) -> str:
     return f"stages[{session.stage_index}]"
 
 
-def _snapshots_before(session) -> int:
+def _snapshots_before(session: Session) -> int:
     """How many snapshots exist when this stage starts: the baseline plus one per earlier model-changing stage."""
     recipe = session.recipe
     if recipe is None:
@@ -103,7 +108,7 @@ def _snapshots_before(session) -> int:
     return 1 + sum(1 for s in earlier if get(s.kind).changes_model)
 
 
-def _load_checked(session, spec: str, path: str):
+def _load_checked(session: Session, spec: str, path: str) -> LoadedModel:
     """Load a teacher or student spec for the run's data; errors name the field."""
     try:
         loaded = load_model(spec, session.data.input_shape, session.data.num_classes, trust=session.trust)
@@ -113,12 +118,12 @@ def _load_checked(session, spec: str, path: str):
     return loaded
 
 
-def load_teacher(session, ref, path: str) -> nn.Module:
+def load_teacher(session: Session, ref: TeacherRef, path: str) -> nn.Module:
     """One teacher module in eval mode with frozen parameters, on the session's device when it can move."""
     data = session.data
     try:
         if ref == "input" or is_snapshot_index(ref):
-            index = 0 if ref == "input" else ref
+            index = ref if is_snapshot_index(ref) else 0
             if index >= len(session.snapshot_paths):
                 raise StageError(f"{path}: snapshot {index} does not exist yet (this run has "
                                   f"{len(session.snapshot_paths)} so far)")
@@ -139,10 +144,10 @@ def _trainable(model: nn.Module) -> bool:
     return any(p.requires_grad and p.is_floating_point() for p in model.parameters())
 
 
-def preflight(session, p: Params) -> None:
+def preflight(session: Session, p: Params) -> None:
     path = _path(session)
     available = _snapshots_before(session)
-    teachers = []
+    teachers: list[nn.Module | None] = []
     for i, ref in enumerate(teacher_specs(p.teacher)):
         where = f"{path}.teacher" + (f"[{i}]" if isinstance(p.teacher, list) else "")
         if is_snapshot_index(ref) and ref >= available:
@@ -168,7 +173,7 @@ def preflight(session, p: Params) -> None:
             raise RecipeError(f"{path}.pairs: {exc.message}") from None
 
 
-def _probe(teacher: nn.Module, student: nn.Module, x: torch.Tensor, p: Params) -> dict[int, tuple]:
+def _probe(teacher: nn.Module, student: nn.Module, x: torch.Tensor, p: Params) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """Run one batch through both models; check each pair's shapes suit the losses; return them by pair index."""
     t_tap = FeatureTap(teacher, [t for t, _ in p.pairs], "the teacher")
     s_tap = FeatureTap(student, [s for _, s in p.pairs], "the student")
@@ -188,17 +193,19 @@ def _probe(teacher: nn.Module, student: nn.Module, x: torch.Tensor, p: Params) -
             shapes[i] = (ft, fs)
         return shapes
     finally:
-        t_tap.close(), s_tap.close()
+        t_tap.close()
+        s_tap.close()
         teacher.train(modes[0]), student.train(modes[1])
 
 
-def _set_student(session, p: Params) -> Iterator:
+def _set_student(session: Session, p: Params) -> Iterator[Event]:
     if p.student == "current":
         return
     if p.student == "reinit":
         for m in session.model.modules():
-            if m is not session.model and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+            reset = getattr(m, "reset_parameters", None)
+            if m is not session.model and callable(reset):
+                reset()
         session.codebooks = {}
         session.apply_masks()
         yield Log("info", "student: the current architecture with fresh weights")
@@ -209,7 +216,7 @@ def _set_student(session, p: Params) -> Iterator:
     session.init_state = {k: v.detach().cpu().clone() for k, v in session.model.state_dict().items()}
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     path = _path(session)
     refs = teacher_specs(p.teacher)
     yield from _set_student(session, p)
@@ -241,7 +248,7 @@ def run(session, p: Params) -> Iterator:
     yield Log("info", f"distilled: student val accuracy {acc:.4f} (teacher {t_acc:.4f})")
 
 
-def _loss(p: Params, teacher: Teacher, s_tap: FeatureTap | None, adapters: nn.ModuleList):
+def _loss(p: Params, teacher: Teacher, s_tap: FeatureTap | None, adapters: nn.ModuleList) -> LossFn:
     T, alpha, w = p.temperature, p.alpha, p.losses
     relational = {k: f for k, f in (("rkd", L.rkd_loss), ("sp", L.sp_loss)) if w.get(k, 0) > 0}
 

@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..dynamic import early_exit as ee
 from ..dynamic import slimmable as slim
 from ..errors import BadInput, RecipeError
-from ..events import Log, Progress, Series
+from ..events import Event, Log, Progress, Series
 from ..metrics import accuracy, denormals_flushed, flops_per_module, is_quantized, latency_ms
 from ..params import param
 from ..pruning import structured
 from ..pruning.layers import classifier_name, unknown_layer
 from ..training import OPTIMIZERS, SCHEDULES, fit
 from . import StageKind, register
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 KIND = "dynamic"
 DESCRIPTION = ("Early exits: classifier heads after intermediate layers, trained with the sum of all exits' losses; "
@@ -68,11 +73,11 @@ class Params:
         return None
 
 
-def _path(session) -> str:
+def _path(session: Session) -> str:
     return f"stages[{session.stage_index}]"
 
 
-def _layers(session, p: Params) -> list[str]:
+def _layers(session: Session, p: Params) -> list[str]:
     model, path, example = session.model, _path(session), session.example_input(1)
     if isinstance(p.exits, int):
         try:
@@ -91,7 +96,7 @@ def _layers(session, p: Params) -> list[str]:
     return list(p.exits)
 
 
-def preflight(session, p: Params) -> None:
+def preflight(session: Session, p: Params) -> None:
     path = _path(session)
     if session.record.get("frozen") or is_quantized(session.model):
         raise RecipeError(f"{path}.method: dynamic computation needs a float model that can be changed (use it "
@@ -114,13 +119,13 @@ def preflight(session, p: Params) -> None:
         raise RecipeError(f"{path}.method: slimmable widths need structured pruning: {exc.message}") from None
 
 
-def _ignored(session) -> list[str]:
+def _ignored(session: Session) -> list[str]:
     """Layers whose outputs keep their width: the final classifier (its outputs are the classes)."""
     name = classifier_name(session.model, session.example_input(1))
     return [name] if name else []
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     if p.method == "slimmable":
         yield from _run_slimmable(session, p)
         return
@@ -129,13 +134,13 @@ def run(session, p: Params) -> Iterator:
     session.set_model(model, ee.attach(model, session.example_input(2), layers, data.num_classes))
     model = session.model
     yield Log("info", f"early exits after {', '.join(layers)}")
-    backbone = [] if p.train_backbone else [m for n, m in model.named_children() if n != ee.HEADS]
+    backbone: list[nn.Module] = [] if p.train_backbone else [m for n, m in model.named_children() if n != ee.HEADS]
     frozen = [t for m in backbone for t in m.parameters() if t.requires_grad]
     for t in frozen:
         t.requires_grad_(False)
     try:
         with ee.Exits(model, layers) as exits:
-            def loss_fn(m, x, y):
+            def loss_fn(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
                 exits.outputs.clear()
                 out = m(x)
                 return F.cross_entropy(out, y) + sum(F.cross_entropy(o, y) for o in exits.outputs)
@@ -158,9 +163,11 @@ def run(session, p: Params) -> Iterator:
                  exit_accuracy=result["exit_accuracy"])
 
 
-def _exit_probs(model, layers: list[str], batches, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _exit_probs(model: nn.Module, layers: list[str], batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(confidence, prediction) of every exit and the final classifier for every sample, and the labels."""
-    probs, labels = [], []
+    probs: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
     with torch.no_grad(), ee.Exits(model, layers) as exits:
         for x, y in batches:
             exits.outputs.clear()
@@ -178,7 +185,7 @@ def _exiting(conf: torch.Tensor, pred: torch.Tensor, threshold: float) -> tuple[
     return taken, pred.gather(0, taken[None]).squeeze(0)
 
 
-def _trade_off(session, layers: list[str], thresholds: list[float], latency_samples: int) -> dict:
+def _trade_off(session: Session, layers: list[str], thresholds: list[float], latency_samples: int) -> dict[str, Any]:
     """Per exit: accuracy alone and measured FLOPs; per threshold: accuracy, *expected* FLOPs per sample (the
     share of samples leaving at each exit times that exit's measured FLOPs) and measured batch-1 latency with
     real exiting. Accuracies and shares are on val, where a threshold is chosen; `test_accuracy` is reported."""
@@ -187,7 +194,7 @@ def _trade_off(session, layers: list[str], thresholds: list[float], latency_samp
     t_conf, t_pred, t_y = _exit_probs(model, layers, session.data.test, device)
     costs = ee.exit_flops(model, layers, session.example_input(1))
     singles = _single_inputs(session, latency_samples)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t in thresholds:
         taken, chosen = _exiting(conf, pred, t)
         share = torch.bincount(taken, minlength=len(layers) + 1).float() / len(y)
@@ -201,21 +208,21 @@ def _trade_off(session, layers: list[str], thresholds: list[float], latency_samp
             "exit_mflops": [c / 1e6 for c in costs], "thresholds": rows}
 
 
-def _single_inputs(session, samples: int) -> list[torch.Tensor]:
+def _single_inputs(session: Session, samples: int) -> list[torch.Tensor]:
     """The first `samples` val inputs, one per batch of 1, on the session's device."""
     inputs: list[torch.Tensor] = []
     for x, _ in session.data.val:
         if len(inputs) >= samples:
             break
-        inputs.extend(x.split(1))
+        inputs.extend(torch.split(x, 1))
     return [x.to(session.device) for x in inputs[:samples]]
 
 
-def _latency(model, layers: list[str], inputs: list[torch.Tensor], threshold: float) -> float:
+def _latency(model: nn.Module, layers: list[str], inputs: list[torch.Tensor], threshold: float) -> float:
     """Mean batch-1 wall time over `inputs` with real early exiting."""
     if not inputs:
         return float("nan")
-    times = []
+    times: list[float] = []
     with denormals_flushed(), torch.inference_mode(), ee.Exits(model, layers, threshold=threshold) as exits:
         for x in inputs:
             t0 = time.perf_counter()
@@ -224,23 +231,23 @@ def _latency(model, layers: list[str], inputs: list[torch.Tensor], threshold: fl
     return statistics.mean(times) * 1000.0
 
 
-def _run_slimmable(session, p: Params) -> Iterator:
+def _run_slimmable(session: Session, p: Params) -> Iterator[Event]:
     model, data, device = session.model, session.data, session.device
     example, ignored = session.example_input(1), _ignored(session)
     widths = sorted({*p.widths, 1.0}, reverse=True)
     yield Log("info", f"slimmable widths {', '.join(f'{w:g}' for w in widths)}: planning channels with torch-pruning")
     plan = slim.plan(model, example, widths, ignored)
     with slim.WidthMasks(model, plan) as masks:
-        def loss_fn(m, x, y):
-            total = 0.0
+        def loss_fn(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            total: torch.Tensor | float = 0.0
             for w in widths:               # the sandwich rule: every width learns at every step
                 masks.width = w
                 total = total + F.cross_entropy(m(x), y)
             masks.width = 1.0
-            return total
+            return cast(torch.Tensor, total)      # widths holds 1.0 at least: a sum of losses
         yield from fit(session, p.epochs, p.lr, p.optimizer, p.schedule, 0.0, p.batch_size, loss_fn=loss_fn,
                        label="slimmable")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, w in enumerate(widths):
         session.check_cancel()
         yield Progress(i, len(widths), f"measuring width {w:g}")
@@ -263,7 +270,7 @@ def _run_slimmable(session, p: Params) -> Iterator:
                  accuracy={f"{r['width']:g}": r["accuracy"] for r in rows})
 
 
-def _at_width(session, model, width: float, ignored: list[str]):
+def _at_width(session: Session, model: nn.Module, width: float, ignored: list[str]) -> nn.Module:
     """A copy of the model narrowed to `width`, its batch norms calibrated on the calibration split."""
     import copy
     narrow = copy.deepcopy(model)
