@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from ..errors import BadInput, RecipeError
-from ..events import LayerStats, Log, Metric
+from ..events import Event, LayerStats, Log, Metric
 from ..limits import MAX_SNAPSHOT_INDEX
 from ..metrics import accuracy
 from ..params import param
@@ -23,6 +25,9 @@ from ..pruning.lottery import Rewinder
 from ..snapshots import load_snapshot
 from ..training import OPTIMIZERS, SCHEDULES, fit
 from . import StageKind, register
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 DESCRIPTION = ("Remove unimportant weights (unstructured: zeroed and kept at zero) or whole neurons, filters "
                "and channels (structured: the model physically shrinks), in one shot or over several steps "
@@ -88,11 +93,11 @@ class Params:
         return None
 
 
-def _path(session) -> str:
+def _path(session: Session) -> str:
     return f"stages[{session.stage_index}]"
 
 
-def source_state(session, rewind: str | int, path: str = "rewind") -> dict[str, torch.Tensor]:
+def source_state(session: Session, rewind: str | int, path: str = "rewind") -> dict[str, torch.Tensor]:
     """The weights to rewind to: init (`rewind: init`) or snapshot `rewind` of this run."""
     if rewind == "init":
         if session.init_state is None:
@@ -106,7 +111,7 @@ def source_state(session, rewind: str | int, path: str = "rewind") -> dict[str, 
     return load_snapshot(session.snapshot_paths[index]).module.state_dict()
 
 
-def preflight(session, p: Params) -> None:
+def preflight(session: Session, p: Params) -> None:
     path, model = _path(session), session.model
     names = checked_layers(model, p.exclude, path, "prune")
     for name in p.overrides:
@@ -132,7 +137,7 @@ def preflight(session, p: Params) -> None:
             raise RecipeError(f"{path}.structured: {exc.message}") from None
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     path, model = _path(session), session.model
     example = session.example_input(1)
     classifier = classifier_name(model, example)
@@ -181,7 +186,7 @@ def run(session, p: Params) -> Iterator:
     yield Log("info", f"pruned: {sparsity:.2%} of the prunable weights removed or zero")
 
 
-def _nonzero_weights(model) -> int:
+def _nonzero_weights(model: nn.Module) -> int:
     return sum(int(m.weight.count_nonzero()) for m in prunable_layers(model).values())
 
 
