@@ -2,6 +2,7 @@
 round-trips through a recipe, is applied by the loaders as said, and the model panel's measurement
 (`layer_data.open_model`), `workbench inspect --data` and a run's baseline use the same settings and agree."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -164,3 +165,7 @@ def test_inspect_data_takes_a_mapping_and_refuses_a_bad_one(tmp_path):
     empty.write_text("stages: []\n")
     none = run_cli("inspect", "arch:mlp:hidden=4", "--data", str(empty))
     assert none.returncode == 2 and "the recipe has no data: to measure with" in none.stderr
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    blocked = run_cli("inspect", "arch:mlp:hidden=4", "--data", str(fifo))
+    assert blocked.returncode == 2 and "cannot read recipe (a folder, FIFO or device" in blocked.stderr
