@@ -22,13 +22,14 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, ErrorInfo, ErrorKind, WorkbenchError
 from .events import Event, RunFinished
 from .recipe import Recipe
-from .run_handle import RunOptions, RunState
+from .run_handle import RunHandle, RunOptions, RunState
 
 CHILD_NICE = 10         # the child yields the CPU to the GUI process on a busy machine
 POLL_SECONDS = 0.2
@@ -49,7 +50,10 @@ def _child_main(recipe: dict[str, Any], options: RunOptions, events: Any, cancel
         torch.set_num_threads(options.threads)
     try:
         run = Run(Recipe.from_dict(recipe), options)
-        threading.Thread(target=lambda: cancel.wait() and run.cancel(), daemon=True).start()
+        def cancel_when_asked() -> None:
+            cancel.wait()
+            run.cancel()
+        threading.Thread(target=cancel_when_asked, daemon=True).start()
         threading.Thread(target=_cancel_when_orphaned, args=(parent, run), daemon=True).start()
         for event in run.events():
             events.put(("event", event))
@@ -61,7 +65,7 @@ def _child_main(recipe: dict[str, Any], options: RunOptions, events: Any, cancel
         events.join_thread()
 
 
-def _cancel_when_orphaned(parent: int, run: Any) -> None:
+def _cancel_when_orphaned(parent: int, run: RunHandle) -> None:
     """The run's process is not a daemon (its data loader starts worker processes of its own), so it would outlive
     a parent that died without stopping it: it cancels itself (keeping every snapshot) when the parent is gone."""
     while True:
@@ -100,7 +104,7 @@ class ChildRun:
         self._cancel = ctx.Event()
         self._state = RunState.NEW
         # not a daemon: a daemonic process may not start children, and the run's data loader starts its workers
-        self._process = ctx.Process(target=_child_main, args=(recipe.to_dict(), self.options, self._events,
+        self._process: BaseProcess = ctx.Process(target=_child_main, args=(recipe.to_dict(), self.options, self._events,
                                                               self._cancel, os.getpid()), name="workbench-run")
 
     @property

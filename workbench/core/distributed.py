@@ -17,11 +17,14 @@ import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+if TYPE_CHECKING:                      # above this module: for annotations only
+    from .session import Session
 
 TIMEOUT = timedelta(minutes=10)     # a rank that stops answering ends the run after this long
 
@@ -103,7 +106,7 @@ def rank_device(device: str) -> str:
     return device
 
 
-def model_tensors(session) -> list[torch.Tensor]:
+def model_tensors(session: Session) -> list[torch.Tensor]:
     """Every tensor that makes the session's model what it is: weights and buffers, masks, codebooks."""
     state = list(session.model.state_dict(keep_vars=True).values())
     return [*state, *session.masks.values(), *session.codebooks.values()]

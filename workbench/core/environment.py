@@ -4,6 +4,7 @@ from __future__ import annotations
 import platform
 from functools import lru_cache
 from importlib import metadata
+from typing import Any
 
 import torch
 
@@ -27,7 +28,7 @@ def workbench_version() -> str:
         return "unknown"
 
 
-def environment(device: str | torch.device = "cpu", world_size: int = 1, backend: str | None = None) -> dict:
+def environment(device: str | torch.device = "cpu", world_size: int = 1, backend: str | None = None) -> dict[str, Any]:
     """What report.json records under `environment` (see INTERFACE.md)."""
     device = torch.device(device)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" and torch.cuda.is_available() else None

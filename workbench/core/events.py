@@ -79,10 +79,10 @@ class ExportResult:
     verified: bool
     max_abs_diff: float | None
     error: str | None = None
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
     check: str = ""                 # what "verified" meant for this format
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sized
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -52,14 +52,16 @@ def measure_accuracy(session: Session, label: str) -> Generator[Progress, None, 
 
 
 def _batches(loader: object) -> int | None:
+    if not isinstance(loader, Sized):
+        return None
     try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
+        return len(loader)
+    except TypeError:             # a DataLoader over an iterable data set has no length
         return None
 
 
-def measure(session, folder: Path, baseline_dense_bytes: int | None,
-            accuracies: Accuracies | None = None) -> dict:
+def measure(session: Session, folder: Path, baseline_dense_bytes: int | None,
+            accuracies: Accuracies | None = None) -> dict[str, Any]:
     """Accuracy, sizes, FLOPs and latency of the session's model; writes the compressed file into `folder`.
     `accuracies` (test, val) when `measure_accuracy` has measured them already (with its progress).
 

@@ -8,7 +8,7 @@ refused with the reason, and so is fp16 (CPU autocast in fp16 has no fast kernel
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -60,9 +60,10 @@ class Precision:
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             yield
 
-    def backward_and_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, between=None) -> None:
+    def backward_and_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer,
+                          between: Callable[[], None] | None = None) -> None:
         """Backward (scaled for fp16), `between()` on the (unscaled) gradients, then the optimiser step."""
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is not annotated
         if self.scaler.is_enabled():
             self.scaler.unscale_(opt)
         if between is not None:

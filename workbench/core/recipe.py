@@ -47,7 +47,7 @@ class StageSpec:
 class Recipe:
     stages: list[StageSpec] = field(default_factory=list)
     model: str | None = None
-    data: str | dict | None = None    # a data spec, or a mapping of data settings (`data.settings`)
+    data: str | dict[str, Any] | None = None    # a data spec, or a mapping of data settings (`data.settings`)
     seed: int = 0
     name: str = ""
     description: str = ""
@@ -160,13 +160,13 @@ class BoundedLoader(yaml.SafeLoader):
     """PyYAML's SafeLoader with bounds: nesting depth, and the number of nodes counting every alias as the
     whole node it stands for, so a "billion laughs" document is refused before anything is expanded."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: str | bytes) -> None:
         super().__init__(stream)
         self._depth = 0
         self._nodes = 0
         self._sizes: dict[int, int] = {}     # id(node) -> nodes it stands for, for aliases to it
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             node = super().compose_node(parent, index)
             self._count(self._sizes.get(id(node), 1))
