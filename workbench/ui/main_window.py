@@ -35,7 +35,7 @@ from .widgets.plots import PlotsPanel
 from .widgets.run_panel import RunPanel
 from .widgets.runs_view import RunsView
 
-LAYOUT_VERSION = 2         # 2: docks fitted to the screen (layout.py); layouts saved by version 1 are not restored
+LAYOUT_VERSION = 3         # 3: side columns full height on a laptop (layout.py); older saved layouts are not restored
 LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
                        Qt.DockWidgetArea.BottomDockWidgetArea)
 

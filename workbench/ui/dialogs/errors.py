@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import traceback
 
-from PySide6.QtCore import QThread, QTimer
+from PySide6.QtCore import Qt, QThread, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from ..formatting import one_based
@@ -36,11 +36,21 @@ def ask(parent: QWidget | None, title: str, question: str, yes: str = "", no: st
     box = QMessageBox(QMessageBox.Icon.Question, title, question,
                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
     box.setDefaultButton(QMessageBox.StandardButton.No)
-    if yes:
-        box.button(QMessageBox.StandardButton.Yes).setText(yes)
-    if no:
-        box.button(QMessageBox.StandardButton.No).setText(no)
+    for which, text in ((QMessageBox.StandardButton.Yes, yes), (QMessageBox.StandardButton.No, no)):
+        if text:
+            _label(box.button(which), text)
     return box.exec() == QMessageBox.StandardButton.Yes
+
+
+BUTTON_TEXT_PX = 300     # a button naming a long path is elided in the middle (the whole text in its tooltip)
+
+
+def _label(button, text: str) -> None:
+    """`text` on a button, never wider than BUTTON_TEXT_PX: two long ones side by side were cut off the screen."""
+    shown = button.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle, BUTTON_TEXT_PX)
+    button.setText(shown)
+    if shown != text:
+        button.setToolTip(text)
 
 
 def ask_save(parent: QWidget | None, title: str, question: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QValidator
+from PySide6.QtGui import QValidator, QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -82,11 +82,45 @@ def _bounds(meta: dict, integer: bool) -> tuple[float, float]:
     return lo, hi
 
 
+def _wheel_if_focused(box: QWidget, event: QWheelEvent, wheel) -> None:
+    """The mouse wheel changes a combo or spin box only once it has the focus (clicked or tabbed into): over an
+    unfocused one it scrolls the form, as it does everywhere else, instead of changing a setting in passing."""
+    if box.hasFocus():
+        wheel(box, event)
+    else:
+        event.ignore()             # goes on to the scroll area under it
+
+
+class ComboBox(QComboBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)      # the wheel alone does not give it the focus
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        _wheel_if_focused(self, event, QComboBox.wheelEvent)
+
+
+class FloatSpinBox(QDoubleSpinBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        _wheel_if_focused(self, event, QDoubleSpinBox.wheelEvent)
+
+
 class IntSpinBox(QSpinBox):
     """A spin box that refuses a negative number typed where none is allowed (a plain QSpinBox drops the minus sign
     and takes the number as positive): the text stays as typed, marked, and the previous value is kept."""
 
     refusedText = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        _wheel_if_focused(self, event, QSpinBox.wheelEvent)
 
     def validate(self, text: str, pos: int):
         stripped = text.strip().removeprefix(self.prefix()).strip()
@@ -119,7 +153,7 @@ class IntEditor(Editor):
 
 class FloatEditor(Editor):
     def __init__(self, meta: dict, default: Any) -> None:
-        box = QDoubleSpinBox()
+        box = FloatSpinBox()
         step = meta.get("step") or 0.0
         small = min([abs(v) for v in (step, default) if isinstance(v, (int, float)) and v] or [0.01])
         box.setDecimals(min(10, max(3, int(-math.floor(math.log10(small))) + 2)))
@@ -140,7 +174,7 @@ class FloatEditor(Editor):
 
 class ChoiceEditor(Editor):
     def __init__(self, meta: dict) -> None:
-        box = QComboBox()
+        box = ComboBox()
         box.addItems([str(c) for c in meta["choices"]])
         super().__init__(box)
         box.currentTextChanged.connect(self._emit)

@@ -9,6 +9,7 @@ from .. import formatting as F
 from .pg_setup import ChartBox, pg
 
 MAX_TEXT_ROWS = 40     # above this many layers, bars carry no text (the y-axis still names them)
+ROW_PX = 15            # a layer name or a bar's text needs this many pixels of height: fewer, and every k-th is named
 
 
 def layer_rows(layers, baseline: dict | None = None) -> list[dict]:
@@ -55,6 +56,7 @@ class LayerBars(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[dict] = []
+        self.texts: list = []             # the bars' value texts, shown only while each row has ROW_PX pixels
         self.title = QLabel("Select a snapshot (or run a recipe) to see what each layer kept.")
         self.title.setWordWrap(True)
         self.sparsity = ChartBox("Sparsity (zeros in prunable weights)", "sparsity (%)")
@@ -65,6 +67,7 @@ class LayerBars(QWidget):
             box.plot.setXRange(0, 100, padding=0.02)
         self.kept.plot.setYLink(self.sparsity.plot)
         self.kept.plot.getPlotItem().getAxis("left").setStyle(showValues=False)
+        self.sparsity.plot.getPlotItem().getViewBox().sigResized.connect(self._fit_labels)
         self.kept.set_legend([("#cbd5e1", "before (baseline)", False), ("#60a5fa", "after", False)])
         split = self.split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.sparsity)
@@ -93,16 +96,27 @@ class LayerBars(QWidget):
         if structural:
             self._draw_kept()
 
+    def label_step(self) -> int:
+        """Every k-th layer is named so that the names never overlap at the plot's height now."""
+        height = self.sparsity.plot.getPlotItem().getViewBox().height()
+        return max(1, -(-len(self.rows) * ROW_PX // int(height))) if height > 0 else max(1, len(self.rows) // 40)
+
+    def _fit_labels(self) -> None:
+        step = self.label_step()
+        names = [(i, r["name"]) for i, r in enumerate(self.rows)]
+        self.sparsity.plot.getPlotItem().getAxis("left").setTicks([names[::step]])
+        for item in self.texts:
+            item.setVisible(step == 1 and len(self.rows) <= MAX_TEXT_ROWS)
+
     def _ticks(self, plot) -> None:
         plot.setXRange(0, 100, padding=0.02)
-        names = [r["name"] for r in self.rows]
-        step = max(1, len(names) // 40)
-        plot.getPlotItem().getAxis("left").setTicks([[(i, n) for i, n in enumerate(names)][::step]])
-        plot.setYRange(-0.6, max(1, len(names)) - 0.4, padding=0)
+        self._fit_labels()
+        plot.setYRange(-0.6, max(1, len(self.rows)) - 0.4, padding=0)
 
     def _draw_sparsity(self) -> None:
         plot = self.sparsity.plot
         plot.clear()
+        self.texts = [t for t in self.texts if t.scene() is not None]       # the kept plot's, if drawn
         self._ticks(plot)
         ys = [i for i, r in enumerate(self.rows) if r["sparsity"] is not None]   # no bar without prunable weights
         if not ys:
@@ -110,13 +124,14 @@ class LayerBars(QWidget):
         values = [100 * self.rows[i]["sparsity"] for i in ys]
         brushes = [pg.mkBrush("#dc2626" if v >= 50 else "#f59e0b" if v > 0 else "#93c5fd") for v in values]
         plot.addItem(pg.BarGraphItem(x0=[0] * len(ys), y=ys, height=0.7, width=values, brushes=brushes, pen=None))
-        if len(self.rows) <= MAX_TEXT_ROWS:
-            for y, v in zip(ys, values):
-                self._text(plot, f"{v:.1f}%", min(v, 80) + 1, y)
+        for y, v in zip(ys, values):
+            self._text(plot, f"{v:.1f}%", min(v, 80) + 1, y)
+        self._fit_labels()
 
     def _draw_kept(self) -> None:
         plot = self.kept.plot
         plot.clear()
+        self.texts = [t for t in self.texts if t.scene() is not None]
         self._ticks(plot)
         rows = [(i, r) for i, r in enumerate(self.rows) if r["params_before"]]
         if not rows:
@@ -126,12 +141,12 @@ class LayerBars(QWidget):
         plot.addItem(pg.BarGraphItem(x0=[0] * len(ys), y=ys, height=0.7, width=[100] * len(ys),
                                      brush=pg.mkBrush("#e2e8f0"), pen=None))
         plot.addItem(pg.BarGraphItem(x0=[0] * len(ys), y=ys, height=0.7, width=kept, brush=pg.mkBrush("#60a5fa"), pen=None))
-        if len(self.rows) <= MAX_TEXT_ROWS:
-            for (y, r), k in zip(rows, kept):
-                self._text(plot, f"{k:.0f}%  {kept_text(r)}", 1, y)
+        for (y, r), k in zip(rows, kept):
+            self._text(plot, f"{k:.0f}%  {kept_text(r)}", 1, y)
+        self._fit_labels()
 
-    @staticmethod
-    def _text(plot, text: str, x: float, y: float) -> None:
+    def _text(self, plot, text: str, x: float, y: float) -> None:
         item = pg.TextItem(text, color="#111827", anchor=(0, 0.5))
         item.setPos(x, y)
         plot.addItem(item)
+        self.texts.append(item)

@@ -106,7 +106,7 @@ class LayerInspector(QWidget):
             return
         self.image.setImage(heat_rgba(a.heat, a.heat_pruned), autoLevels=False)
         rows, cols = a.heat.shape
-        self.heat.setTitle(a.heat_label, size="9pt")
+        self.heat.setTitle(a.heat_label.split(" (")[0], size="9pt")    # the axes name out and in; the tooltip all
         self.heat.setToolTip(f"{a.heat_label}: {F.shape(a.shape)} weights shown as {rows}×{cols} cells"
                              f"{' (block maxima)' if a.downsampled else ''}; red cells are entirely zero.")
         self.heat.getPlotItem().getViewBox().setRange(xRange=(0, cols), yRange=(0, rows), padding=0)

@@ -41,6 +41,7 @@ def split_auto(series: dict) -> tuple[dict, dict]:
     return rest, auto
 HINT = "No curves yet.<br>Press Run, or select a run<br>in Runs and snapshots."
 
+EPOCHS = "epoch (stages in order)"
 
 class PlotsPanel(QWidget):
     """`begin_run` + `handle(event)` for a live run, `add_run(RunData)` for runs read from disk, `show_runs(keys)`
@@ -64,9 +65,13 @@ class PlotsPanel(QWidget):
         self._timer = QTimer(self, singleShot=True, interval=REDRAW_MS)
         self._timer.timeout.connect(self._redraw)
 
-        self.loss = ChartBox("Loss", "epoch (stages one after another)", "loss")
-        self.acc = ChartBox("Accuracy on val (an evaluate stage's curve names its split)", "epoch (stages one after another)", "accuracy (%)")
-        self.other = ChartBox("Other metrics", "epoch (stages one after another)", "value (sparsity in %)")
+        self.loss = ChartBox("Loss", EPOCHS, "loss")                  # short titles: two charts side by side fit
+        self.acc = ChartBox("Accuracy on val", EPOCHS, "accuracy (%)")  # a laptop screen without being cut
+        self.acc.setToolTip("Accuracy on the val split, where decisions are taken (fine-tuning, pruning steps); an "
+                            "evaluate stage's curve names its split (eval/test_accuracy)")
+        self.other = ChartBox("Other metrics", EPOCHS, "value (sparsity in %)")
+        for box in (self.loss, self.acc, self.other):
+            box.plot.setToolTip(box.toolTip() or "x: epochs, the stages one after another (their starts dashed)")
         self.charts = {"loss": self.loss, "accuracy": self.acc, "other": self.other}
         self.hint = pg.TextItem(html=f"<div style='color:#9ca3af; text-align:center'>{HINT}</div>", anchor=(0.5, 0.5))
         self.loss.plot.addItem(self.hint)

@@ -24,6 +24,7 @@ class RunPanel(QWidget):
         self.log = QPlainTextEdit(readOnly=True)
         self.log.setMaximumBlockCount(2000)
         self.log.setObjectName("log")
+        self.log.setMinimumHeight(3 * self.log.fontMetrics().lineSpacing() + 10)   # a short dock on a laptop screen
         form = QFormLayout()
         form.addRow("Stage", self.stage_bar)
         form.addRow("Overall", self.overall_bar)
