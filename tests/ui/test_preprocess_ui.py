@@ -64,8 +64,8 @@ def test_the_model_panel_measures_with_the_settings_and_shows_the_preprocessing(
     assert info["input_shape"] == [3, 16, 16] and info["accuracy"] == open_model(MODEL, settings)["accuracy"]
     text = w.browser.totals.text()
     assert "input 3×16×16" in text
-    assert ("<b>preprocessing</b> (yours; the rest the default (ImageNet's mean and std, a resize to size / 0.875, "
-            "224 px)): resize 18, centre crop 16 (bilinear); mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)") in text
+    assert ("<b>preprocessing</b> (yours; the rest the default: ImageNet's mean and std, a resize to size / 0.875): "
+            "resize 18, centre crop 16 (bilinear); mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)") in text
     # the same spec with other settings: measured again (none: the images' own 8 px)
     again = w.open_data_dialog()
     again.spins["image_size"].setValue(again.spins["image_size"].minimum())

@@ -35,7 +35,7 @@ from .tensor_sets import root_folder
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "interpolation": "bilinear", "crop_pct": 0.875}
 DEFAULT = Preprocessing("default", 224, None, tuple(IMAGENET["mean"]), tuple(IMAGENET["std"]), "bilinear", 0.875,
-                        stats_from="default", default="ImageNet's mean and std, a resize to size / 0.875, 224 px")
+                        stats_from="default", default="ImageNet's mean and std, a resize to size / 0.875")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")      # the only Pillow plugins ever tried
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")   # the files listed
 

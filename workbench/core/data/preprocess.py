@@ -133,7 +133,7 @@ def describe(pre: dict) -> tuple[str, str]:
     if pre.get("rest"):
         origin += f"; the rest {ORIGINS.get(pre['rest'], pre['rest'])}"
     if pre.get("default"):
-        origin += f" ({pre['default']})"
+        origin += f": {pre['default']}"
     if pre.get("source") == NONE:
         return origin, "pixels scaled to [0, 1]; no resize, crop or normalisation"
     numbers = lambda v: "(" + ", ".join(f"{x:.4g}" for x in v) + ")"

@@ -56,7 +56,7 @@ def preprocessing(settings: DataSettings, weights: dict | None, shape: torch.Siz
     channels = int(shape[1])
     default = Preprocessing("default", None, None, tuple(m * scale / full_scale for m in mean),
                             tuple(s * scale / full_scale for s in std), stats_from="default",
-                            default="the data set's own mean and std, at its own size")
+                            default="the data set's own mean and std")
     usable = weights if weights and len(weights.get("mean", [])) == channels else None
     pre = resolve(settings.preprocess, settings.image_size, from_weights(usable, crop=False) or default, channels,
                   settings.spec, own_side=int(min(shape[2], shape[3])))

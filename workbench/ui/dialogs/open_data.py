@@ -4,6 +4,7 @@ model's own or the default, set here, or none). The result is a `DataSettings`, 
 `parse_settings` (the recipe's parser); an invalid one is said under the fields and OK stays disabled."""
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -107,8 +108,8 @@ class OpenDataDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(help_label)
         groups = QHBoxLayout()
-        groups.addWidget(group, 1)
-        groups.addWidget(pre_group, 1)
+        groups.addWidget(group, 1, Qt.AlignmentFlag.AlignTop)
+        groups.addWidget(pre_group, 1, Qt.AlignmentFlag.AlignTop)
         layout.addLayout(groups)
         layout.addWidget(self.error)
         layout.addStretch()
