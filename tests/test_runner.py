@@ -1,4 +1,5 @@
 """The runner: snapshots, report.json, determinism, cancellation, failures that keep the last snapshot."""
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -8,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from workbench.core import events as E
+from workbench.core import stages
 from workbench.core.errors import BadInput, StageError
 from workbench.core.recipe import Recipe, new_stage
 from workbench.core.run_handle import RunOptions
@@ -107,7 +109,7 @@ def test_failing_stage_restores_last_snapshot(tmp_path, monkeypatch):
         calls["n"] += 1
         return original(session, params) if calls["n"] == 1 else broken(session, params)
 
-    monkeypatch.setattr(train, "run", first_ok_then_broken)
+    monkeypatch.setitem(stages._REGISTERED, "train", dataclasses.replace(train.STAGE, run=first_ok_then_broken))
     job, evs = run_all(recipe, out_dir=tmp_path)
     failed = [e for e in evs if isinstance(e, E.StageFailed)]
     assert len(failed) == 1 and "nan" in failed[0].message and not failed[0].cancelled
