@@ -6,20 +6,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..errors import BadInput
-from ..events import LayerStats, Log, Progress
+from ..events import Event, LayerStats, Log, Progress
 from ..params import param
 from ..quantization import binary, floats, int8
 from ..quantization.kmeans import INITS, MAX_ITER
-from ..quantization.layers import bits_for, bits_layer_names, check_layer_names, weight_layers
+from ..quantization.layers import WeightLayer, bits_for, bits_layer_names, check_layer_names, weight_layers
 from ..quantization.sharing import round_biases, round_codebooks, share_layer
-from ..quantization.tied import tied_fit, write_back
+from ..quantization.tied import Producer, tied_fit, write_back
 from ..training import OPTIMIZERS, fit
 from . import StageKind, register
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 KIND = "quantize"
 DESCRIPTION = ("Fewer bits per weight: k-means weight sharing (2^bits shared values per layer), binary or "
@@ -57,7 +62,7 @@ class Params:
                           when={"method": "kmeans"})
 
 
-def preflight(session, p: Params) -> None:
+def preflight(session: Session, p: Params) -> None:
     path = f"stages[{session.stage_index}]"
     check_layer_names(session.model, bits_layer_names(p.bits), f"{path}.bits")
     for i, name in enumerate(p.exclude):
@@ -67,8 +72,8 @@ def preflight(session, p: Params) -> None:
         raise BadInput(f"{path}.method: {p.method} produces int8 kernels that run on the CPU only; run with --device cpu")
 
 
-def _keep_masks(session, layers: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
-    out = {}
+def _keep_masks(session: Session, layers: dict[str, WeightLayer]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
     for name, module in layers.items():
         param_name = f"{name}.weight"
         keep = module.weight.detach() != 0
@@ -79,7 +84,7 @@ def _keep_masks(session, layers: dict[str, nn.Module]) -> dict[str, torch.Tensor
     return out
 
 
-def _kmeans(session, p: Params) -> Iterator:
+def _kmeans(session: Session, p: Params) -> Iterator[Event]:
     layers = weight_layers(session.model, p.exclude)
     keeps = _keep_masks(session, layers)
     shared = {}
@@ -95,7 +100,7 @@ def _kmeans(session, p: Params) -> Iterator:
                                  "iterations": layer.iterations}})
     if p.finetune_epochs:
         books = {n: nn.Parameter(layer.codebook.clone()) for n, layer in shared.items()}
-        produce = {n: (lambda layer=layer, c=books[n]: layer.weight(c)) for n, layer in shared.items()}
+        produce: dict[str, Producer] = {n: partial(layer.weight, books[n]) for n, layer in shared.items()}
         yield from tied_fit(session, produce, books.values(), p.finetune_epochs, p.lr, p.optimizer, p.batch_size,
                             label="quantize")
         for n, layer in shared.items():
@@ -110,12 +115,13 @@ def _kmeans(session, p: Params) -> Iterator:
     yield Log("info", "k-means: " + ", ".join(f"{n} {layer.codebook.numel()} centroids" for n, layer in shared.items()))
 
 
-def _binary(session, p: Params) -> Iterator:
+def _binary(session: Session, p: Params) -> Iterator[Event]:
     quantizer = binary.QUANTIZERS[p.method]
     layers = weight_layers(session.model, p.exclude)
     keeps = _keep_masks(session, layers)
     latents = {f"{n}.weight": nn.Parameter(m.weight.detach().clone()) for n, m in layers.items()}
-    produce = {n: (lambda lat=lat, keep=keeps[n]: binary.straight_through(lat, keep, quantizer)) for n, lat in latents.items()}
+    produce: dict[str, Producer] = {n: partial(binary.straight_through, lat, keeps[n], quantizer)
+                                    for n, lat in latents.items()}
     write_back(session.model, produce)
     yield Progress(1, 1, f"{p.method} weights")
     if p.finetune_epochs:
@@ -126,8 +132,9 @@ def _binary(session, p: Params) -> Iterator:
     session.note(kind=KIND, method=p.method, finetune_epochs=p.finetune_epochs, layers=sorted(layers))
 
 
-def _int8(session, p: Params) -> Iterator:
+def _int8(session: Session, p: Params) -> Iterator[Event]:
     example = session.example_input(1).cpu()
+    transform: dict[str, Any]
     if p.method == "int8_dynamic":
         yield Progress(0, 1, "int8 dynamic conversion")
         model, transform = int8.convert_dynamic(session.model), {"op": "int8_dynamic"}
@@ -152,7 +159,7 @@ def _int8(session, p: Params) -> Iterator:
     yield Progress(1, 1, f"{p.method}: {int8.int8_weight_bytes(model):,} int8 weights")
 
 
-def _float16(session, p: Params) -> Iterator:
+def _float16(session: Session, p: Params) -> Iterator[Event]:
     dtype = floats.DTYPES[p.method]
     session.set_model(floats.cast_model(session.model, dtype), {"op": "cast", "dtype": str(dtype).removeprefix("torch.")})
     session.codebooks = {k: v.to(dtype).float() for k, v in session.codebooks.items()}
@@ -160,7 +167,7 @@ def _float16(session, p: Params) -> Iterator:
     yield Progress(1, 1, f"cast to {p.method}")
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     if p.method == "kmeans":
         yield from _kmeans(session, p)
     elif p.method in binary.QUANTIZERS:
