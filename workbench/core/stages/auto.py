@@ -11,26 +11,30 @@ from __future__ import annotations
 import copy
 import math
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from torch import nn
 
 from ..auto.driver import Settings, on_one_axis, search
-from ..auto.options import Reference, coupled_groups, structured_options, unstructured_options, width_options
+from ..auto.options import Allocation, OptionTable, Reference, coupled_groups, structured_options, unstructured_options, width_options
 from ..auto.progress import TARGETS, Overall, check_target, describe_target, fmt_cost
 from ..auto.search import PLANNERS, Calibration, closest, knapsack, per_layer, same_width
-from ..auto.state import capture, fork, restore
+from ..auto.state import State, capture, fork, restore
 from ..auto.timing import latency_ratio
 from ..errors import RecipeError, StageError
-from ..events import LayerStats, Log, Series
+from ..events import Event, LayerStats, Log, Series
 from ..export import ExportSource
 from ..export import packed as packed_format
 from ..metrics import count_params, flops_per_module
 from ..params import param
 from ..pruning import structured
 from ..pruning.layers import checked_layers, classifier_name, layer_stats, param_counts, prunable_layers
+from ..session import Session
 from ..training import OPTIMIZERS, SCHEDULES
-from . import StageKind, prune, quantize, register
+from . import INT8, StageKind, prune, quantize, register
 
 DESCRIPTION = ("Make the model N times smaller (or faster, or fewer FLOPs or parameters) and lose at most max_drop "
                "of val accuracy: per-layer sensitivity and cost, the allocation with the least predicted loss "
@@ -123,11 +127,11 @@ class Params:
         return None
 
 
-def _path(session) -> str:
+def _path(session: Session) -> str:
     return f"stages[{session.stage_index}]"
 
 
-def preflight(session, p: Params) -> None:
+def preflight(session: Session, p: Params) -> None:
     path, model = _path(session), session.model
     checked_layers(model, p.exclude, path, "compress")
     if not session.data.splits.get("val"):
@@ -148,7 +152,7 @@ def preflight(session, p: Params) -> None:
 class _Host:
     """The session side of the search (`core.auto.driver.Host`): trials on copies, applying, measuring."""
 
-    def __init__(self, session, p: Params) -> None:
+    def __init__(self, session: Session, p: Params) -> None:
         self.session, self.p = session, p
         self.planner = p.allocation            # set by the search to the planner of each candidate
         self.kind, _ = p.goal
@@ -170,7 +174,7 @@ class _Host:
         else:
             self.base = self.count(session.model)
 
-    def cost(self, s, passes: int | None = None) -> float:
+    def cost(self, s: Session, passes: int | None = None) -> float:
         """The target's measure of a session's model: bytes of its packed file, latency, FLOPs or parameters."""
         if self.kind == "ratio":
             with tempfile.TemporaryDirectory() as tmp:
@@ -178,12 +182,12 @@ class _Host:
                 return float((Path(tmp) / "trial.packed").stat().st_size)
         return self.latency(s.model, passes) if self.kind == "latency" else self.count(s.model)
 
-    def latency(self, model, passes: int | None = None) -> float:
+    def latency(self, model: nn.Module, passes: int | None = None) -> float:
         ratio, _, _ = latency_ratio(copy.deepcopy(model).cpu().eval(), self.reference, self.example.cpu(),
                                     passes or self.p.latency_passes, self.p.latency_threads)
         return ratio * self.base
 
-    def count(self, model) -> float:
+    def count(self, model: nn.Module) -> float:
         return float(flops_per_module(model, self.example)[0] if self.kind == "flops" else count_params(model)[1])
 
     def fmt(self, cost: float | None) -> str:
@@ -192,7 +196,7 @@ class _Host:
     def check_cancel(self) -> None:
         self.session.check_cancel()
 
-    def table(self) -> Iterator:
+    def table(self) -> Generator[Event, None, tuple[OptionTable, Calibration]]:
         """Yields Progress and Log; returns (OptionTable, Calibration)."""
         s, p = self.session, self.p
         model, example = s.model, s.example_input(1)
@@ -225,27 +229,27 @@ class _Host:
             scale = scale if self.int8 else 1.0
         return table, Calibration(start_cost * scale, scale, "scale")
 
-    def _model_cost(self, model) -> float:
+    def _model_cost(self, model: nn.Module) -> float:
         if self.kind != "ratio":
             return self.count(model)
         trial = copy.copy(self.session)
         trial.model, trial.masks, trial.codebooks = model, {}, {}
         return self.cost(trial)
 
-    def trial(self, allocation: dict[str, dict], int8: bool | None = None) -> float:
+    def trial(self, allocation: Allocation, int8: bool | None = None) -> float:
         trial = fork(self.session, self.start)
         for _ in self._apply(trial, allocation, 0, 0, self.int8 if int8 is None else int8):
             self.session.check_cancel()
         return self.cost(trial)
 
-    def _apply(self, s, allocation: dict[str, dict], epochs: int, centroid_epochs: int, int8: bool,
-               offset: float = 0.0, goal: float | None = None) -> Iterator:
+    def _apply(self, s: Session, allocation: Allocation, epochs: int, centroid_epochs: int, int8: bool,
+               offset: float = 0.0, goal: float | None = None) -> Iterator[Event]:
         """Apply an allocation through the prune and quantize stages; yields their events (curves from `offset`).
 
         With a `goal` (bytes), the bit widths are chosen again once pruning and fine-tuning are done, on the
         weights as they are then: exact bytes, and the loss where it matters."""
         p, layers = self.p, list(prunable_layers(s.model))
-        common = {"lr": p.lr, "optimizer": p.optimizer, "batch_size": p.batch_size, "lr_schedule": p.lr_schedule,
+        common: dict[str, Any] = {"lr": p.lr, "optimizer": p.optimizer, "batch_size": p.batch_size, "lr_schedule": p.lr_schedule,
                   "weight_decay": p.weight_decay}
         if "structured" in p.methods:
             cut = {m: a["channels"] for g, a in allocation.items() for m in self.members[g] if a["channels"] > 0}
@@ -273,7 +277,7 @@ class _Host:
         if int8:
             yield from quantize.run(s, quantize.Params(method="int8_static", calib_batches=p.calib_batches))
 
-    def _widths(self, s, goal: float, bits: dict[str, int]) -> Iterator:
+    def _widths(self, s: Session, goal: float, bits: dict[str, int]) -> Generator[Event, None, dict[str, int]]:
         """Bit widths again, on the fine-tuned weights (exact bytes); if even the fewest bits do not fit (fine-tuning
         moved the survivors' statistics), prune a few more of the smallest survivors first."""
         for _ in range(4):
@@ -295,7 +299,7 @@ class _Host:
                                                                                for n in table.groups))
         return self.widths
 
-    def _prune_more(self, s, fraction: float, why: str) -> Iterator:
+    def _prune_more(self, s: Session, fraction: float, why: str) -> Iterator[Event]:
         """Prune 1.5 x `fraction` more of the table layers' survivors (at least 2 per layer), smallest first."""
         layers = {n: m for n, m in prunable_layers(s.model).items() if n in self.members}
         nnz = {n: int(m.weight.count_nonzero()) for n, m in layers.items()}
@@ -309,8 +313,8 @@ class _Host:
             method="magnitude", scope="layer", sparsity=max(more.values()), finetune_epochs=0, classifier_scale=1.0,
             exclude=[n for n in prunable_layers(s.model) if n not in more], overrides=more)), 0.0)
 
-    def apply(self, allocation: dict[str, dict], epochs: int, centroid_epochs: int, offset: float,
-              goal: float) -> Iterator:
+    def apply(self, allocation: Allocation, epochs: int, centroid_epochs: int, offset: float,
+              goal: float) -> Generator[Event, None, float | None]:
         restore(self.session, self.start)
         self.widths, self.pre_cost = None, None
         self.overall.candidate(offset, epochs + centroid_epochs)
@@ -323,7 +327,7 @@ class _Host:
                                         f"{self.fmt(goal)}")
         return self.pre_cost
 
-    def applied(self, allocation: dict[str, dict]) -> dict[str, dict]:
+    def applied(self, allocation: Allocation) -> Allocation:
         """The allocation as applied: the bit widths chosen again after fine-tuning."""
         if self.widths is None:
             return allocation
@@ -335,16 +339,16 @@ class _Host:
     def accuracy(self) -> float:
         return self.ref.score(self.session.model)[1]
 
-    def keep(self) -> dict:
+    def keep(self) -> State:
         return capture(self.session)
 
 
-def run(session, p: Params) -> Iterator:
+def run(session: Session, p: Params) -> Iterator[Event]:
     host = _Host(session, p)
     yield from host.overall.events(_search(session, p, host))
 
 
-def _search(session, p: Params, host: _Host) -> Iterator:
+def _search(session: Session, p: Params, host: _Host) -> Iterator[Event]:
     kind, value = p.goal
     target = host.base / value if kind == "ratio" else host.base * value
     yield Log("info", f"auto: {describe_target(kind, value, host.base, target)}; val accuracy "
@@ -373,8 +377,9 @@ def _search(session, p: Params, host: _Host) -> Iterator:
         session.publish("auto", {**common, "chosen": None})
         raise StageError(f"auto: nothing met both {host.fmt(target)} and a val drop of at most {p.max_drop * 100:.2f} "
                          f"points in {len(out.candidates)} candidates ({out.spent} epochs){found}")
-    restore(session, out.state)
     chosen = out.chosen
+    assert out.state is not None and chosen.measured is not None    # the search keeps the chosen one's state and cost
+    restore(session, out.state)
     index = out.candidates.index(chosen)
     yield Series("auto/chosen", (chosen.measured,), (chosen.val_accuracy,), x_label=host.x_label, y_label="val accuracy")
     allocation = per_layer(chosen.allocation, host.members)
@@ -389,5 +394,10 @@ def _search(session, p: Params, host: _Host) -> Iterator:
                       f"{chosen.val_accuracy:.2%} (drop {chosen.drop * 100:.2f} points), {out.spent} epochs used")
 
 
-STAGE = register(StageKind(kind="auto", title="Compress to a budget",
-                           description=DESCRIPTION, params=Params, run=run, preflight=preflight))
+def leaves(p: Params, state: str) -> str:
+    """The order check: with int8 among its methods the stage may leave a torch.ao int8 model."""
+    return INT8 if "int8" in p.methods else state
+
+
+STAGE = register(StageKind(kind="auto", title="Compress to a budget", description=DESCRIPTION, params=Params,
+                           run=run, preflight=preflight, leaves=leaves))
