@@ -92,7 +92,7 @@ class RunControl(QObject):
     @Slot()
     def _process_killed(self) -> None:
         mark_ended(self.out_dir, "cancelled", f"stopped by the user; the stage did not end within "
-                                              f"{self.KILL_AFTER_MS // 1000} s, so its process was killed")
+                                              f"{self.KILL_AFTER_MS / 1000:g} s, so its process was killed")
 
     @Slot(object)
     def _on_event(self, ev) -> None:
