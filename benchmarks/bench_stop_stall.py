@@ -53,6 +53,8 @@ def main() -> int:
     recipe = tmp / "long.yaml"
     recipe.write_text(yaml.safe_dump({"name": "stop", "stages": [{"kind": "train", "epochs": 500}]}))
     window = MainWindow(model="sample:digits_mlp", data="sample:digits", recipe=str(recipe), runs_dir=str(tmp / "runs"))
+    shown: list[tuple] = []
+    window.show_error = lambda *a: shown.append(a)      # no modal box in a benchmark: a failure ends it below
     window.show()
     loop = QEventLoop()
     while window.browser.info is None:
@@ -82,6 +84,9 @@ def main() -> int:
             window.stop_run()
             if window.control.running():
                 loop.exec()                           # until the control is idle
+            if shown:
+                print(f"{name}: {shown[-1][0]}: {shown[-1][1]}", file=sys.stderr)
+                return 1
             delays = probe.phases.pop(probe.phase, [0.0])
             probe.phase = None
             stalls.setdefault(name, []).append(max(delays))
