@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     g = sub.add_parser("gui", help="open the desktop application (default)")
     g.add_argument("--model"), g.add_argument("--data"), g.add_argument("--recipe")
+    g.add_argument("--arch", help="architecture of a bare state dict given with --model (e.g. torchvision:resnet18)")
 
     i = sub.add_parser("inspect", help="per-layer table: shape, params, non-zeros, sparsity, FLOPs")
     i.add_argument("spec")
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         if command == "export":
             from .commands.export import export_command
             return export_command(args)
-        return gui_command(getattr(args, "model", None), getattr(args, "data", None), getattr(args, "recipe", None))
+        return gui_command(getattr(args, "model", None), getattr(args, "data", None), getattr(args, "recipe", None),
+                           getattr(args, "arch", None))
     except BadInput as exc:
         print(f"workbench: error: {clip(exc.message, 2000)}", file=sys.stderr)
         return 2
@@ -163,16 +165,16 @@ def has_display() -> bool:
     return True
 
 
-def gui_command(model: str | None, data: str | None, recipe: str | None) -> int:
+def gui_command(model: str | None, data: str | None, recipe: str | None, arch: str | None = None) -> int:
     if not has_display():
         recipe = recipe or str(SAMPLE_RECIPE)
         print("workbench: no display found (DISPLAY is not set); running the recipe headless instead:\n"
               f"  workbench run {recipe} --model {model or 'sample:digits_mlp'} --data {data or 'sample:digits'}",
               file=sys.stderr)
         from .commands.run import RunArgs, run_command
-        return run_command(RunArgs(recipe, model=model or "sample:digits_mlp", data=data or "sample:digits"))
+        return run_command(RunArgs(recipe, model=model or "sample:digits_mlp", data=data or "sample:digits", arch=arch))
     from .ui.app import main as gui_main
-    return gui_main(model=model, data=data, recipe=recipe)
+    return gui_main(model=model, data=data, recipe=recipe, arch=arch)
 
 
 if __name__ == "__main__":

@@ -45,13 +45,13 @@ def make_app(argv: list[str] | None = None):
     return app
 
 
-def main(model: str | None = None, data: str | None = None, recipe: str | None = None) -> int:
+def main(model: str | None = None, data: str | None = None, recipe: str | None = None, arch: str | None = None) -> int:
     """Open the main window; returns the application's exit code."""
     app = make_app()
     from .dialogs.errors import install_excepthook
     from .main_window import MainWindow
     install_excepthook()
-    window = MainWindow(model=model, data=data, recipe=recipe)
+    window = MainWindow(model=model, data=data, recipe=recipe, arch=arch)
     window.show()
     code = int(app.exec())
     from .qthreading.tasks import pool

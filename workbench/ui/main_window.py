@@ -42,7 +42,7 @@ LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.R
 
 class MainWindow(RecipeFiles, QMainWindow):
     def __init__(self, model: str | None = None, data: str | None = None, recipe: str | None = None,
-                 runs_dir: str | None = None) -> None:
+                 runs_dir: str | None = None, arch: str | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Workbench")
         self.setAcceptDrops(True)
@@ -79,7 +79,21 @@ class MainWindow(RecipeFiles, QMainWindow):
         self._set_running(False)
         self.runs.load_dir(self.state.runs_dir)
         self.open_start_recipe(recipe)
-        self.open_model(str(model or self.doc.state["top"].get("model") or settings.value("model", "sample:digits_mlp")))
+        self.open_model(*self._start_model(model, arch))
+
+    def _start_model(self, model: str | None, arch: str | None) -> tuple[str, str | None]:
+        """The model asked for (with its architecture), else the recipe's, else the last one open, as it was opened."""
+        if model:
+            return model, arch
+        spec, options = self.doc.model_entry()
+        if spec:
+            return spec, arch or options.get("arch")
+        spec = str(settings.value("model", "sample:digits_mlp"))
+        return spec, arch or settings.model_options(spec).get("arch")
+
+    def open_recent_model(self, spec: str) -> None:
+        """File ▸ Recent models: reopened as it was opened (its architecture; trusting a file is asked again)."""
+        self.open_model(spec, settings.model_options(spec).get("arch"))
 
     def _dock(self, key: str, title: str, widget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -157,7 +171,7 @@ class MainWindow(RecipeFiles, QMainWindow):
     def _model_changed(self, spec: str) -> None:
         self.editor.set_layer_names(self.state.prunable_layer_names())
         settings.set_value("model", spec)
-        settings.add_recent("models", spec)
+        settings.remember_model(spec, self.state.model_options)
         self._refresh_menus()
 
     def open_data_dialog(self) -> OpenDataDialog:
@@ -336,7 +350,7 @@ class MainWindow(RecipeFiles, QMainWindow):
         self.setWindowTitle(f"Workbench · {name}{dirty} · data {self.state.data_spec or 'none'}")
 
     def _refresh_menus(self) -> None:
-        fill_recent(self.menus["recent_models"], settings.recent("models"), self.open_model)
+        fill_recent(self.menus["recent_models"], settings.recent("models"), self.open_recent_model)
         fill_recent(self.menus["recent_recipes"], settings.recent("recipes"), self.open_recipe)
         fill_ready_made(self.menus["ready"], self.open_recipe)
 

@@ -1,6 +1,8 @@
 """Settings remembered between sessions (QSettings, INI format, so tests can point it at a folder)."""
 from __future__ import annotations
 
+import json
+
 from PySide6.QtCore import QByteArray, QSettings
 
 ORG, APP = "workbench", "workbench"
@@ -23,6 +25,34 @@ def add_recent(kind: str, item: str) -> list[str]:
     items = items[:MAX_RECENT]
     settings().setValue(f"recent/{kind}", items)
     return items
+
+
+def model_options(spec: str) -> dict:
+    """How a recent model was opened (its architecture, ...) so Recent and a restart reopen it the same way.
+    Never the trust choice: a file that can run code is asked about again each time it is opened."""
+    try:
+        options = json.loads(str(value("recent/model_options", "{}"))).get(spec) or {}
+    except (ValueError, AttributeError):
+        return {}
+    return {k: v for k, v in options.items() if k in REMEMBERED and isinstance(v, (str, bool)) and v}
+
+
+def remember_model(spec: str, options: dict | None = None) -> None:
+    """`spec` at the top of the recent models, with the options it was opened with (see model_options)."""
+    add_recent("models", spec)
+    try:
+        known = json.loads(str(value("recent/model_options", "{}")))
+        known = known if isinstance(known, dict) else {}
+    except ValueError:
+        known = {}
+    kept = {k: v for k, v in (options or {}).items() if k in REMEMBERED and isinstance(v, (str, bool)) and v}
+    known = {k: v for k, v in known.items() if k in recent("models") and k != spec}
+    if kept:
+        known[spec] = kept
+    set_value("recent/model_options", json.dumps(known))
+
+
+REMEMBERED = ("arch", "replace_head")
 
 
 def value(key: str, default=None):

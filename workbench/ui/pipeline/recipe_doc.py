@@ -45,6 +45,9 @@ class EditCommand(QUndoCommand):
         return False
 
 
+MODEL_OPTIONS = ("arch", "trust", "replace_head")   # what a recipe's `model:` mapping holds besides its spec
+
+
 def stage_defaults(kind: str) -> dict:
     return P.to_dict(new_stage(kind).params)
 
@@ -109,6 +112,20 @@ class RecipeDocument(QObject):
         """The recipe's `data:` (one undo step): a plain spec string when only the spec is set, else the mapping
         without the settings at their defaults."""
         self.edit("set data", lambda s: s["top"].__setitem__("data", settings.spec if settings.plain() else settings.to_dict()))
+
+    def model_entry(self) -> tuple[str, dict]:
+        """The recipe's `model:` as (spec, options): a plain spec, or the mapping {spec, arch, trust, replace_head}."""
+        raw = self.state["top"].get("model")
+        if isinstance(raw, dict):
+            spec = raw.get("spec")
+            return (spec if isinstance(spec, str) else ""), {k: raw[k] for k in MODEL_OPTIONS if raw.get(k)}
+        return (raw if isinstance(raw, str) else ""), {}
+
+    def set_model_entry(self, spec: str, options: dict | None = None) -> None:
+        """The recipe's `model:` (one undo step): the plain spec, or the mapping when it was opened with an
+        architecture, trusted, or its head replaced, so the whole model is saved."""
+        kept = {k: v for k, v in (options or {}).items() if k in MODEL_OPTIONS and v}
+        self.edit("set model", lambda s: s["top"].__setitem__("model", {"spec": spec, **kept} if kept else spec))
 
     def stage_errors(self, i: int) -> dict[str, str]:
         """field name -> message for stage i ('' for problems of the stage as a whole)."""
@@ -177,7 +194,7 @@ class RecipeDocument(QObject):
             params = {**stage_defaults_safe(item["kind"]), **{k: v for k, v in item.items() if k not in STAGE_KEYS}}
             items.append({"kind": item["kind"], "enabled": item.get("enabled", True) is not False,
                           "label": str(item.get("label") or ""), "params": params})
-        top = {k: raw[k] for k in ("name", "description", "model", "data", "seed") if k in raw}
+        top = {k: raw[k] for k in TOP_FIELDS if k in raw and k != "stages"}   # every top field is kept on save
         top.setdefault("seed", 0)
         return {"top": top, "stages": items}
 

@@ -7,7 +7,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from ...core.errors import RecipeError
-from ...core.resources import recipe_path
+from ...core.resources import RESOURCES, SAMPLE_MODELS, package_dir, recipe_path
 from .. import settings
 from ..dialogs import errors
 
@@ -30,7 +30,7 @@ class RecipeFiles:
             self.doc.undo_stack.clear()
 
     def open_recipe_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open recipe", str(Path(self.doc.path or ".").parent),
+        path, _ = QFileDialog.getOpenFileName(self, "Open recipe", str(self.recipes_folder()),
                                               "Recipes (*.yaml *.yml *.json);;All files (*)")
         if path:
             self.open_recipe(path)
@@ -65,7 +65,7 @@ class RecipeFiles:
         """A recipe written for another model (or data) than the one open: ask which to use, never ignore it silently.
         Keeping the open data keeps its settings too (`previous`: workers, image size, preprocessing)."""
         top, state = self.doc.state["top"], self.state
-        model = str(top.get("model") or "")
+        model, model_options = self.doc.model_entry()
         data = top.get("data").get("spec") if isinstance(top.get("data"), dict) else top.get("data")   # spec or mapping
         data = data if isinstance(data, str) else ""
         other_model = bool(model and state.model_spec and model != state.model_spec)
@@ -82,7 +82,7 @@ class RecipeFiles:
             if other_data:
                 self.loader.set_data(data, model=model if other_model else None)
             elif other_model:
-                self.open_model(model)
+                self.open_model(model, model_options.get("arch"))   # trusting a file is asked, never read from a recipe
         else:
             if other_data and previous is not None:
                 self.doc.set_data_settings(previous)
@@ -106,11 +106,27 @@ class RecipeFiles:
             self.save_recipe_as()
 
     def save_recipe_as(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", self.doc.path or "recipe.yaml", "YAML (*.yaml *.yml)")
+        name = Path(self.doc.path).name if self.doc.path else "recipe.yaml"
+        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", str(self.recipes_folder() / name), "YAML (*.yaml *.yml)")
         if path:
             self._save_to(path)
 
+    def recipes_folder(self) -> Path:
+        """Where the recipe dialogs start: the open recipe's folder, else the runs folder's parent, else the user's
+        Documents (or home) — never inside the installed workbench (its ready-made recipes)."""
+        for folder in (Path(self.doc.path).parent if self.doc.path else None, Path(self.state.runs_dir).parent,
+                       Path.home() / "Documents", Path.home()):
+            if folder is not None and folder.is_dir() and not in_package(folder):
+                return folder
+        return Path.home()
+
     def _save_to(self, path: str) -> None:
+        if in_package(Path(path)):
+            errors.show_error(self, "Save it elsewhere", f"{path}: inside the installed workbench, which holds its "
+                              "ready-made recipes. Save your recipe in your own folder (Documents, your project).")
+            return
+        if self.state.model_spec:     # the open model, as it was opened (architecture, ...): what runs use
+            self.doc.set_model_entry(self.state.model_spec, self.state.model_options)
         try:
             self.doc.save(path)
         except OSError as exc:
@@ -119,3 +135,11 @@ class RecipeFiles:
         settings.add_recent("recipes", str(Path(path).resolve()))
         self._refresh_menus()
         self._update_title()
+
+
+def in_package(path: Path) -> bool:
+    """Whether `path` is inside the installed workbench or its shipped data (ready-made recipes, samples)."""
+    import workbench
+    target = path.resolve()
+    roots = (Path(workbench.__file__).parent, package_dir(RESOURCES), package_dir(SAMPLE_MODELS))
+    return any(target == r.resolve() or r.resolve() in target.parents for r in roots)
