@@ -55,6 +55,8 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput("--device cuda: no CUDA device is available here")
     precision.check(recipe.precision, device)
+    steps = [(i, spec.kind, spec.params) for i, spec in enumerate(recipe.stages) if spec.enabled]
+    stages.check_order(steps)           # a stage that cannot follow an earlier one: refused before any loading
     seed = recipe.seed if seed is None else seed
     seed_everything(seed)  # untrained architectures are initialised from it
     settings = data_settings(recipe.data, data, model_spec)
@@ -65,6 +67,8 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
     train_batch = max([bundle.default_batch("train")] + [getattr(s.params, "batch_size", 0) for s in recipe.stages if s.enabled])
     memory_budget.check_run(loaded, bundle, model_spec, train_batch)   # before stage 0 and before the model first runs
     check_fits(loaded.module, bundle, model_spec)
+    if any(getattr(v, "is_quantized", False) for v in loaded.module.state_dict().values()):
+        stages.check_order(steps, stages.INT8)      # an int8 snapshot given as the model
     if out_dir is None:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{recipe.folder_name}"
     session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), o.trust,

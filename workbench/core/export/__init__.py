@@ -76,6 +76,7 @@ class Format:
     applies: Callable[[ExportSource], str | None] | None = None  # reason it cannot export this model
     min_top1_agreement: float | None = None   # lossy formats: also the share of inputs given the same class
     min_inputs: int = 0                       # ... checked on at least this many inputs
+    after_int8: str | None = None     # why a torch.ao int8 model cannot be written (and the fix); None: it can
 
     def check(self) -> str:
         """What `verified` means for this format, in words (recorded with every export)."""

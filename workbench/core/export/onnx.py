@@ -59,4 +59,6 @@ def read(path: Path, record: dict[str, Any]) -> ModelFn:
 
 
 FORMAT = Format("onnx", ".onnx", "ONNX (opset 17), checked and run in onnxruntime", write, read, tolerance=1e-4,
-                applies=quantized_reason)
+                applies=quantized_reason,
+                after_int8="torch.ao int8 models do not export to ONNX; put the ONNX int8 export before Quantize, or "
+                "choose onnx_int8 on the float snapshot")

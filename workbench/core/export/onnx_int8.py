@@ -52,4 +52,6 @@ def read(path: Path, record: dict[str, Any]) -> ModelFn:
 
 
 FORMAT = Format("onnx_int8", ".int8.onnx", "ONNX quantized to int8 by onnxruntime (static, calibrated)", write, read,
-                tolerance=0.1, applies=quantized_reason, min_top1_agreement=0.95, min_inputs=64)
+                tolerance=0.1, applies=quantized_reason, min_top1_agreement=0.95, min_inputs=64,
+                after_int8="onnx_int8 quantizes the float model itself and cannot take a torch.ao int8 model; put the "
+                "ONNX int8 export before Quantize (it replaces int8_static for ONNX)")

@@ -126,4 +126,5 @@ def _applies(source: ExportSource) -> str | None:
 
 
 FORMAT = Format("packed", ".packed", "Deep Compression: sparse relative indices + codebooks + Huffman coding",
-                write, read, tolerance=0.0, candidate=True, applies=_applies)
+                write, read, tolerance=0.0, candidate=True, applies=_applies,
+                after_int8="packed holds float models only; export state_dict after Quantize, or packed before it")

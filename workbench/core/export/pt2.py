@@ -46,4 +46,6 @@ def read(path: Path, record: dict[str, Any]) -> nn.Module:
 
 
 FORMAT = Format("pt2", ".pt2", "torch.export program (graph + weights, no Python code needed)", write, read,
-                tolerance=1e-5)
+                tolerance=1e-5,
+                after_int8="torch.export does not take torch.ao int8 models; export pt2 before Quantize, or "
+                "state_dict after it")

@@ -110,4 +110,6 @@ def _applies(source: ExportSource) -> str | None:
 
 
 FORMAT = Format("safetensors", ".safetensors", "safetensors weights + architecture record", write, read,
-                tolerance=0.0, candidate=True, applies=_applies)
+                tolerance=0.0, candidate=True, applies=_applies,
+                after_int8="safetensors holds plain tensors only, not torch.ao int8 ones; export state_dict after "
+                "Quantize, or safetensors before it")

@@ -64,4 +64,5 @@ def read(path: Path, record: dict[str, Any]) -> nn.Module:
 
 
 FORMAT = Format("sparse", ".sparse.npz", "non-zero bitmap + values, zlib-compressed", write, read,
-                tolerance=0.0, candidate=True)
+                tolerance=0.0, candidate=True,
+                after_int8="sparse holds plain float tensors only; export state_dict after Quantize, or sparse before it")

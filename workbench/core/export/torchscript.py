@@ -28,4 +28,6 @@ def read(path: Path, record: dict[str, Any]) -> nn.Module:
 
 
 FORMAT = Format("torchscript", ".ts", "TorchScript (traced; torch.jit.load in Python or C++)", write, read,
-                tolerance=1e-5)
+                tolerance=1e-5,
+                after_int8="torch.ao int8 models are not traced to TorchScript here; export torchscript before "
+                "Quantize, or state_dict after it")

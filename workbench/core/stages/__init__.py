@@ -7,6 +7,9 @@
     run(session, params) -> Iterator[Event]   (mutates session.model; yields often so it can be cancelled)
     preflight(session, params) -> None        (optional: reject before anything runs, raising BadInput)
     changes_model=False                       (for stages that leave the model alone: no snapshot after them)
+    takes(params, state) -> str | None        (why it cannot take a model in `state`, "float" or "int8", and the fix;
+                                               default: float models only)
+    leaves(params, state) -> str              (the state it leaves the model in; default: as it came)
 
 The registry finds the modules by name and checks each descriptor when its module is imported (its kind is the
 module's name, `params` is a dataclass of `param` fields, `run` is callable, a kind registers once), so a new kind
@@ -32,6 +35,22 @@ ORDER = ["train", "evaluate", "prune", "sensitivity", "distill", "quantize", "re
 
 StageRun = Callable[["Session", Any], Iterator["Event"]]
 Preflight = Callable[["Session", Any], None]
+Takes = Callable[[Any, str], "str | None"]     # (params, model state) -> why the stage cannot take it; None: it can
+Leaves = Callable[[Any, str], str]             # (params, model state in) -> model state out
+
+FLOAT, INT8 = "float", "int8"   # the model states the preflight's order check follows through a recipe
+
+
+def float_only(params: Any, state: str) -> str | None:
+    """The default `takes`: stages that train or edit float weights cannot take a torch.ao int8 model."""
+    if state == FLOAT:
+        return None
+    return ("a torch.ao int8 model has packed int8 weights, no float weights to train or edit and no gradients; "
+            "put this stage before Quantize (or use quantize qat to train with int8 in the loop)")
+
+
+def any_state(params: Any, state: str) -> str | None:
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +63,8 @@ class StageKind:
     run: StageRun
     changes_model: bool = True    # False: the model is left alone, so no snapshot follows the stage
     preflight: Preflight | None = None
+    takes: Takes = float_only      # the order check: which model states (FLOAT, INT8) the stage can be given
+    leaves: Leaves | None = None   # the state it leaves the model in (None: as it came)
 
 
 _REGISTERED: dict[str, StageKind] = {}
@@ -71,6 +92,8 @@ def _problem(stage: StageKind) -> str | None:
         return "preflight must be callable or None"
     if not (isinstance(stage.title, str) and stage.title.strip() and isinstance(stage.description, str)):
         return "title and description must be text (a title that is not empty)"
+    if not callable(stage.takes) or (stage.leaves is not None and not callable(stage.leaves)):
+        return "takes must be callable, leaves callable or None"
     if not isinstance(stage.changes_model, bool):
         return "changes_model must be true or false"
     if not (isinstance(stage.params, type) and dataclasses.is_dataclass(stage.params)):
@@ -104,6 +127,30 @@ def get(kind: str, path: str = "kind") -> StageKind:
 def all_kinds() -> list[StageKind]:
     """Every stage kind's descriptor, in the palette's order."""
     return [get(kind) for kind in available()]
+
+
+def label(kind: str, params: Any) -> str:
+    """A stage as messages name it: its kind and its first setting when that is a name ("quantize int8_static",
+    "export onnx, state_dict")."""
+    fields = dataclasses.fields(params) if dataclasses.is_dataclass(params) else ()
+    first = getattr(params, fields[0].name, None) if fields else None
+    if isinstance(first, list) and all(isinstance(v, str) for v in first):
+        first = ", ".join(first)
+    return f"{kind} {first}" if isinstance(first, str) and first else kind
+
+
+def check_order(steps: list[tuple[int, str, Any]], state: str = FLOAT) -> None:
+    """Refuse a stage that cannot follow an earlier one (`steps`: index, kind, params of each enabled stage), naming
+    both stages, why and the fix; `state` is the loaded model's (INT8 for an int8 snapshot)."""
+    made_by = "the loaded model (torch.ao int8)" if state == INT8 else "the model"
+    for i, kind, params in steps:
+        desc = get(kind)
+        why = desc.takes(params, state)
+        if why:
+            raise RecipeError(f"stages[{i}] ({label(kind, params)}) cannot follow {made_by}: {why}")
+        after = desc.leaves(params, state) if desc.leaves is not None else state
+        if after != state:
+            state, made_by = after, f"stages[{i}] ({label(kind, params)})"
 
 
 def import_all() -> None:

@@ -9,7 +9,7 @@ import torch
 
 from ..events import Event, Log, Metric, Progress
 from ..params import param
-from . import StageKind, register
+from . import StageKind, any_state, register
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -43,4 +43,5 @@ def run(session: Session, p: Params) -> Iterator[Event]:
 
 
 STAGE = register(StageKind(kind="evaluate", title="Evaluate",
-                           description=DESCRIPTION, params=Params, run=run, changes_model=False))
+                           description=DESCRIPTION, params=Params, run=run, changes_model=False,
+                           takes=any_state))

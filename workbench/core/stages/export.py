@@ -23,7 +23,7 @@ from ..limits import MAX_NAME_CHARS
 from ..metrics import accuracy_steps
 from ..params import param
 from ..run_folder import OWN_NAMES
-from . import StageKind, register
+from . import INT8, StageKind, register
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -149,5 +149,14 @@ def _accuracy_words(session: Session, acc: float | None) -> str:
     return f"; test accuracy {acc:.2%}" + (f" (the model's {model:.2%})" if isinstance(model, float) else "")
 
 
-STAGE = register(StageKind(kind="export", title="Export",
-                           description=DESCRIPTION, params=Params, run=run, changes_model=False, preflight=preflight))
+def takes(p: Params, state: str) -> str | None:
+    """The order check: a format that cannot write a torch.ao int8 model, after an int8 stage."""
+    if state != INT8:
+        return None
+    known = formats()
+    return next((f"{name}: {known[name].after_int8}" for name in p.formats
+                 if name in known and known[name].after_int8), None)
+
+
+STAGE = register(StageKind(kind="export", title="Export", description=DESCRIPTION, params=Params, run=run,
+                           changes_model=False, preflight=preflight, takes=takes))

@@ -21,6 +21,7 @@ from ..quantization.layers import WeightLayer, bits_for, bits_layer_names, check
 from ..quantization.sharing import round_biases, round_codebooks, share_layer
 from ..quantization.tied import Producer, tied_fit, write_back
 from ..training import OPTIMIZERS, fit
+from . import INT8 as INT8_STATE
 from . import StageKind, register
 
 if TYPE_CHECKING:
@@ -178,5 +179,10 @@ def run(session: Session, p: Params) -> Iterator[Event]:
         yield from _float16(session, p)
 
 
-STAGE = register(StageKind(kind=KIND, title="Quantize",
-                           description=DESCRIPTION, params=Params, run=run, preflight=preflight))
+def leaves(p: Params, state: str) -> str:
+    """The order check: the int8 methods leave a torch.ao int8 model."""
+    return INT8_STATE if p.method in INT8 else state
+
+
+STAGE = register(StageKind(kind=KIND, title="Quantize", description=DESCRIPTION, params=Params, run=run,
+                           preflight=preflight, leaves=leaves))
