@@ -11,6 +11,7 @@ import torch
 
 from . import metrics
 from .events import Progress
+from .latency import latency_stats
 from .snapshots import smallest_file
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def measure(session: Session, folder: Path, baseline_dense_bytes: int | None,
     else:
         acc, val = accuracies
     session.check_cancel()
-    lat = metrics.latency_ms(cpu_copy(model, session.device), example.cpu())
+    eager = latency_stats(cpu_copy(model, session.device), example.cpu())
     nbytes = compressed["bytes"]
     out = {
         "accuracy": acc,
@@ -97,11 +98,26 @@ def measure(session: Session, folder: Path, baseline_dense_bytes: int | None,
         "compressed_bytes": nbytes,
         "compressed_format": compressed["format"],
         "compression_ratio": dense / nbytes if nbytes else None,
-        "latency_ms": lat,
+        "latency_ms": eager["median_ms"],
+        "latency": {"eager": eager},
         "layers": {r.name: {"params": r.params, "nonzero_params": r.nonzero_params, "sparsity": r.sparsity,
                             "flops": r.flops, "shape": r.shape} for r in rows},
         "measured_at": time.time(),
     }
     if compressed["failed"]:
         out["compressed_failures"] = compressed["failed"]
+    out.update(stage_claims(session))
+    return out
+
+
+STAGE_CLAIMS = ("agreement", "agreement_layers", "float_layers", "latency_ratio")
+
+
+def stage_claims(session: Session) -> dict[str, Any]:
+    """What the stage just run measured of its own result against its input (`session.note(agreement=...,
+    latency_ratio=...)`): it goes into the snapshot's row."""
+    out: dict[str, Any] = {}
+    for entry in session.history:
+        if entry.get("stage") == session.stage_index:
+            out.update({k: entry[k] for k in STAGE_CLAIMS if k in entry})
     return out

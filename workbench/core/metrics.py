@@ -5,16 +5,15 @@ latency by timing real forward passes, sizes from files on disk.
 """
 from __future__ import annotations
 
-import contextlib
 import re
-import statistics
-import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from .latency import denormals_flushed, latency_stats  # noqa: F401 - denormals_flushed re-exported
 
 
 @dataclass
@@ -102,17 +101,24 @@ def _is_int8_module(module: nn.Module) -> bool:
     return not any(True for _ in module.parameters(recurse=False)) and callable(getattr(module, "weight", None))
 
 
-def layer_table(model: nn.Module, example: torch.Tensor | None = None) -> list[LayerInfo]:
-    flops = flops_per_module(model, example)[1] if example is not None else {}
+def layer_table(model: nn.Module, example: torch.Tensor | None = None,
+                flops: dict[str, int] | None = None) -> list[LayerInfo]:
+    """One row per module that owns parameters. FLOPs per module: `flops` when the caller has counted them
+    already (`flops_per_module`'s second value: the forward pass is not run again), else counted on `example`."""
+    if flops is None:
+        flops = flops_per_module(model, example)[1] if example is not None else {}
     rows = []
-    for name, m in layer_modules(model):
+    for name, m in model.named_modules():
         tensors = layer_tensors(m)
+        if not tensors:
+            continue
         weight = tensors.get("weight", next(iter(tensors.values())))
         params = sum(t.numel() for t in tensors.values())
-        nonzero = sum(int(torch.count_nonzero(t)) for t in tensors.values())
+        nonzeros = {k: int(torch.count_nonzero(t)) for k, t in tensors.items()}     # each tensor read once
+        nonzero = sum(nonzeros.values())
         prunable = is_prunable(m, tensors.get("weight"))
         weights = weight.numel() if prunable else 0
-        nz_weights = int(torch.count_nonzero(weight)) if prunable else 0
+        nz_weights = nonzeros["weight"] if prunable else 0
         sparsity = (1.0 - nz_weights / weights if weights else 0.0) if prunable else None
         layer_flops = None if _is_int8_module(m) else flops.get(name, 0)
         rows.append(LayerInfo(name, type(m).__name__, list(weight.shape), params, nonzero, sparsity, layer_flops,
@@ -148,45 +154,10 @@ def is_quantized(model: nn.Module) -> bool:
 
 def latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 5, repeats: int = 30,
                max_seconds: float = 5.0) -> float:
-    """Median wall time of one forward pass on `example` (batch 1), after warm-up runs.
-
-    Denormal floats are flushed to zero while timing, as inference runtimes do: some trained weights
-    (e.g. depthwise layers after distillation) otherwise send tiny intermediate values down the CPU's
-    slow path, and one model measured 3x slower for that alone.
-    """
-    model.eval()
-    times: list[float] = []
-    with denormals_flushed():
-        _time_runs(model, example, warmup, repeats, max_seconds, times)
-    return statistics.median(times) * 1000.0
-
-
-@contextlib.contextmanager
-def denormals_flushed() -> Iterator[None]:
-    """Denormal floats read and written as zero on the CPU inside the block (as inference runtimes do)."""
-    flushed = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if flushed:
-            torch.set_flush_denormal(False)
-
-
-def _time_runs(model: nn.Module, example: torch.Tensor, warmup: int, repeats: int, max_seconds: float,
-               times: list[float]) -> None:
-    sync = torch.cuda.synchronize if example.is_cuda else (lambda: None)   # CUDA runs asynchronously: wait for it
-    with torch.inference_mode():
-        for _ in range(warmup):
-            model(example)
-        sync()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(example)
-            sync()
-            times.append(time.perf_counter() - t0)
-            if time.perf_counter() - start > max_seconds and len(times) >= 5:
-                break
+    """Median wall time in ms of one forward pass on `example`, under the tool's one thread policy
+    (`core.latency`: `LATENCY_THREADS`, denormals flushed as inference runtimes do). The figure with its
+    spread: `core.latency.latency_stats`."""
+    return float(latency_stats(model, example, repeats, warmup, max_seconds)["median_ms"])
 
 
 def accuracy(model: nn.Module, batches: Iterable, device: str | torch.device = "cpu") -> float:
