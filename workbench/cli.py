@@ -108,6 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     for cmd in (i, r, e):
         cmd.add_argument("--keep-head", action="store_true", help="pretrained weights for another number of classes "
                          "than the data's: refuse instead of replacing the classifier head")
+        cmd.add_argument("--replace-head", action="store_true", help="your own checkpoint's classifier predicts "
+                         "another number of classes than the data's: train a new head instead of refusing")
     ls = sub.add_parser("runs", help="list the runs in a folder and their snapshots (status, metrics)")
     ls.add_argument("runs_dir", nargs="?", help="the runs folder (default: ./runs)")
     ls.add_argument("--json", action="store_true", help="print JSON instead of tables")

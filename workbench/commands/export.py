@@ -20,7 +20,8 @@ def export_command(args) -> int:
         raise BadInput(f"--out {out}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise BadInput(f"--out {out}: cannot write into {parent} (permission denied)")
-    result = export_spec(args.spec, args.fmt, args.out, data_argument(args.data), args.arch, args.trust, args.keep_head)
+    result = export_spec(args.spec, args.fmt, args.out, data_argument(args.data), args.arch, args.trust, args.keep_head,
+                         args.replace_head)
     if result.verified:
         print(f"{result.path}: {result.bytes:,} bytes, {args.fmt}, verified (max |diff| {result.max_abs_diff:.3g})")
         return 0

@@ -45,6 +45,7 @@ def format_table(info: dict) -> str:
 def inspect_command(args) -> int:
     from ..core.inspection import inspect
     from .data_arg import data_argument
-    info = inspect(args.spec, data_argument(args.data), args.arch, args.trust, seed=args.seed, keep_head=args.keep_head)
+    info = inspect(args.spec, data_argument(args.data), args.arch, args.trust, seed=args.seed, keep_head=args.keep_head,
+                   replace_head=args.replace_head)
     print(json.dumps(info, indent=1) if args.json else format_table(info))
     return 0

@@ -172,6 +172,7 @@ class RunArgs:
     arch: str | None = None
     trust: bool = False
     keep_head: bool = False
+    replace_head: bool = False
     device: str = "cpu"
     seed: int | None = None
     quiet: bool = False
@@ -187,7 +188,8 @@ class RunArgs:
 
 def run_options(args: RunArgs) -> RunOptions:
     return RunOptions(model=args.model, data=args.data, out_dir=args.out, device=args.device, seed=args.seed,
-                      arch=args.arch, trust=args.trust, keep_head=args.keep_head, nproc=args.nproc)
+                      arch=args.arch, trust=args.trust, keep_head=args.keep_head, nproc=args.nproc,
+                      replace_head=args.replace_head)
 
 
 def run_command(args: RunArgs, argv: list[str] | None = None) -> int:

@@ -39,6 +39,8 @@ def run_args(recipe_path: str, options: RunOptions) -> list[str]:
         args.append("--trust")
     if options.keep_head:
         args.append("--keep-head")
+    if options.replace_head:
+        args.append("--replace-head")
     return args
 
 

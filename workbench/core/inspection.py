@@ -48,10 +48,10 @@ def inspect_loaded(loaded: LoadedModel, data=None) -> dict:
 
 
 def inspect(spec: str, data_spec: str | dict | DataSettings | None = None, arch: str | None = None, trust: bool = False, seed: int = 0,
-            keep_head: bool = False) -> dict:
+            keep_head: bool = False, replace_head: bool = False) -> dict:
     data = load_data(data_spec, preprocess=preprocess_of(spec)) if data_spec else None
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust,
-                        seed=seed, keep_head=keep_head)
+                        seed=seed, keep_head=keep_head, replace_head=replace_head)
     if data is not None:
         memory_budget.check_run(loaded, data, spec)     # evaluation at the eval batch size, before it runs
         check_fits(loaded.module, data, spec)

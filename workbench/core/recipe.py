@@ -18,8 +18,30 @@ from .limits import clip, short
 from .precision import PRECISIONS
 from .resources import recipe_path
 
+MODEL_FIELDS = {"spec", "arch", "trust", "replace_head"}   # `model:` as a mapping
 TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description", "keep_head", "precision", "channels_last"}
 STAGE_KEYS = {"kind", "enabled", "label"}
+
+
+def parse_model(raw: Any) -> dict[str, Any]:
+    """`model:` as text (a spec) or a mapping {spec, arch, trust, replace_head}; errors name the field."""
+    if raw is None or isinstance(raw, str):
+        return {"spec": raw, "arch": None, "trust": False, "replace_head": False}
+    if not isinstance(raw, dict):
+        raise RecipeError(f"model: expected a spec or a mapping with spec (and arch, trust, replace_head), got {short(raw)}")
+    for key in raw:
+        if key not in MODEL_FIELDS:
+            raise RecipeError(f"model.{clip(str(key), 60)}: unknown field (known: {', '.join(sorted(MODEL_FIELDS))})")
+    for key in ("spec", "arch"):
+        if raw.get(key) is not None and not (isinstance(raw[key], str) and raw[key]):
+            raise RecipeError(f"model.{key}: expected text, got {short(raw[key])}")
+    if raw.get("spec") is None:
+        raise RecipeError("model.spec: missing (the model's path or spec)")
+    for key in ("trust", "replace_head"):
+        if not isinstance(raw.get(key, False), bool):
+            raise RecipeError(f"model.{key}: expected true or false, got {short(raw[key])}")
+    return {"spec": raw["spec"], "arch": raw.get("arch"), "trust": raw.get("trust", False),
+            "replace_head": raw.get("replace_head", False)}
 
 
 @dataclass
@@ -54,6 +76,9 @@ class Recipe:
     keep_head: bool = False      # pretrained weights for another number of classes: refuse instead of a new head
     precision: str = "fp32"      # training loops: fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler)
     channels_last: bool = False  # training loops: NHWC memory format (faster convolutions on recent GPUs)
+    arch: str | None = None      # model: {spec, arch, trust, replace_head}: the architecture of a bare state dict,
+    trust: bool = False          # ... whether its file may be unpickled,
+    replace_head: bool = False   # ... and whether a checkpoint's head for another class count may be replaced
 
     @property
     def folder_name(self) -> str:
@@ -67,6 +92,9 @@ class Recipe:
         for key in ("name", "description", "model", "data"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
+        if self.model and (self.arch or self.trust or self.replace_head):
+            out["model"] = {"spec": self.model, **({"arch": self.arch} if self.arch else {}),
+                            **{k: True for k in ("trust", "replace_head") if getattr(self, k)}}
         out["seed"] = self.seed
         if self.keep_head:
             out["keep_head"] = True
@@ -95,7 +123,8 @@ class Recipe:
         seed = raw.get("seed", 0)
         if not limits.int_in(seed, 0, limits.MAX_SEED):
             raise RecipeError(f"seed: must be a non-negative integer below 2**32 (0 to {limits.MAX_SEED}), got {short(seed)}")
-        for key in ("model", "name", "description"):
+        model = parse_model(raw.get("model"))
+        for key in ("name", "description"):
             if raw.get(key) is not None and not isinstance(raw[key], str):
                 raise RecipeError(f"{key}: expected text, got {short(raw[key])}")
         if raw.get("data") is not None:
@@ -111,8 +140,9 @@ class Recipe:
         if len(items) > limits.MAX_STAGES:
             raise RecipeError(f"stages: at most {limits.MAX_STAGES} stages, got {len(items):,}")
         return cls([parse_stage(item, f"stages[{i}]") for i, item in enumerate(items)],
-                   raw.get("model"), raw.get("data"), seed, raw.get("name") or "", raw.get("description") or "",
-                   raw.get("keep_head", False), raw.get("precision", "fp32"), raw.get("channels_last", False))
+                   model["spec"], raw.get("data"), seed, raw.get("name") or "", raw.get("description") or "",
+                   raw.get("keep_head", False), raw.get("precision", "fp32"), raw.get("channels_last", False),
+                   model["arch"], model["trust"], model["replace_head"])
 
     @classmethod
     def from_text(cls, text: str, source: str = "recipe") -> Recipe:

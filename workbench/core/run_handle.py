@@ -31,6 +31,7 @@ class RunOptions:
     arch: str | None = None
     trust: bool = False
     keep_head: bool = False
+    replace_head: bool = False      # a checkpoint's head for another number of classes: train a new one
     nproc: int = 1                  # > 1: that many processes under torchrun (CommandRun)
     threads: int | None = None      # torch threads in a child run's process (None: torch's default, as the CLI)
 

@@ -48,6 +48,10 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
     ddp = distributed.from_environment(device)          # under torchrun: this process's rank
     device = distributed.rank_device(device)
     model_spec = model or recipe.model
+    own = not model                     # the recipe's model: its mapping's arch, trust and replace_head apply
+    arch = o.arch or (recipe.arch if own else None)
+    trust = o.trust or (recipe.trust and own)
+    replace_head = o.replace_head or (recipe.replace_head and own)
     if not model_spec:
         raise BadInput("no model given: put `model:` in the recipe or pass --model")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -62,8 +66,8 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
     settings = data_settings(recipe.data, data, model_spec)
     data_spec = settings.spec
     bundle = load_data(settings, seed, preprocess_of(model_spec), device)
-    loaded = load_model(model_spec, bundle.input_shape, bundle.num_classes, arch=o.arch, trust=o.trust, seed=seed,
-                        keep_head=o.keep_head or recipe.keep_head)
+    loaded = load_model(model_spec, bundle.input_shape, bundle.num_classes, arch=arch, trust=trust, seed=seed,
+                        keep_head=o.keep_head or recipe.keep_head, replace_head=replace_head)
     train_batch = max([bundle.default_batch("train")] + [getattr(s.params, "batch_size", 0) for s in recipe.stages if s.enabled])
     memory_budget.check_run(loaded, bundle, model_spec, train_batch)   # before stage 0 and before the model first runs
     check_fits(loaded.module, bundle, model_spec)
@@ -71,7 +75,7 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
         stages.check_order(steps, stages.INT8)      # an int8 snapshot given as the model
     if out_dir is None:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{recipe.folder_name}"
-    session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), o.trust,
+    session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), trust,
                       recipe=recipe, model_spec=model_spec, data_spec=data_spec, dist=ddp)
     for i, spec in enumerate(recipe.stages):
         if spec.enabled:

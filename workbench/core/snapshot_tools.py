@@ -78,11 +78,11 @@ def _label(path: str | Path) -> str:
 
 
 def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | None = None, arch: str | None = None,
-                trust: bool = False, keep_head: bool = False) -> ExportResult:
+                trust: bool = False, keep_head: bool = False, replace_head: bool = False) -> ExportResult:
     """Export a model spec or snapshot folder in one format, verified by reading it back (what `workbench export` does)."""
     get_format(fmt)
     data = load_data(data_spec, preprocess=preprocess_of(spec)) if data_spec else None   # a failing data spec is an error
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None,
-                        arch=arch, trust=trust, keep_head=keep_head)
+                        arch=arch, trust=trust, keep_head=keep_head, replace_head=replace_head)
     source = ExportSource.from_loaded(loaded, data)
     return export_model(source, fmt, out)

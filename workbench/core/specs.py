@@ -34,9 +34,11 @@ KNOWN_PREFIXES = ["sample", "torchvision", "timm", "arch"]
 
 
 def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
-               arch: str | None = None, trust: bool = False, seed: int = 0, keep_head: bool = False) -> LoadedModel:
+               arch: str | None = None, trust: bool = False, seed: int = 0, keep_head: bool = False,
+               replace_head: bool = False) -> LoadedModel:
     """Resolve a model spec. `input_shape`/`num_classes` come from the data when known; random weights come
-    from `seed`; pretrained weights of another number of classes get a new head unless `keep_head`."""
+    from `seed`; pretrained weights of another number of classes get a new head unless `keep_head`; a user's own
+    checkpoint for another number of classes is refused unless `replace_head`."""
     if not isinstance(spec, str) or not spec:
         raise SpecError("empty model spec")
     builtin = load_builtin(spec, input_shape, num_classes, seed=seed, trust=trust, keep_head=keep_head)
@@ -54,7 +56,7 @@ def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_c
     if exists and not path.is_file():     # a FIFO would block the reader, /dev/zero never ends
         raise SpecError(f"{clip(spec)}: not a regular file (a FIFO, socket or device); nothing is read from it")
     if exists:
-        return load_file(path, arch, input_shape, num_classes, trust, seed, keep_head)
+        return load_file(path, arch, input_shape, num_classes, trust, seed, keep_head, replace_head)
     prefix, sep, _ = spec.partition(":")
     if sep and len(prefix) > 1 and not spec.startswith(("/", ".", "~")):
         raise SpecError(f"unknown model spec prefix {prefix!r}{_suggest(prefix, KNOWN_PREFIXES)} "
@@ -62,7 +64,8 @@ def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_c
     raise SpecError(f"{spec}: no such file or folder")
 
 
-def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: int = 0, keep_head: bool = False) -> LoadedModel:
+def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: int = 0, keep_head: bool = False,
+              replace_head: bool = False) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".packed":
         return packed_format.load(path)
@@ -106,12 +109,16 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: i
     if arch is None:
         raise CheckpointError(f"{path}: a bare state dict; name its architecture with --arch (e.g. --arch arch:lenet5)")
     base = load_model(arch, shape, classes, seed=seed, keep_head=keep_head)
+    own_classes = zoo.head_classes(base.module, sd)
+    if classes is None and own_classes is not None:     # no data to size it: the checkpoint's own head, kept
+        base = load_model(arch, shape, own_classes, seed=seed, keep_head=keep_head)
     try:
         load_state_into(base.module, sd, arch)
     except CheckpointError:
-        # a checkpoint for another number of classes: every layer but the classifier fits; the head is new
-        # (said in the notes) unless keep_head. Any other difference names the layers that differ.
-        base.meta["notes"] = zoo.load_weights(base.module, sd, f"{path} with {arch}", keep_head)
+        # a checkpoint for another number of classes than the data's: refused (the user's trained head is never
+        # thrown away silently) unless replace_head. Any other difference names the layers that differ.
+        base.meta["notes"] = zoo.load_weights(base.module, sd, f"{path} with {arch}", keep_head, own_weights=True,
+                                              replace_head=replace_head)
     base.spec = str(path)
     return base
 

@@ -296,9 +296,19 @@ def _file_state(path: Path, zs: ZooSpec, trust: bool) -> dict[str, torch.Tensor]
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def load_weights(module: nn.Module, sd: dict[str, torch.Tensor], spec: str, keep_head: bool) -> list[str]:
-    """Load pretrained weights into an architecture built for the data's classes. A classifier head of another
-    size is left as initialised: the notes say which; `keep_head` refuses instead. Other mismatches refuse."""
+def head_classes(module: nn.Module, sd: dict[str, torch.Tensor]) -> int | None:
+    """The checkpoint's class count when its classifier is the only layer whose shape differs from `module`'s."""
+    own = module.state_dict()
+    wrong = {k.rsplit(".", 1)[0] for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)}
+    weight = f"{next(iter(wrong))}.weight" if len(wrong) == 1 else ""
+    return int(sd[weight].shape[0]) if weight in sd and sd[weight].dim() >= 1 else None
+
+
+def load_weights(module: nn.Module, sd: dict[str, torch.Tensor], spec: str, keep_head: bool,
+                 own_weights: bool = False, replace_head: bool = False) -> list[str]:
+    """Load weights into an architecture built for the data's classes. Pretrained weights with a classifier head
+    of another size keep the new head: the notes say which; `keep_head` refuses instead. A user's own weights
+    (`own_weights`) are refused for another class count unless `replace_head`. Other mismatches refuse."""
     own = module.state_dict()
     sd = {k: v for k, v in sd.items() if not k.startswith(("AuxLogits.", "aux1.", "aux2."))}   # aux heads: not built
     wrong = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
@@ -317,10 +327,15 @@ def load_weights(module: nn.Module, sd: dict[str, torch.Tensor], spec: str, keep
         head = heads.pop()
         weight = f"{head}.weight"
         before, after = (int(sd[weight].shape[0]), int(own[weight].shape[0])) if weight in sd else (None, None)
-        if keep_head:
+        if own_weights and not replace_head:
+            raise CheckpointError(f"{spec}: {head}: the checkpoint's head has {before} classes, the data has {after}; "
+                                  f"pass --replace-head (or replace_head: true) to train a new head")
+        if keep_head and not own_weights:
             raise CheckpointError(f"{spec}: the weights' classifier {head} predicts {before} classes but the data has "
                                   f"{after}; without keep_head the head would be replaced")
-        notes.append(f"replaced the classifier head {head} ({before} -> {after} classes); every other layer has "
+        notes.append(f"replaced the classifier head {head} ({before} -> {after} classes, as asked); every other "
+                     f"layer has the checkpoint's weights" if own_weights else
+                     f"replaced the classifier head {head} ({before} -> {after} classes); every other layer has "
                      f"the pretrained weights")
         sd = {k: v for k, v in sd.items() if k not in wrong}
         sd.update({k: own[k] for k in wrong})
