@@ -140,8 +140,31 @@ def layer_arrays(loaded: LoadedModel, layer: str) -> LayerArrays:
                "distinct_values": int(np.unique(flat).size) if flat.size <= DISTINCT_MAX else None}
     if book is not None:
         numbers["clusters"] = int(book.size)
+    numbers.update(int8_numbers(module))
     return LayerArrays(layer, type(module).__name__, list(w.shape), counts, edges, int(flat.size - nonzero_w.size),
                        kept, book, heat, pruned, label, down, numbers)
+
+
+def int8_numbers(module: torch.nn.Module) -> dict:
+    """A torch.ao int8 layer's quantization: its weights' scales (one per output channel, or one for the tensor)
+    and zero points; {} for a float layer. The histogram shows the dequantized values (scale × (q - zero point))."""
+    packed = getattr(module, "weight", None)
+    if not callable(packed):
+        return {}
+    try:
+        w = packed()
+    except Exception:  # noqa: BLE001 - a module whose weight() is not the packed int8 weight: nothing to add
+        return {}
+    if not isinstance(w, torch.Tensor) or not w.is_quantized:
+        return {}
+    if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        scales = w.q_per_channel_scales().double().numpy()
+        zero_points = w.q_per_channel_zero_points().numpy()
+    else:
+        scales, zero_points = np.array([w.q_scale()]), np.array([w.q_zero_point()])
+    return {"int8_dtype": str(w.dtype).removeprefix("torch."), "int8_scales": int(scales.size),
+            "int8_scale_min": float(scales.min()), "int8_scale_max": float(scales.max()),
+            "int8_zero_points": sorted({int(z) for z in zero_points.reshape(-1)})[:8]}
 
 
 def open_model(spec: str, data_spec: str | dict | DataSettings | None = None, arch: str | None = None,

@@ -75,6 +75,11 @@ class LayerInspector(QWidget):
         key = f" · <span style='color:#dc2626'>red: {arrays.zeros:,} zero weights</span>" if arrays.zeros else ""
         down = f" · heat map down-sampled to {arrays.heat.shape[0]}×{arrays.heat.shape[1]}" if arrays.downsampled else ""
         mask = "" if arrays.mask_kept is None else f" · mask keeps {arrays.mask_kept:,}"
+        if "int8_scales" in n:      # a torch.ao int8 layer: the histogram is of its dequantized weights
+            scales = (f"scale {n['int8_scale_min']:.3g}" if n["int8_scales"] == 1 else
+                      f"{n['int8_scales']} per-channel scales in [{n['int8_scale_min']:.3g}, {n['int8_scale_max']:.3g}]")
+            extra += (f" · <span style='color:#7c3aed'>{n['int8_dtype']} weights (dequantized), {scales}, zero point"
+                      f"{'s' if len(n['int8_zero_points']) > 1 else ''} {', '.join(map(str, n['int8_zero_points']))}</span>")
         self.numbers.setText(
             f"{n['params']:,} params · {n['nonzero_params']:,} non-zero · sparsity {F.percent(n['sparsity'])}{mask} · "
             f"range [{n['weight_min']:.3g}, {n['weight_max']:.3g}] · std {n['weight_std']:.3g} · "
