@@ -34,7 +34,22 @@ def snapshot_line(m: dict) -> str:
     return (f"snapshot {m['index']} {m['stage']}: accuracy {_n(m.get('accuracy'), '.4f')}{val}, params {m['params']:,} "
             f"(non-zero {m['nonzero_params']:,}, sparsity {_n(m.get('sparsity'), '.1%')}), FLOPs {_n(m.get('flops'))}, "
             f"compressed {_n(m.get('compressed_bytes'))} B ({m.get('compressed_format')}, {ratio}), "
-            f"latency {_n(m.get('latency_ms'), '.3f')} ms")
+            f"latency {_n(m.get('latency_ms'), '.3f')} ms{_claims(m)}")
+
+
+def _claims(m: dict) -> str:
+    """The latency's spread (noisy when too wide to mean anything), the stage's own ratio, int8 agreement."""
+    eager = (m.get("latency") or {}).get("eager") or {}
+    out = f" (p10-p90 {eager['p10_ms']:.3f}-{eager['p90_ms']:.3f}, {eager['repeats']} runs, " \
+          f"{eager['threads']} thread{'s' if eager['threads'] != 1 else ''})" if "p10_ms" in eager else ""
+    out += " noisy" if eager.get("noisy") else ""
+    ratio = m.get("latency_ratio")
+    if ratio:
+        out += (f", {ratio['runtime']} latency x{ratio['value']:.2f} of the stage input "
+                f"(p10-p90 {ratio['p10']:.2f}-{ratio['p90']:.2f}){' noisy' if ratio.get('noisy') else ''}")
+    if m.get("agreement") is not None:
+        out += f", agreement {m['agreement']:.3f}"
+    return out
 
 
 class Reporter:

@@ -87,10 +87,10 @@ def summary(times_ms: list[float], threads: int, batch: int) -> dict[str, Any]:
 
 
 def _timed(model: nn.Module, example: torch.Tensor, clock: Clock) -> float:
-    sync = torch.cuda.synchronize if example.is_cuda else (lambda: None)   # CUDA runs asynchronously
     t0 = clock()
     model(example)
-    sync()
+    if example.is_cuda:              # CUDA runs asynchronously: wait for it
+        torch.cuda.synchronize()
     return (clock() - t0) * 1000.0
 
 

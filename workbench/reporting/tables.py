@@ -27,6 +27,8 @@ def fmt(value: Any, kind: str) -> str:
     """One cell. kind: pct (fraction -> 97.77%), pct1 (-> 94.1%), count (12,345), float3, ratio (40.8x), sci, text."""
     if value is None:
         return NA
+    if kind == "spread":
+        return spread(value)
     if kind == "text":
         return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
     if not is_number(value):
@@ -42,6 +44,15 @@ def fmt(value: Any, kind: str) -> str:
     if kind == "ratio":
         return f"{value:.1f}x"
     return f"{value:.4g}"
+
+
+def spread(latency: Any) -> str:
+    """A snapshot's eager latency figure: its p10-p90 in ms and repeats, "noisy" when too wide to mean anything."""
+    eager = latency.get("eager") if isinstance(latency, dict) else None
+    if not isinstance(eager, dict) or not all(is_number(eager.get(k)) for k in ("p10_ms", "p90_ms", "repeats")):
+        return NA
+    noisy = " noisy" if eager.get("noisy") else ""
+    return f"{eager['p10_ms']:.3f}-{eager['p90_ms']:.3f} ({round(eager['repeats'])} runs){noisy}"
 
 
 @dataclass
@@ -71,14 +82,15 @@ SNAPSHOT_COLUMNS = (("index", "#", "text"), ("stage", "stage", "text"), ("val_ac
                     ("accuracy", "test acc", "pct"), ("params", "params", "count"), ("nonzero_params", "non-zero", "count"),
                     ("sparsity", "sparsity", "pct1"), ("flops", "FLOPs", "count"), ("compressed_bytes", "compressed B", "count"),
                     ("compressed_format", "format", "text"), ("compression_ratio", "ratio", "ratio"),
-                    ("latency_ms", "latency ms", "float3"))
+                    ("latency_ms", "latency ms", "float3"), ("latency", "p10-p90 ms", "spread"),
+                    ("agreement", "int8 agreement", "pct"))
 EXPORT_COLUMNS = (("format", "format", "text"), ("path", "path", "text"), ("bytes", "bytes", "count"),
                   ("verified", "verified", "text"), ("max_abs_diff", "max |diff|", "sci"),
                   ("accuracy", "test acc (file)", "pct"), ("check", "check", "text"), ("error", "error", "text"))
 ENVIRONMENT_KEYS = (("torch", "torch"), ("workbench", "workbench"), ("python", "Python"), ("device", "device"),
                     ("cpu", "CPU"), ("gpu", "GPU"), ("threads", "threads"), ("cpu_cores", "CPU cores"),
                     ("world_size", "world size"), ("backend", "backend"), ("platform", "platform"))
-CSV_COLUMNS = ("run", *(k for k, _, _ in SNAPSHOT_COLUMNS), "dense_bytes", "seconds", "path")
+CSV_COLUMNS = ("run", *(k for k, _, kind in SNAPSHOT_COLUMNS if kind != "spread"), "dense_bytes", "seconds", "path")
 
 
 def snapshot_table(run: RunData) -> Table:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .. import transforms
-from ..errors import StageError
+from ..errors import CheckpointError, StageError
 
 if TYPE_CHECKING:
     from torch.ao.quantization import QConfigMapping
@@ -54,7 +54,8 @@ def ao_quiet(backend: str = BACKEND) -> Iterator[None]:
             torch.backends.quantized.engine = previous
 
 
-def convert_dynamic(model: nn.Module) -> nn.Module:
+def convert_dynamic(model: nn.Module, keep_float: Iterable[str] = ()) -> nn.Module:
+    """Linear/LSTM/GRU weights int8, activations quantized per batch; the layers named in `keep_float` stay float."""
     found = [type(m).__name__ for m in model.modules() if isinstance(m, DYNAMIC_TYPES)]
     if not found:
         kinds = sorted({type(m).__name__ for m in model.modules() if any(True for _ in m.parameters(recurse=False))})
@@ -62,8 +63,11 @@ def convert_dynamic(model: nn.Module) -> nn.Module:
                           f"(its layers: {', '.join(kinds) or 'none'}); use int8_static")
     from torch.ao.quantization import quantize_dynamic
     with ao_quiet():
+        keep = set(keep_float)
+        spec: set[Any] = ({n for n, m in model.named_modules() if isinstance(m, DYNAMIC_TYPES) and n not in keep}
+                          if keep else set(DYNAMIC_TYPES))
         quantized: nn.Module = quantize_dynamic(  # type: ignore[no-untyped-call]  # torch.ao's quantize_dynamic is unannotated
-            copy.deepcopy(model).eval(), set(DYNAMIC_TYPES), dtype=torch.qint8)
+            copy.deepcopy(model).eval(), spec, dtype=torch.qint8)
         return quantized
 
 
@@ -80,11 +84,15 @@ def _traced(fn: Callable[..., GraphModule], model: nn.Module, mapping: QConfigMa
         raise StageError(f"int8: cannot trace the model into a graph for quantization ({type(exc).__name__}: {first})") from None
 
 
-def prepare_static(model: nn.Module, example: torch.Tensor, qat: bool = False) -> nn.Module:
-    """Insert observers (static) or fake-quantize modules (qat) into a copy of the float model."""
+def prepare_static(model: nn.Module, example: torch.Tensor, qat: bool = False,
+                   keep_float: Iterable[str] = ()) -> nn.Module:
+    """Insert observers (static) or fake-quantize modules (qat) into a copy of the float model; the layers
+    named in `keep_float` stay float (the per-layer fallback)."""
     from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx, prepare_qat_fx
     fn, mapping = (prepare_qat_fx, get_default_qat_qconfig_mapping(BACKEND)) if qat else (prepare_fx, get_default_qconfig_mapping(BACKEND))
+    for name in keep_float:
+        mapping.set_module_name(name, None)
     copied = copy.deepcopy(model).cpu()
     try:
         return _traced(fn, copied.train(qat), mapping, (example,))
@@ -193,15 +201,24 @@ def int8_weight_bytes(model: nn.Module) -> int:
     return total
 
 
+def _float_layers(t: dict[str, Any]) -> list[str]:
+    """The layers a per-layer fallback kept float (a record read from a file: checked)."""
+    names = t.get("float_layers", [])
+    if not isinstance(names, list) or len(names) > 100_000 or \
+            not all(isinstance(n, str) and 0 < len(n) <= 1000 for n in names):
+        raise CheckpointError(f"workbench record: {t.get('op')} float_layers: expected a list of layer names")
+    return names
+
+
 def _replay_dynamic(model: nn.Module, t: dict[str, Any]) -> nn.Module:
-    return convert_dynamic(model)
+    return convert_dynamic(model, _float_layers(t))
 
 
 def _replay_static(model: nn.Module, t: dict[str, Any]) -> nn.Module:
     example = torch.zeros(1, *t["input_shape"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return convert(prepare_static(model, example))
+        return convert(prepare_static(model, example, keep_float=_float_layers(t)))
 
 
 transforms.register("int8_dynamic")(_replay_dynamic)

@@ -4,7 +4,8 @@ The algorithms live in `core/quantization/`; this module maps recipe settings on
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..errors import BadInput
+from ..errors import BadInput, StageError
 from ..events import Event, LayerStats, Log, Progress
 from ..params import param
-from ..quantization import binary, floats, int8
+from ..quantization import agreement, binary, floats, int8
 from ..quantization.kmeans import INITS, MAX_ITER
 from ..quantization.layers import WeightLayer, bits_for, bits_layer_names, check_layer_names, weight_layers
 from ..quantization.sharing import round_biases, round_codebooks, share_layer
@@ -58,6 +59,12 @@ class Params:
                         when={"method": "kmeans"})
     calib_batches: int = param(8, "Calibration batches for int8_static.", min=1, max=10000, advanced=True,
                                when={"method": ["int8_static", "qat"]})
+    min_agreement: float = param(0.9, "int8: the least top-1 agreement with the float model on val that the stage "
+                                 "accepts (0: not checked); below it the stage fails naming the layers to blame.",
+                                 min=0.0, max=1.0, step=0.01, when={"method": list(INT8)})
+    fallback: bool = param(False, "int8: below min_agreement, keep the most sensitive layers (measured on val) in "
+                           "float until it is reached, instead of failing.", advanced=True,
+                           when={"method": ["int8_static", "int8_dynamic"]})
     max_iter: int = param(MAX_ITER, "k-means Lloyd iterations at most (it stops earlier, at convergence).",
                           min=1, max=MAX_ITER, advanced=True,
                           when={"method": "kmeans"})
@@ -133,30 +140,73 @@ def _binary(session: Session, p: Params) -> Iterator[Event]:
     session.note(kind=KIND, method=p.method, finetune_epochs=p.finetune_epochs, layers=sorted(layers))
 
 
-def _int8(session: Session, p: Params) -> Iterator[Event]:
+def _convert(session: Session, p: Params, source: nn.Module, keep: list[str]) -> Generator[Event, None, nn.Module]:
+    """One int8 conversion of `source` (the layers in `keep` left float); qat trains first."""
     example = session.example_input(1).cpu()
-    transform: dict[str, Any]
     if p.method == "int8_dynamic":
         yield Progress(0, 1, "int8 dynamic conversion")
-        model, transform = int8.convert_dynamic(session.model), {"op": "int8_dynamic"}
-    else:
-        prepared = int8.prepare_static(session.model, example, qat=p.method == "qat")
-        if p.method == "qat":
-            session.set_model(prepared)
-            yield from fit(session, max(1, p.finetune_epochs), p.lr, p.optimizer, batch_size=p.batch_size, label="qat")
-            prepared = session.model
-        for done in int8.calibrate(prepared, session.data.calib, p.calib_batches):
-            yield Progress(done, p.calib_batches, "calibrating activation ranges")
-        model = int8.convert(prepared)
-        transform = {"op": p.method, "backend": int8.BACKEND, "input_shape": list(session.record["input_shape"])}
+        return int8.convert_dynamic(source, keep)
+    prepared = int8.prepare_static(source, example, qat=p.method == "qat", keep_float=keep)
+    if p.method == "qat":
+        session.set_model(prepared)
+        yield from fit(session, max(1, p.finetune_epochs), p.lr, p.optimizer, batch_size=p.batch_size, label="qat")
+        prepared = session.model
+    for done in int8.calibrate(prepared, session.data.calib, p.calib_batches):
+        yield Progress(done, p.calib_batches, "calibrating activation ranges")
+    return int8.convert(prepared)
+
+
+def _val_batches(session: Session) -> Any:
+    return session.data.val if session.data.splits["val"] else session.data.calib
+
+
+def _checked(session: Session, p: Params, source: nn.Module, model: nn.Module
+             ) -> Generator[Event, None, tuple[nn.Module, float, list[str]]]:
+    """(model, top-1 agreement with `source` on val, layers kept float): fails the stage below min_agreement,
+    or with `fallback` keeps the layers that add the most error in float, one more at a time, until it is met."""
+    agree = agreement.agreement(source, model, _val_batches(session))
+    if not p.min_agreement or agree >= p.min_agreement:
+        return model, agree, []
+    errors = agreement.layer_errors(source, model, _val_batches(session))
+    ranked = agreement.blame(errors, most=len(errors))
+    if not p.fallback or p.method == "qat":
+        worst = ", ".join(f"{n} (adds {e:.3f} relative output error)" for n, e in ranked[:3]) or "none measurable"
+        hint = "lower min_agreement or calibrate on more batches" if p.method == "qat" else \
+            "set fallback: true to keep them in float, lower min_agreement, or calibrate on more batches"
+        raise StageError(f"{p.method}: top-1 agreement with the float model on val is {agree:.3f}, below "
+                         f"min_agreement {p.min_agreement:g}; layers to blame: {worst}; {hint}")
+    keep: list[str] = []
+    for name, _ in ranked:
+        keep.append(name)
+        yield Log("info", f"{p.method}: agreement {agree:.3f} < {p.min_agreement:g}; keeping {name} in float")
+        model = yield from _convert(session, p, source, keep)
+        agree = agreement.agreement(source, model, _val_batches(session))
+        if agree >= p.min_agreement:
+            return model, agree, keep
+    raise StageError(f"{p.method}: top-1 agreement {agree:.3f} stays below min_agreement {p.min_agreement:g} "
+                     f"even with {', '.join(keep)} kept in float")
+
+
+def _int8(session: Session, p: Params) -> Iterator[Event]:
+    example = session.example_input(1).cpu()
+    source = copy.deepcopy(session.model).cpu().eval()          # the stage input, for the agreement check
+    model = yield from _convert(session, p, source, [])
     int8.check_runs(model, example)
+    model, agree, kept = yield from _checked(session, p, source, model)
+    transform: dict[str, Any] = {"op": p.method}
+    if p.method != "int8_dynamic":
+        transform.update(backend=int8.BACKEND, input_shape=list(session.record["input_shape"]))
+    if kept:
+        transform["float_layers"] = kept
+        yield Log("warning", f"{p.method}: kept in float to reach agreement {agree:.3f}: {', '.join(kept)}")
     islands = int8.float_islands(model)
     if islands:
         yield Log("warning", f"{p.method}: these ops have no int8 kernel and run in float: {', '.join(islands[:8])}")
     session.set_model(model, transform)
     session.codebooks.clear()
     session.note(kind=KIND, method=p.method, backend=int8.BACKEND, int8_weights=int8.int8_weight_bytes(model),
-                 float_ops=islands)
+                 float_ops=islands, agreement=agree, **({"float_layers": kept} if kept else {}))
+    yield Log("info", f"{p.method}: top-1 agreement with the float model on val {agree:.3f}")
     yield Progress(1, 1, f"{p.method}: {int8.int8_weight_bytes(model):,} int8 weights")
 
 
