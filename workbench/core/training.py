@@ -3,22 +3,26 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .errors import StageError
-from .events import Metric, Progress
+from .events import Event, Metric, Progress
 from .metrics import accuracy
 from .precision import Precision
+
+if TYPE_CHECKING:                      # above this module: for annotations only
+    from .session import Session
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 OPTIMIZERS = ["sgd", "adam", "adamw"]
 SCHEDULES = ["constant", "cosine", "step"]
 
 
-def make_optimizer(name: str, params: Iterable, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params: Iterable[nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     if not params:
         raise StageError("the model has no trainable parameters (an int8 model, or every layer frozen): train or "
@@ -32,7 +36,7 @@ def make_optimizer(name: str, params: Iterable, lr: float, weight_decay: float =
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def make_scheduler(name: str, opt: torch.optim.Optimizer, total_steps: int):
+def make_scheduler(name: str, opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, total_steps))
     if name == "step":
@@ -58,13 +62,14 @@ class LossModule(nn.Module):
         return self.loss_fn(self.model, x, y)
 
 
-def val_accuracy(session) -> float:
+def val_accuracy(session: Session) -> float:
     """Top-1 accuracy on val; under torchrun each rank counts its shard and the counts are summed."""
     ddp = session.dist
     if ddp is None:
         return accuracy(session.model, session.data.val, session.device)
     model = session.model.eval()
-    correct = total = 0
+    correct: float = 0          # counts, summed over the ranks as floats
+    total: float = 0
     with torch.inference_mode():
         for x, y in session.data.loader("val", shard=(ddp.rank, ddp.world)):
             correct += int((model(x.to(session.device)).argmax(1).cpu() == y).sum())
@@ -73,11 +78,11 @@ def val_accuracy(session) -> float:
     return correct / total if total else 0.0
 
 
-def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str = "constant",
+def fit(session: Session, epochs: int, lr: float, optimizer: str = "adam", schedule: str = "constant",
         weight_decay: float = 0.0, batch_size: int | None = None, loss_fn: LossFn | None = None,
         extra_params: Iterable[nn.Parameter] = (), after_step: Callable[[], None] | None = None,
         label: str = "train", evaluate: bool = True, step_offset: float = 0.0,
-        eval_modules: Iterable[nn.Module] = ()) -> Iterator:
+        eval_modules: Iterable[nn.Module] = ()) -> Iterator[Event]:
     """Train `session.model` for `epochs`, keeping pruned weights at zero. Yields Progress and Metrics.
 
     Metrics: `{label}/loss` (mean per epoch, step = epoch) and `{label}/accuracy` on the val split (the
@@ -93,6 +98,7 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
     loss_fn = loss_fn or cross_entropy
     extra_params = list(extra_params)
     opt = make_optimizer(optimizer, [*model.parameters(), *extra_params], lr, weight_decay)
+    step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     if ddp is None:
         loader = session.data.loader("train", batch_size) if batch_size else session.data.train
         step_loss = lambda x, y: loss_fn(model, x, y)
@@ -100,18 +106,20 @@ def fit(session, epochs: int, lr: float, optimizer: str = "adam", schedule: str 
         total_batch = batch_size or session.data.default_batch("train")
         loader = session.data.loader("train", max(1, total_batch // ddp.world), shard=(ddp.rank, ddp.world))
         step_loss = ddp.wrap(LossModule(model, extra_params, loss_fn))
-    steps_per_epoch = max(1, len(loader)) if hasattr(loader, "__len__") else 1
+    steps_per_epoch = max(1, len(loader)) if isinstance(loader, Sized) else 1
     sched = make_scheduler(schedule, opt, epochs * steps_per_epoch)
     session.apply_masks()
     last_metric = 0.0
     eval_modules = list(eval_modules)
     for epoch in range(epochs):
-        if hasattr(getattr(loader, "sampler", None), "set_epoch"):
-            loader.sampler.set_epoch(epoch)           # DistributedSampler: a new shuffle each epoch
+        sampler: Any = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)                  # DistributedSampler: a new shuffle each epoch
         model.train()
         for m in eval_modules:
             m.eval()
-        total_loss, seen = 0.0, 0
+        total_loss: float = 0.0
+        seen: float = 0             # samples, summed over the ranks as a float
         for step, (x, y) in enumerate(loader):
             x, y = amp.inputs(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
             with amp.autocast():

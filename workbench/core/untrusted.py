@@ -29,6 +29,7 @@ import pickle
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -155,7 +156,7 @@ def _archive_root(names: list[str]) -> str:
     return ""
 
 
-def _configs(zf: zipfile.ZipFile, root: str, folder: str, suffix: str) -> Iterator[tuple[str, dict]]:
+def _configs(zf: zipfile.ZipFile, root: str, folder: str, suffix: str) -> Iterator[tuple[str, dict[str, Any]]]:
     for name in zf.namelist():
         if name.startswith(f"{root}data/{folder}/") and name.endswith(suffix):
             try:
@@ -228,7 +229,7 @@ def _pt2_refusal(path: str | Path, zf: zipfile.ZipFile) -> CheckpointError:
     return refuse(path, PT2_IS_CODE + found, SAFE_FORMAT_HINT)
 
 
-def load_pt2_program(path: str | Path, trust: bool):
+def load_pt2_program(path: str | Path, trust: bool) -> torch.export.ExportedProgram:
     """A torch.export program from a .pt2 file: only with trust (it is a program). Without trust a corrupt archive
     is called corrupt, and the refusal names the parts that would unpickle, if any."""
     zf = open_zip(path)
@@ -244,7 +245,7 @@ def load_pt2_program(path: str | Path, trust: bool):
         raise CheckpointError(f"{path}: not a readable .pt2 program ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
-def trainable_module(program) -> torch.nn.Module:
+def trainable_module(program: torch.export.ExportedProgram) -> torch.nn.Module:
     """`program.module()` with `train()`/`eval()` working again (they only set flags: the graph is fixed)."""
     module = program.module()
     for name in ("train", "eval"):
@@ -252,7 +253,7 @@ def trainable_module(program) -> torch.nn.Module:
     return module
 
 
-def load_torchscript(path: str | Path, trust: bool):
+def load_torchscript(path: str | Path, trust: bool) -> tuple[torch.jit.ScriptModule, dict[str, Any]]:
     if not trust:
         raise refuse(path, "it is a TorchScript program (its code runs on load and on every call)")
     import warnings
@@ -260,7 +261,8 @@ def load_torchscript(path: str | Path, trust: bool):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             extra = {"workbench.json": ""}
-            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+            module: torch.jit.ScriptModule = torch.jit.load(  # type: ignore[no-untyped-call]  # torch.jit.load is not annotated
+                str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable program
         raise CheckpointError(f"{path}: not a readable TorchScript file ({_first_line(exc)})") from None
     try:
@@ -270,7 +272,7 @@ def load_torchscript(path: str | Path, trust: bool):
     return module, info if isinstance(info, dict) else {}
 
 
-def load_pickle(path: str | Path, trust: bool):
+def load_pickle(path: str | Path, trust: bool) -> Any:
     """A `torch.save` file: weights only, unless trusted. Empty, random or bomb files are corrupt, not 'pickles'."""
     size = os.path.getsize(path)
     if size == 0:

@@ -87,8 +87,10 @@ def check_name(zs: ZooSpec) -> None:
 
 
 # --- architectures ----------------------------------------------------------------------------------------
-def _tv_weights(zs: ZooSpec):
+def _tv_weights(zs: ZooSpec) -> Any:
+    """The torchvision weights enum member a spec names (asked for only when it names weights)."""
     from torchvision.models import get_model_weights
+    assert zs.weights is not None
     enum = get_model_weights(zs.name)
     if zs.weights.upper() == "DEFAULT":
         return enum.DEFAULT
@@ -114,7 +116,7 @@ def _tv_kwargs(zs: ZooSpec) -> dict[str, Any]:
 def default_shape(zs: ZooSpec) -> tuple[int, int, int]:
     pre = preprocess(zs)
     if pre:
-        return tuple(pre["input_size"])  # type: ignore[return-value]
+        return tuple(pre["input_size"])
     return TV_SHAPES.get(zs.name, (3, 224, 224))
 
 
@@ -123,9 +125,11 @@ def build(zs: ZooSpec, num_classes: int) -> nn.Module:
     check_name(zs)
     if zs.zoo == "torchvision":
         import torchvision
-        return torchvision.models.get_model(zs.name, weights=None, num_classes=num_classes, **_tv_kwargs(zs))
+        module: nn.Module = torchvision.models.get_model(zs.name, weights=None, num_classes=num_classes, **_tv_kwargs(zs))
+        return module
     import timm
-    return timm.create_model(zs.name, pretrained=False, num_classes=num_classes)
+    model: nn.Module = timm.create_model(zs.name, pretrained=False, num_classes=num_classes)
+    return model
 
 
 def weights_classes(zs: ZooSpec) -> int | None:
@@ -139,16 +143,16 @@ def weights_classes(zs: ZooSpec) -> int | None:
 
 
 # --- preprocessing and class names -----------------------------------------------------------------------
-def _timm_cfg(zs: ZooSpec) -> dict | None:
+def _timm_cfg(zs: ZooSpec) -> dict[str, Any] | None:
     from timm.models import get_pretrained_cfg
     try:
         cfg = get_pretrained_cfg(zs.name)
     except (RuntimeError, KeyError, ValueError):
         return None
-    return cfg.to_dict() if cfg is not None else None
+    return cfg.to_dict() if cfg is not None else None  # type: ignore[no-untyped-call]  # timm's PretrainedCfg.to_dict is not annotated
 
 
-def preprocess(zs: ZooSpec) -> dict | None:
+def preprocess(zs: ZooSpec) -> dict[str, Any] | None:
     """input_size, resize, crop_pct, interpolation, mean, std: what the weights were trained with."""
     if zs.zoo == "torchvision":
         if zs.weights is None:
@@ -185,6 +189,7 @@ def pretrained_state(zs: ZooSpec, trust: bool = False) -> dict[str, torch.Tensor
         return _torchvision_state(zs)
     if zs.weights == "pretrained":
         return _timm_hub_state(zs)
+    assert zs.weights is not None          # asked for only when the spec names weights
     return _file_state(Path(zs.weights).expanduser(), zs, trust)
 
 
@@ -212,11 +217,14 @@ def _torchvision_state(zs: ZooSpec) -> dict[str, torch.Tensor]:
         if not digest.startswith(prefix.group(1)):
             raise CheckpointError(f"{path}: its SHA-256 ({digest[:12]}...) does not match the hash in its name "
                                   f"({prefix.group(1)}): tampered with or corrupt; delete it to download it again")
-    return load_pickle(path, trust=False)
+    state: dict[str, torch.Tensor] = load_pickle(path, trust=False)
+    return state
 
 
-def weights_url(weights) -> str:
-    return weights.url
+def weights_url(weights: Any) -> str:
+    """The download address of a torchvision weights enum member."""
+    url: str = weights.url
+    return url
 
 
 def _timm_hub_state(zs: ZooSpec) -> dict[str, torch.Tensor]:
