@@ -52,13 +52,16 @@ def write_result(name: str, payload: dict) -> Path:
 
 
 def alternating_latencies_ms(a, b, x, budget: float = 5.0, most: int = 200) -> tuple[float, float, float, float]:
-    """Median batch-1 latency of two models, timed alternately so that outside load hits both alike
+    """Median batch-1 latency of two models, timed alternately so that outside load hits both alike, under the
+    tool's thread policy (`workbench.core.latency.LATENCY_THREADS`, as the runs table and the auto stage)
     (passes for `budget` seconds, at least 3 and at most `most` each): (wall a, wall b, CPU a, CPU b)
     in ms. Both models have run before (no separate warm-up)."""
     import torch
+
+    from workbench.core.latency import timing_threads  # the tool's one thread policy (LATENCY_THREADS)
     wall: tuple[list, list] = ([], [])
     cpu: tuple[list, list] = ([], [])
-    with torch.inference_mode():
+    with timing_threads(), torch.inference_mode():
         start = time.perf_counter()
         while len(wall[0]) < most and (time.perf_counter() - start < budget or len(wall[0]) < 3):
             for model, w, c in ((a, wall[0], cpu[0]), (b, wall[1], cpu[1])):

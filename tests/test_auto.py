@@ -199,6 +199,8 @@ def test_resnet_half_latency_measured_alternating(tmp_path):
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in baseline.parameters())
     ratio, _, _ = latency_ratio(pruned, baseline, x, passes=9, threads=1)   # both models, alternating, median
     assert ratio <= 0.55, f"latency {ratio:.3f} of the baseline's"
+    claim = snaps[-1]["latency_ratio"]          # the stage's own claim, timed alternately in the run's process
+    assert claim["runtime"] == "eager" and claim["p10"] <= claim["value"] <= claim["p90"] and claim["threads"] == 1
     result = json.loads((tmp_path / "run" / "auto.json").read_text())
     assert result["unit"] == "latency ms" and result["allocation"]
     assert all(set(a) == {"channels"} for a in result["allocation"].values())

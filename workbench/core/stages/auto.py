@@ -28,6 +28,7 @@ from ..errors import RecipeError, StageError
 from ..events import Event, LayerStats, Log, Series
 from ..export import ExportSource
 from ..export import packed as packed_format
+from ..latency import ratio_stats
 from ..metrics import count_params, flops_per_module
 from ..params import param
 from ..pruning import structured
@@ -388,8 +389,10 @@ def _search(session: Session, p: Params, host: _Host) -> Iterator[Event]:
                                                  for k, v in a.items() if v is not None}} for n, a in allocation.items()})
     session.publish("auto", {**common, "chosen": index, "measured": chosen.measured, "val_accuracy": chosen.val_accuracy,
                              "drop": chosen.drop, "allocation": allocation, "int8": host.int8})
+    claims = {"latency_ratio": ratio_stats(copy.deepcopy(session.model).cpu().eval(), host.reference,   # A/B/A/B
+                                           host.example.cpu())} if host.kind == "latency" else {}
     session.note(op="auto", target=dict(p.target), max_drop=p.max_drop, allocation=allocation, int8=host.int8,
-                 candidates=len(out.candidates), chosen=index, measured=chosen.measured)
+                 candidates=len(out.candidates), chosen=index, measured=chosen.measured, **claims)
     yield Log("info", f"chose candidate {index + 1} of {len(out.candidates)}: {host.fmt(chosen.measured)}, val accuracy "
                       f"{chosen.val_accuracy:.2%} (drop {chosen.drop * 100:.2f} points), {out.spent} epochs used")
 
