@@ -160,7 +160,8 @@ class Run:
             "model": session.model_spec, "data": session.data_spec, "recipe": self.recipe.to_dict(),
             "splits": session.data.splits, "data_settings": session.data.describe(),
             "compressed_bytes_note": "size of the smallest file (among the formats listed per snapshot in "
-                                     "compressed_format) written, read back and verified"}, str(session.device),
+                                     "compressed_format) written, read back and verified",
+            **({"resumed_from": dict(self.options.resumed_from)} if self.options.resumed_from else {})}, str(session.device),
             session.dist.world if session.dist else 1, session.dist.backend if session.dist else None, session.writes)
         report.write()
         try:

@@ -27,6 +27,7 @@ from .qthreading.model_control import ModelControl
 from .qthreading.run_control import RunControl
 from .qthreading.run_history import RunHistory
 from .qthreading.tasks import run_task
+from .run_from import RunFrom
 from .state import AppState
 from .widgets.curves import run_from_files, stage_names, stage_titles
 from .widgets.layer_view import LayerInspector
@@ -40,7 +41,7 @@ LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.R
                        Qt.DockWidgetArea.BottomDockWidgetArea)
 
 
-class MainWindow(RecipeFiles, QMainWindow):
+class MainWindow(RecipeFiles, RunFrom, QMainWindow):
     def __init__(self, model: str | None = None, data: str | None = None, recipe: str | None = None,
                  runs_dir: str | None = None, arch: str | None = None) -> None:
         super().__init__()
@@ -220,7 +221,11 @@ class MainWindow(RecipeFiles, QMainWindow):
         return recipe
 
     def start_run(self) -> bool:
-        if self.control.running() or (recipe := self.checked_recipe()) is None:
+        if self.control.running():
+            return False
+        if (resumed := self.ask_run_from()) is not None and resumed:      # a snapshot selected, or Stop before
+            return self.control.running()
+        if (recipe := self.checked_recipe()) is None:
             return False
         model = self.state.model_spec or recipe.model
         if not model:
@@ -254,6 +259,7 @@ class MainWindow(RecipeFiles, QMainWindow):
 
     def _run_ended(self, run_dir: str, ok: bool, status: str) -> None:
         self.plots.end_run()
+        self.note_run_end(run_dir, status)
         self.runs.set_run_title(run_dir, f"{Path(run_dir).name} ({status})")
         self.runs.show_exports(run_dir)              # each exported file with its own test accuracy
         self.statusBar().showMessage(f"Run {status}: {run_dir}", 10000)
