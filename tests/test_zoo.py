@@ -139,14 +139,16 @@ def test_timm_model_prunes_quantizes_and_exports(name, tmp_path):
     assert sum(p.numel() for p in again.module.parameters()) == pruned["params"]
 
 
-def test_a_bare_state_dict_for_other_classes_gets_a_new_head(tmp_path):
+def test_a_bare_state_dict_for_other_classes_is_refused_unless_replace_head(tmp_path):
     state = load_model("torchvision:resnet18", seed=2).module.state_dict()
     path = tmp_path / "r18.pt"
     torch.save(state, path)
-    loaded = load_model(str(path), (3, 32, 32), 10, arch="torchvision:resnet18")
-    assert "replaced the classifier head fc (1000 -> 10 classes)" in loaded.meta["notes"][0]
+    with pytest.raises(CheckpointError, match="fc: the checkpoint's head has 1000 classes, the data has 10; pass "
+                                              "--replace-head"):
+        load_model(str(path), (3, 32, 32), 10, arch="torchvision:resnet18")
+    loaded = load_model(str(path), (3, 32, 32), 10, arch="torchvision:resnet18", replace_head=True)
+    assert "replaced the classifier head fc (1000 -> 10 classes, as asked)" in loaded.meta["notes"][0]
+    assert "pretrained" not in loaded.meta["notes"][0]
     assert torch.equal(loaded.module.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
-    with pytest.raises(CheckpointError, match="predicts 1000 classes but the data has 10"):
-        load_model(str(path), (3, 32, 32), 10, arch="torchvision:resnet18", keep_head=True)
     with pytest.raises(CheckpointError, match=r"missing in the file: layer1\.2\."):
         load_model(str(path), (3, 32, 32), 10, arch="torchvision:resnet34")
