@@ -6,7 +6,7 @@ latency by timing real forward passes, sizes from files on disk.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sized
 from dataclasses import asdict, dataclass
 
 import torch
@@ -14,6 +14,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .latency import denormals_flushed, latency_stats  # noqa: F401 - denormals_flushed re-exported
+
+Batch = tuple[torch.Tensor, torch.Tensor]       # (inputs, labels), as data loaders yield them
 
 
 @dataclass
@@ -31,7 +33,7 @@ class LayerInfo:
     weights: int = 0              # prunable weights (0 for other layers)
     nonzero_weights: int = 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -39,10 +41,11 @@ def layer_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     """The tensors a module owns directly: its parameters, or the unpacked weights of a quantized module."""
     tensors = {n: p.detach() for n, p in module.named_parameters(recurse=False)}
     if not tensors and callable(getattr(module, "weight", None)):  # torch.ao quantized Linear / Conv
+        packed: Any = module             # weight() and bias() are methods there, not tensors
         try:
-            w = module.weight()
+            w = packed.weight()
             tensors["weight"] = w.dequantize() if w.is_quantized else w
-            b = module.bias() if callable(getattr(module, "bias", None)) else None
+            b = packed.bias() if callable(getattr(module, "bias", None)) else None
             if b is not None:
                 tensors["bias"] = b.detach()
         except Exception as exc:
@@ -126,7 +129,7 @@ def layer_table(model: nn.Module, example: torch.Tensor | None = None,
     return rows
 
 
-def summarize(rows: Iterable[LayerInfo], flops_total: int | None = None) -> dict:
+def summarize(rows: Iterable[LayerInfo], flops_total: int | None = None) -> dict[str, Any]:
     """Totals. `sparsity` counts the prunable weights only (Linear and convolution weights); `flops` is None
     when any layer's operations cannot be counted (int8), never a partial sum that reads like a total."""
     rows = list(rows)
@@ -160,7 +163,7 @@ def latency_ms(model: nn.Module, example: torch.Tensor, warmup: int = 5, repeats
     return float(latency_stats(model, example, repeats, warmup, max_seconds)["median_ms"])
 
 
-def accuracy(model: nn.Module, batches: Iterable, device: str | torch.device = "cpu") -> float:
+def accuracy(model: nn.Module, batches: Iterable[Batch], device: str | torch.device = "cpu") -> float:
     """Top-1 accuracy in [0, 1]."""
     steps = accuracy_steps(model, batches, device)
     while True:
@@ -170,7 +173,7 @@ def accuracy(model: nn.Module, batches: Iterable, device: str | torch.device = "
             return float(done.value)
 
 
-def accuracy_steps(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], batches: Iterable, device: str | torch.device = "cpu"
+def accuracy_steps(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], batches: Iterable[Batch], device: str | torch.device = "cpu"
                    ) -> Generator[tuple[int, int | None], None, float]:
     """Top-1 accuracy in [0, 1] (the generator's return value), yielding (batches done, batches in all or None)
     after each batch, so a caller can show progress and stop between batches. `model` may be any callable from
@@ -178,10 +181,12 @@ def accuracy_steps(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], ba
     if isinstance(model, nn.Module):
         model.eval()
     correct = total = 0
-    try:
-        count: int | None = len(batches)  # type: ignore[arg-type]
-    except TypeError:
-        count = None
+    count: int | None = None
+    if isinstance(batches, Sized):
+        try:
+            count = len(batches)
+        except TypeError:                 # a DataLoader over an iterable data set has no length
+            count = None
     for done, (x, y) in enumerate(batches, 1):
         with torch.inference_mode():      # entered per batch: the mode must not leak to the caller at a yield
             out = model(x.to(device))
