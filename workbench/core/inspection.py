@@ -1,10 +1,12 @@
 """The model browser's data: one row per module that owns parameters, totals, accuracy."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from . import memory_budget, metrics
-from .data import DataSettings, load_data
+from .data import DataBundle, DataSettings, load_data
 from .errors import BadInput
 from .models import LoadedModel
 from .specs import check_fits, load_model, preprocess_of
@@ -17,7 +19,7 @@ def example_for(loaded: LoadedModel) -> torch.Tensor:
     return torch.randn(batch, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
 
 
-def inspect_loaded(loaded: LoadedModel, data=None) -> dict:
+def inspect_loaded(loaded: LoadedModel, data: DataBundle | None = None) -> dict[str, Any]:
     example = data.example_input(int(loaded.meta.get("batch") or 1)) if data is not None else example_for(loaded)
     try:
         rows = metrics.layer_table(loaded.module, example)
@@ -47,8 +49,8 @@ def inspect_loaded(loaded: LoadedModel, data=None) -> dict:
     }
 
 
-def inspect(spec: str, data_spec: str | dict | DataSettings | None = None, arch: str | None = None, trust: bool = False, seed: int = 0,
-            keep_head: bool = False, replace_head: bool = False) -> dict:
+def inspect(spec: str, data_spec: str | dict[str, Any] | DataSettings | None = None, arch: str | None = None, trust: bool = False, seed: int = 0,
+            keep_head: bool = False, replace_head: bool = False) -> dict[str, Any]:
     data = load_data(data_spec, preprocess=preprocess_of(spec)) if data_spec else None
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust,
                         seed=seed, keep_head=keep_head, replace_head=replace_head)
