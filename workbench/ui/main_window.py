@@ -82,20 +82,6 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
         self.open_start_recipe(recipe)
         self.open_model(*self._start_model(model, arch))
 
-    def _start_model(self, model: str | None, arch: str | None) -> tuple[str, str | None]:
-        """The model asked for (with its architecture), else the recipe's, else the last one open, as it was opened."""
-        if model:
-            return model, arch
-        spec, options = self.doc.model_entry()
-        if spec:
-            return spec, arch or options.get("arch")
-        spec = str(settings.value("model", "sample:digits_mlp"))
-        return spec, arch or settings.model_options(spec).get("arch")
-
-    def open_recent_model(self, spec: str) -> None:
-        """File ▸ Recent models: reopened as it was opened (its architecture; trusting a file is asked again)."""
-        self.open_model(spec, settings.model_options(spec).get("arch"))
-
     def _dock(self, key: str, title: str, widget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{key}")

@@ -29,6 +29,20 @@ class RecipeFiles:
             self.doc.add_stage("export")
             self.doc.undo_stack.clear()
 
+    def _start_model(self, model: str | None, arch: str | None) -> tuple[str, str | None]:
+        """The model asked for (with its architecture), else the recipe's, else the last one open, as it was opened."""
+        if model:
+            return model, arch
+        spec, options = self.doc.model_entry()
+        if spec:
+            return spec, arch or options.get("arch")
+        spec = str(settings.value("model", "sample:digits_mlp"))
+        return spec, arch or settings.model_options(spec).get("arch")
+
+    def open_recent_model(self, spec: str) -> None:
+        """File ▸ Recent models: reopened as it was opened (its architecture; trusting a file is asked again)."""
+        self.open_model(spec, settings.model_options(spec).get("arch"))
+
     def open_recipe_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open recipe", str(self.recipes_folder()),
                                               "Recipes (*.yaml *.yml *.json);;All files (*)")
