@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,10 +33,10 @@ class ModelCache:
     def __init__(self, size: int = 3) -> None:
         self.size = size
         self._items: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._options: dict[str, dict] = {}
+        self._options: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, spec: str, input_shape=None, num_classes=None) -> LoadedModel:
+    def get(self, spec: str, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None) -> LoadedModel:
         with self._lock:
             if spec in self._items:
                 self._items.move_to_end(spec)
@@ -46,7 +48,7 @@ class ModelCache:
         self.put(spec, loaded, remembered)
         return loaded
 
-    def put(self, spec: str, loaded: LoadedModel, options: dict | None = None) -> None:
+    def put(self, spec: str, loaded: LoadedModel, options: dict[str, Any] | None = None) -> None:
         with self._lock:
             self._items[spec] = loaded
             self._items.move_to_end(spec)
@@ -77,10 +79,10 @@ class LayerArrays:
     heat_pruned: np.ndarray               # 2-D bool, True where every weight behind the cell is zero
     heat_label: str
     downsampled: bool
-    numbers: dict = field(default_factory=dict)
+    numbers: dict[str, Any] = field(default_factory=dict)
 
 
-def _block_reduce(a: np.ndarray, limit: int, fn) -> tuple[np.ndarray, bool]:
+def _block_reduce(a: np.ndarray, limit: int, fn: Callable[..., np.ndarray]) -> tuple[np.ndarray, bool]:
     rows, cols = a.shape
     fr, fc = max(1, -(-rows // limit)), max(1, -(-cols // limit))
     if fr == 1 and fc == 1:
@@ -145,7 +147,7 @@ def layer_arrays(loaded: LoadedModel, layer: str) -> LayerArrays:
                        kept, book, heat, pruned, label, down, numbers)
 
 
-def int8_numbers(module: torch.nn.Module) -> dict:
+def int8_numbers(module: torch.nn.Module) -> dict[str, Any]:
     """A torch.ao int8 layer's quantization: its weights' scales (one per output channel, or one for the tensor)
     and zero points; {} for a float layer. The histogram shows the dequantized values (scale × (q - zero point))."""
     packed = getattr(module, "weight", None)
@@ -167,8 +169,8 @@ def int8_numbers(module: torch.nn.Module) -> dict:
             "int8_zero_points": sorted({int(z) for z in zero_points.reshape(-1)})[:8]}
 
 
-def open_model(spec: str, data_spec: str | dict | DataSettings | None = None, arch: str | None = None,
-               trust: bool = False) -> dict:
+def open_model(spec: str, data_spec: str | dict[str, Any] | DataSettings | None = None, arch: str | None = None,
+               trust: bool = False) -> dict[str, Any]:
     """Load a model for browsing (sized by the data when it fits) and measure it like `workbench inspect`. The data
     is a spec or the whole data settings (image size, preprocessing, workers, ...), the ones runs get.
 
