@@ -17,7 +17,7 @@ that can run code when loaded; see `untrusted.py` and docs/security.md.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -29,6 +29,9 @@ from .export.safetensors_format import read_safetensors, read_safetensors_record
 from .limits import clip
 from .models import LoadedModel, _suggest, from_record, load_builtin, load_state_into
 from .snapshots import load_snapshot, read_meta
+
+if TYPE_CHECKING:
+    from .data import DataBundle
 
 KNOWN_PREFIXES = ["sample", "torchvision", "timm", "arch"]
 
@@ -64,7 +67,8 @@ def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_c
     raise SpecError(f"{spec}: no such file or folder")
 
 
-def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: int = 0, keep_head: bool = False,
+def load_file(path: Path, arch: str | None, shape: tuple[int, int, int] | None, classes: int | None, trust: bool,
+              seed: int = 0, keep_head: bool = False,
               replace_head: bool = False) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".packed":
@@ -92,9 +96,10 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: i
         obj = untrusted.load_pickle(path, trust)
         if isinstance(obj, nn.Module):
             return _frozen(obj, path, shape, classes, "pickle")
-        sd = _unwrap_checkpoint(obj)
-        if sd is None:
+        unwrapped = _unwrap_checkpoint(obj)
+        if unwrapped is None:
             raise CheckpointError(f"{path}: not a state dict (expected a mapping of names to tensors)")
+        sd = unwrapped
         if isinstance(obj, dict) and isinstance(obj.get("workbench_record"), str):
             from .errors import UnreadableFile
             from .io import parse_json
@@ -123,7 +128,7 @@ def load_file(path: Path, arch: str | None, shape, classes, trust: bool, seed: i
     return base
 
 
-def _dynamic_batch(program) -> bool:
+def _dynamic_batch(program: torch.export.ExportedProgram) -> bool:
     """Whether a torch.export program takes any batch size (its first input's dim 0 is symbolic)."""
     try:
         spec = next(s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT")
@@ -144,7 +149,8 @@ def _unwrap_checkpoint(obj: Any) -> dict[str, torch.Tensor] | None:
     return None
 
 
-def _frozen(module: nn.Module, path: Path, shape, classes, fmt: str, info: dict | None = None) -> LoadedModel:
+def _frozen(module: nn.Module, path: Path, shape: tuple[int, ...] | None, classes: int | None, fmt: str,
+            info: dict[str, Any] | None = None) -> LoadedModel:
     """A model loaded as a whole (no record to rebuild it from): it can be measured and exported, not restructured."""
     info = info or {}
     ishape = tuple(info.get("input_shape") or shape or guess_input_shape(module) or ())
@@ -162,7 +168,7 @@ def guess_input_shape(module: nn.Module) -> tuple[int, ...] | None:
     return None
 
 
-def preprocess_of(spec: str) -> dict | None:
+def preprocess_of(spec: str) -> dict[str, Any] | None:
     """The preprocessing a model spec's weights were trained with, found without building the model: from
     torchvision's weights or timm's config, or the record of a snapshot folder or workbench file."""
     prefix, sep, _ = spec.partition(":")
@@ -182,7 +188,7 @@ def preprocess_of(spec: str) -> dict | None:
     return pre if isinstance(pre, dict) and isinstance(pre.get("input_size"), list) else None
 
 
-def check_fits(module: nn.Module, bundle, spec: str) -> None:
+def check_fits(module: nn.Module, bundle: DataBundle, spec: str) -> None:
     """BadInput unless the model takes the data's inputs and predicts its number of classes."""
     x = bundle.example_input(2)
     try:
