@@ -122,10 +122,11 @@ class RecipeDocument(QObject):
         return (raw if isinstance(raw, str) else ""), {}
 
     def set_model_entry(self, spec: str, options: dict | None = None) -> None:
-        """The recipe's `model:` (one undo step): the plain spec, or the mapping when it was opened with an
-        architecture, trusted, or its head replaced, so the whole model is saved."""
+        """The recipe's `model:` as Save writes it: the plain spec, or the mapping when it was opened with an
+        architecture, trusted, or its head replaced, so the whole model is saved. Not an undo step: it follows
+        the open model (which runs use), and undoing an edit must undo that edit."""
         kept = {k: v for k, v in (options or {}).items() if k in MODEL_OPTIONS and v}
-        self.edit("set model", lambda s: s["top"].__setitem__("model", {"spec": spec, **kept} if kept else spec))
+        self.state["top"]["model"] = {"spec": spec, **kept} if kept else spec
 
     def stage_errors(self, i: int) -> dict[str, str]:
         """field name -> message for stage i ('' for problems of the stage as a whole)."""
