@@ -95,3 +95,21 @@ def test_auto_stage_ratio_uses_the_same_policy() -> None:
     a, b = nn.Linear(64, 64), nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 64))
     ratio, own, ref = latency_ratio(a, b, torch.randn(1, 64), passes=2, repeats=5)
     assert own > 0 and ref > 0 and 0 < ratio < float("inf")
+
+
+def test_noisy_shown_next_to_the_number() -> None:
+    from workbench.commands.run import snapshot_line
+    from workbench.commands.runs import _cell
+    from workbench.reporting.tables import spread
+    eager = {"median_ms": 2.0, "p10_ms": 1.0, "p90_ms": 4.0, "repeats": 30, "threads": 1, "batch": 1, "noisy": True}
+    row = {"index": 1, "stage": "prune", "params": 10, "nonzero_params": 5, "latency_ms": 2.0,
+           "latency": {"eager": eager}, "agreement": 0.975}
+    assert _cell(row, "latency_ms", "{:.3f}") == "2.000 noisy"
+    assert spread(row["latency"]) == "1.000-4.000 (30 runs) noisy"
+    line = snapshot_line(row)
+    assert "latency 2.000 ms (p10-p90 1.000-4.000, 30 runs, 1 thread) noisy" in line and "agreement 0.975" in line
+    steady = {**row, "latency": {"eager": {k: v for k, v in eager.items() if k != "noisy"}}}
+    assert _cell(steady, "latency_ms", "{:.3f}") == "2.000" and "noisy" not in snapshot_line(steady)
+    for hostile in ("x", {"eager": 3}, {"eager": {"p10_ms": "a"}}, None):      # report.json read as found
+        assert _cell({"latency_ms": 2.0, "latency": hostile}, "latency_ms", "{:.3f}") == "2.000"
+        assert spread(hostile) == "n/a"

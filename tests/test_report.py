@@ -18,10 +18,11 @@ from waits import WAIT_MS
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 SNAPSHOT_HEADERS = ["#", "stage", "val acc", "test acc", "params", "non-zero", "sparsity", "FLOPs", "compressed B", "format",
-                    "ratio", "latency ms"]
+                    "ratio", "latency ms", "p10-p90 ms", "int8 agreement"]
 KEYS = {"val acc": ("val_accuracy", 100), "test acc": ("accuracy", 100), "params": ("params", 1),
         "non-zero": ("nonzero_params", 1), "sparsity": ("sparsity", 100), "FLOPs": ("flops", 1),
-        "compressed B": ("compressed_bytes", 1), "ratio": ("compression_ratio", 1), "latency ms": ("latency_ms", 1)}
+        "compressed B": ("compressed_bytes", 1), "ratio": ("compression_ratio", 1), "latency ms": ("latency_ms", 1),
+        "int8 agreement": ("agreement", 100)}
 
 
 def _run(folder: Path, recipe: str, name: str, *extra: str) -> Path:

@@ -19,7 +19,14 @@ from ..core.run_folder import RunInfo, list_runs
 COLUMNS = (("index", "#", "{}"), ("stage", "stage", "{}"), ("accuracy", "test acc", "{:.2%}"),
            ("val_accuracy", "val acc", "{:.2%}"), ("params", "params", "{:,}"), ("nonzero_params", "non-zero", "{:,}"),
            ("sparsity", "sparsity", "{:.1%}"), ("flops", "FLOPs", "{:,}"), ("compressed_bytes", "compressed B", "{:,}"),
-           ("compression_ratio", "ratio", "{:.1f}x"), ("latency_ms", "latency ms", "{:.3f}"))
+           ("compression_ratio", "ratio", "{:.1f}x"), ("latency_ms", "latency ms", "{:.3f}"),
+           ("agreement", "int8 agreement", "{:.1%}"))
+
+
+def _noisy(latency: object) -> bool:
+    """The eager latency figure's spread is too wide to mean anything (report.json read as found)."""
+    eager = latency.get("eager") if isinstance(latency, dict) else None
+    return isinstance(eager, dict) and eager.get("noisy") is True
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:
@@ -28,8 +35,9 @@ def _cell(row: dict, key: str, fmt: str) -> str:
         return clip(value, 40) if value is not None else "n/a"
     if not (is_int(value) or isinstance(value, float) and math.isfinite(value)):
         return "n/a"
+    noisy = " noisy" if key == "latency_ms" and _noisy(row.get("latency")) else ""
     try:
-        return clip(fmt.format(value), 40)
+        return clip(fmt.format(value) + noisy, 40)
     except (ValueError, OverflowError):            # an integer too large for a float or for text
         return "n/a"
 
