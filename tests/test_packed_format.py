@@ -12,9 +12,10 @@ from quant_helpers import make_session, run_stage
 
 from workbench.core.errors import CheckpointError
 from workbench.core.export import ExportSource, export_model
-from workbench.core.packed.container import PREFIX, read_container, write_container
+from workbench.core.packed import chunked, huffman
+from workbench.core.packed.container import PREFIX, VERSION, read_container, write_container
 from workbench.core.packed.sparse_index import from_gaps, to_gaps
-from workbench.core.packed.tensor_codec import decode_tensor, encode_tensor, patterns
+from workbench.core.packed.tensor_codec import TensorError, decode_tensor, encode_tensor, patterns
 from workbench.core.specs import load_model
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -116,12 +117,22 @@ def test_model_round_trip_is_exact_and_breakdown_adds_up(clustered, tmp_path):
     assert dense / result.bytes > 15
 
 
-def _rewrite(path, out, edit):
+def _rewrite(path, out, edit, version=VERSION):
     header, streams = read_container(path)
     header = json.loads(json.dumps(header))
     payload = [bytes(s) for parts in streams for s in parts]
     edit(header, payload)
-    write_container(out, header, payload)
+    write_container(out, header, payload, version)
+
+
+def _without_chunk_tables(header, payload):
+    """What version 1 wrote: a code-length table alone before each Huffman stream."""
+    for i, meta in enumerate(header["tensors"]):
+        for k in (1, 3):
+            if payload[6 * i + k]:
+                _, end = huffman.read_table(payload[6 * i + k])
+                payload[6 * i + k] = payload[6 * i + k][:end]
+                meta["z"][k] = end
 
 
 def test_corrupt_and_truncated_files_raise_checkpoint_error(clustered, tmp_path):
@@ -165,6 +176,64 @@ def test_corrupt_and_truncated_files_raise_checkpoint_error(clustered, tmp_path)
     x = session.example_input(4)
     out, original = loaded.module(x), session.model.eval()(x)
     assert out.shape == (4, 10) and not torch.equal(out, original)
+
+
+def test_version_1_files_still_load(clustered, tmp_path):
+    session, _ = clustered
+    good = tmp_path / "good.packed"
+    assert export_model(ExportSource.from_session(session), "packed", good).verified
+    header, streams = read_container(good)
+    assert any(parts[1] and len(parts[1]) > huffman.read_table(parts[1])[1] for parts in streams)   # chunk tables
+    old = tmp_path / "v1.packed"
+    _rewrite(good, old, _without_chunk_tables, version=1)
+    assert old.read_bytes()[4] == 1 and old.stat().st_size < good.stat().st_size
+    x = session.example_input(16)
+    assert torch.equal(load_model(str(old)).module(x), session.model.eval()(x))
+    _rewrite(good, tmp_path / "v3.packed", lambda header, payload: None, version=3)
+    with pytest.raises(CheckpointError, match="format version 3, this workbench reads 1 and 2"):
+        load_model(str(tmp_path / "v3.packed"))
+
+
+def test_version_1_streams_beyond_a_chunk_decode_the_old_way():
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(32, generator=g)[torch.randint(0, 32, (300, 200), generator=g)] * (torch.rand(300, 200, generator=g) < 0.3)
+    enc = encode_tensor("t", t)
+    assert enc.meta["e"] > chunked.MAX_CHUNK
+    header = {"tensors": [enc.meta]}
+    payload = list(enc.streams)
+    _without_chunk_tables(header, payload)
+    assert torch.equal(decode_tensor(enc.meta, [memoryview(p) for p in payload], t.dtype, t.numel()), t)
+
+
+def test_crafted_chunk_tables_in_a_file_are_refused(clustered, tmp_path):
+    session, _ = clustered
+    good = tmp_path / "good.packed"
+    assert export_model(ExportSource.from_session(session), "packed", good).verified
+    header, streams = read_container(good)
+    at = next(i for i, parts in enumerate(streams) if len(parts[1]) > huffman.read_table(parts[1])[1])
+    name, end = header["tensors"][at]["n"], huffman.read_table(streams[at][1])[1]
+
+    def table(edit):
+        def rewrite(header, payload):
+            chunk, width, base = chunked.HEAD.unpack_from(payload[6 * at + 1], end)
+            payload[6 * at + 1] = payload[6 * at + 1][:end] + edit(chunk, width, base, payload[6 * at + 1][end + chunked.HEAD.size:])
+            header["tensors"][at]["z"][1] = len(payload[6 * at + 1])
+        return rewrite
+
+    cases = {"offsets out of range": table(lambda c, w, b, v: chunked.HEAD.pack(c, w, b + 10**6) + v),
+             "lengths overflowing": table(lambda c, w, b, v: chunked.HEAD.pack(c, 32, 2**32 - 1) + b"\xff" * (4 * len(v))),
+             "65535-symbol chunks": table(lambda c, w, b, v: chunked.HEAD.pack(65535, w, b) + v),
+             "chunk table cut short": table(lambda c, w, b, v: chunked.HEAD.pack(c, w, b) + v[:-1]),
+             "an offset moved": table(lambda c, w, b, v: chunked.HEAD.pack(c, w, b) + bytes([v[0] ^ 0x80]) + v[1:])}
+    for label, edit in cases.items():
+        bad = tmp_path / f"{label.replace(' ', '_')}.packed"
+        _rewrite(good, bad, edit)
+        with pytest.raises(CheckpointError, match=f"corrupt data for {name}"):
+            load_model(str(bad))
+            pytest.fail(f"{label}: loaded")
+    with pytest.raises(TensorError, match="t: "):                # the decoder names the tensor
+        decode_tensor({"n": "t", "s": [4], "d": "float32", "p": 0, "v": "raw", "w": "f32", "e": 5}, [memoryview(b"")] * 6,
+                      torch.float32, 4)
 
 
 def test_workbench_export_cli_round_trip(clustered, tmp_path):

@@ -19,8 +19,7 @@ from ..errors import CheckpointError
 from ..limits import clip, is_int, short
 from ..models import LoadedModel, load_state_into, planned_layout, rebuild
 from ..packed.container import PREFIX, read_container, write_container
-from ..packed.huffman import HuffmanError
-from ..packed.tensor_codec import CodecError, Encoded, decode_tensor, encode_tensor
+from ..packed.tensor_codec import Encoded, TensorError, decode_tensors, encode_tensor
 from ..record_checks import check_layout, check_record, dtype_name
 from . import ExportSource, Format
 
@@ -90,15 +89,17 @@ def load(path: str | Path) -> LoadedModel:
         raise CheckpointError(f"{path}: tensors in the file do not match the architecture {clip(record['base'])}")
     sd: dict[str, torch.Tensor] = {}
     state: dict[str, dict[str, torch.Tensor]] = {"masks": {}, "codebooks": {}}
-    for meta, parts in zip(metas, streams):
+    for meta in metas:
         ref = expected_sd[meta["n"]]
         if list(meta["s"]) != list(ref.shape) or meta["d"] != dtype_name(ref.dtype):
             raise CheckpointError(f"{path}: {meta['n']} is {meta['d']} {meta['s']} in the file, "
                                   f"{dtype_name(ref.dtype)} {list(ref.shape)} in the architecture")
-        try:
-            t = decode_tensor(meta, parts, ref.dtype, ref.numel())
-        except (CodecError, HuffmanError, KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
-            raise CheckpointError(f"{path}: corrupt data for {meta['n']} ({str(exc)[:120]})") from None
+    try:                                     # all tensors at once: their Huffman streams decode side by side
+        tensors = decode_tensors([(m, parts, expected_sd[m["n"]].dtype, expected_sd[m["n"]].numel())
+                                  for m, parts in zip(metas, streams)])
+    except TensorError as exc:
+        raise CheckpointError(f"{path}: corrupt data for {exc.name} ({exc.problem[:120]})") from None
+    for meta, t in zip(metas, tensors):
         sd[meta["n"]] = t
         if meta.get("mk"):
             state["masks"][meta["n"]] = t != 0

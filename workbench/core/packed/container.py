@@ -1,7 +1,8 @@
 """The packed file: a fixed prefix, a zlib-compressed JSON header, then the payload of streams.
 
     offset 0   b"WBPK"            magic
-           4   version            1 byte
+           4   version            1 byte: 2 (Huffman streams of more than one chunk carry a chunk table,
+                                  see chunked.py); version 1 files (no chunk tables) are still read
            5   header length      uint32, little-endian (compressed bytes)
            9   CRC-32             uint32 of header + payload
           13   header             zlib(JSON): {"record": ..., "tensors": [{..., "z": [stream sizes]}]}
@@ -23,18 +24,19 @@ from ..io import parse_json, read_regular
 from ..limits import MAX_PARAMS
 
 MAGIC = b"WBPK"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 PREFIX = struct.Struct("<4sBII")
 MAX_HEADER = 64 << 20     # decompressed header bytes at most
 
 
-def write_container(path: Path, header: dict[str, Any], payload: list[bytes]) -> int:
+def write_container(path: Path, header: dict[str, Any], payload: list[bytes], version: int = VERSION) -> int:
     """Write the file; returns the size of the compressed header."""
     head = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
     body = b"".join(payload)
     crc = zlib.crc32(body, zlib.crc32(head))
     with open(path, "wb") as fh:
-        fh.write(PREFIX.pack(MAGIC, VERSION, len(head), crc))
+        fh.write(PREFIX.pack(MAGIC, version, len(head), crc))
         fh.write(head)
         fh.write(body)
     return len(head)
@@ -56,8 +58,8 @@ def read_container(path: Path) -> tuple[dict[str, Any], list[list[memoryview]]]:
     magic, version, head_len, crc = PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise _fail(path, "wrong magic bytes")
-    if version != VERSION:
-        raise _fail(path, f"format version {version}, this workbench reads {VERSION}")
+    if version not in READABLE:
+        raise _fail(path, f"format version {version}, this workbench reads {' and '.join(map(str, READABLE))}")
     if head_len > len(data) - PREFIX.size:
         raise _fail(path, f"truncated: header of {head_len} bytes in a {len(data)}-byte file")
     view = memoryview(data)

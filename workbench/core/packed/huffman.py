@@ -1,49 +1,102 @@
 """Canonical Huffman coding, vectorised with numpy (no Python loop per symbol of the stream).
 
-Code lengths come from the classic merge of the two lightest nodes (heapq over the alphabet, which is
-at most a few hundred symbols). Codes are canonical, so a table is just the code length per symbol.
-Encoding scatters each code's bits with one numpy pass per bit of the longest code. Decoding computes,
-for every bit position, the length of the code that would start there (canonical codes: compare the
-next `l` bits with the first code of length `l`), then follows the chain of code starts from bit 0
-by pointer doubling: log2(n) vectorised rounds.
+Code lengths come from Moffat and Katajainen's in-place Huffman algorithm (linear passes over the
+alphabet sorted by count, at most a few hundred symbols), limited on request to `LIMIT` bits (the
+code tree reshaped as JPEG does, so a decoding table indexed by the next `LIMIT` bits covers every code).
+Codes are canonical, so a table is just the code length per symbol. Encoding places every code in
+64-bit words at once (codes in one word never overlap, so an OR-reduction per word assembles them).
+
+Decoding lives in `chunked.py` (a lookup table over independently decodable chunks); `decode_legacy`
+is the decoder of format version 1 files, whose large streams carry no chunk table: it computes, for
+every bit position, the length of the code that would start there, then follows the chain of code
+starts from bit 0 by pointer doubling (log2(n) vectorised rounds, O(bits log n) work).
 """
 from __future__ import annotations
 
-import heapq
 from typing import Any
 
 import numpy as np
 
 MAX_LEN = 57          # codes must fit a 64-bit window; needs > 10^11 symbols to exceed, checked anyway
+LIMIT = 16            # longest code the encoder writes (the decoder's lookup table has 2^LIMIT entries)
 
 
 class HuffmanError(ValueError):
     """A table or bit stream that cannot be decoded (corrupt data)."""
 
 
-def code_lengths(counts: np.ndarray) -> np.ndarray:
-    """Optimal prefix-code length per symbol (0 for symbols that never occur; a lone symbol gets 1 bit)."""
+def code_lengths(counts: np.ndarray, limit: int = MAX_LEN) -> np.ndarray:
+    """Prefix-code length per symbol (0 for symbols that never occur; a lone symbol gets 1 bit).
+
+    Optimal (Huffman) when the longest code fits `limit` bits; otherwise the code tree is reshaped to fit
+    (JPEG's adjustment), which costs a tiny fraction of a bit per symbol.
+    """
     counts = np.asarray(counts, dtype=np.int64)
+    if not 1 <= limit <= MAX_LEN or np.count_nonzero(counts) > 2 ** limit:
+        raise HuffmanError(f"{np.count_nonzero(counts)} symbols cannot have codes of at most {limit} bits")
+    lengths = _huffman_lengths(counts)
+    longest = int(lengths.max(initial=0))
+    if longest <= limit:
+        return lengths
+    per_length = np.bincount(lengths, minlength=longest + 1).tolist()
+    per_length[0] = 0
+    for deep in range(longest, limit, -1):   # JPEG's Adjust_BITS (ITU T.81, K.3): a pair of the deepest
+        while per_length[deep] > 0:          # codes goes one level up, a shallower code splits in two
+            shallow = deep - 2
+            while per_length[shallow] == 0:
+                shallow -= 1
+            per_length[deep] -= 2
+            per_length[deep - 1] += 1
+            per_length[shallow + 1] += 2
+            per_length[shallow] -= 1
+    used = np.flatnonzero(counts)
+    limited = np.zeros_like(lengths)         # the most frequent symbols get the shortest codes
+    limited[used[np.argsort(-counts[used], kind="stable")]] = np.repeat(np.arange(len(per_length)), per_length)
+    return limited
+
+
+def _huffman_lengths(counts: np.ndarray) -> np.ndarray:
+    """Optimal code lengths: Moffat and Katajainen's in-place algorithm over the counts sorted ascending
+    (three linear passes: parent pointers, internal depths, leaf depths)."""
     lengths = np.zeros(len(counts), dtype=np.int64)
     used = np.flatnonzero(counts)
-    if len(used) == 1:
-        lengths[used] = 1
     if len(used) <= 1:
+        lengths[used] = 1
         return lengths
-    heap = [(int(counts[s]), i) for i, s in enumerate(used)]
-    heapq.heapify(heap)
-    parent = list(range(2 * len(used) - 1))
-    node = len(used)
-    while len(heap) > 1:
-        wa, a = heapq.heappop(heap)
-        wb, b = heapq.heappop(heap)
-        parent[a] = parent[b] = node
-        heapq.heappush(heap, (wa + wb, node))
-        node += 1
-    depth = [0] * node
-    for i in range(node - 2, -1, -1):        # parents are created after their children
-        depth[i] = depth[parent[i]] + 1
-    lengths[used] = depth[:len(used)]
+    order = used[np.argsort(counts[used], kind="stable")]
+    a = counts[order].tolist()
+    n = len(a)
+    a[0] += a[1]
+    root, leaf = 0, 2
+    for nxt in range(1, n - 1):
+        if leaf >= n or a[root] < a[leaf]:
+            a[nxt], a[root] = a[root], nxt
+            root += 1
+        else:
+            a[nxt] = a[leaf]
+            leaf += 1
+        if leaf >= n or (root < nxt and a[root] < a[leaf]):
+            a[nxt] += a[root]
+            a[root] = nxt
+            root += 1
+        else:
+            a[nxt] += a[leaf]
+            leaf += 1
+    a[n - 2] = 0
+    for nxt in range(n - 3, -1, -1):
+        a[nxt] = a[a[nxt]] + 1
+    available, depth, root, nxt = 1, 0, n - 2, n - 1
+    while available > 0:
+        internal = 0
+        while root >= 0 and a[root] == depth:
+            internal += 1
+            root -= 1
+        while available > internal:
+            a[nxt] = depth
+            nxt -= 1
+            available -= 1
+        available, depth = 2 * internal, depth + 1
+    lengths[order] = a
     if lengths.max() > MAX_LEN:
         raise HuffmanError(f"code longer than {MAX_LEN} bits")
     return lengths
@@ -121,20 +174,55 @@ def entropy_bits(counts: np.ndarray) -> float:
 
 
 def encode(symbols: np.ndarray, lengths: np.ndarray) -> bytes:
-    """Concatenated codes of `symbols`, MSB first, zero-padded to a whole byte."""
-    symbols = np.asarray(symbols, dtype=np.int64)
+    """Concatenated codes of `symbols`, MSB first, zero-padded to a whole byte.
+
+    Each code, left-aligned in 64 bits, is shifted to its offset in the word holding its first bit, and
+    codes never overlap, so OR-ing the codes that start in each word (adjacent, symbols being in order:
+    `bitwise_or.reduceat`) builds the word; only a word's last code can cross into the next word. Short
+    codes go two at a time (a table of code pairs), which halves the work.
+    """
+    symbols = np.asarray(symbols, dtype=np.intp)
     if symbols.size == 0:
         return b""
-    lens = np.asarray(lengths, dtype=np.int64)[symbols]
-    codes = canonical_codes(lengths)[symbols]
-    ends = np.cumsum(lens)
-    starts = ends - lens
-    bits = np.zeros(int(ends[-1]), dtype=np.uint8)
-    for j in range(int(lens.max())):         # one pass per bit of the longest code
-        sel = lens > j
-        shift = (lens[sel] - 1 - j).astype(np.uint64)
-        bits[starts[sel] + j] = ((codes[sel] >> shift) & np.uint64(1)).astype(np.uint8)
-    return np.packbits(bits).tobytes()
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.max() > MAX_LEN:
+        raise HuffmanError("code length out of range")
+    wide = lengths.astype(np.uint64)
+    codes = canonical_codes(lengths)
+    if 2 * int(lengths.max()) <= MAX_LEN and symbols.size > 4 * (len(lengths) + 1) ** 2:
+        wide, codes = np.append(wide, np.uint64(0)), np.append(codes, np.uint64(0))   # + "no symbol"
+        wide, codes = wide[:, None] + wide[None, :], codes[:, None] << wide[None, :] | codes[None, :]
+        pairs = symbols[0::2] * (len(lengths) + 1)
+        pairs[:symbols.size // 2] += symbols[1::2]
+        pairs[symbols.size // 2:] += len(lengths)
+        symbols, wide, codes = pairs, wide.reshape(-1), codes.reshape(-1)
+    return _place(symbols, np.where(wide > 0, codes << (np.uint64(64) - np.maximum(wide, np.uint64(1))), 0) | wide)
+
+
+def _place(symbols: np.ndarray, entry: np.ndarray) -> bytes:
+    """Write the codes of `symbols`; entry: each symbol's code left-aligned, its length in the low 6 bits."""
+    packed = entry[symbols]
+    low = np.uint64(0x3F)
+    lens = packed & low
+    packed ^= lens
+    starts = np.cumsum(lens)
+    total = int(starts[-1])
+    starts -= lens
+    offset = starts & np.uint64(63)
+    first = np.concatenate([[0], np.flatnonzero(offset[1:] < offset[:-1]) + 1])   # codes ≤ 57 bits: no word skipped
+    at = (starts[first] >> np.uint64(6)).astype(np.intp)
+    words = np.zeros(total // 64 + 2, dtype=np.uint64)
+    words[at] = np.bitwise_or.reduceat(packed >> offset, first)
+    last = np.append(first[1:] - 1, symbols.size - 1)           # the tail of a word's last code, if it crosses
+    words[at + 1] |= (packed[last] << (np.uint64(63) - offset[last])) << np.uint64(1)
+    return words.astype(">u8").tobytes()[:(total + 7) // 8]
+
+
+def table_size(lengths: np.ndarray) -> int:
+    """len(table_bytes(lengths)) without building it."""
+    used = np.flatnonzero(lengths)
+    size = int(used[-1]) + 1 if used.size else 0
+    return 2 + (size if size and int(np.max(lengths)) > 15 else (size + 1) // 2)
 
 
 def _canonical_tables(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -173,8 +261,8 @@ def _code_length_at(bits: np.ndarray, nbits: int, lengths: np.ndarray) -> np.nda
     return out
 
 
-def decode(data: bytes | memoryview, n: int, lengths: np.ndarray) -> np.ndarray:
-    """Decode `n` symbols; raises HuffmanError on a stream that does not decode cleanly."""
+def decode_legacy(data: bytes | memoryview, n: int, lengths: np.ndarray) -> np.ndarray:
+    """Decode `n` symbols of an unchunked stream; raises HuffmanError on a stream that does not decode cleanly."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
