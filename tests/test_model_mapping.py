@@ -100,3 +100,26 @@ def test_gui_and_the_headless_commands_take_arch_and_replace_head():
     assert p.parse_args(["gui", "--arch", "torchvision:resnet18"]).arch == "torchvision:resnet18"
     for command in (["inspect", "x.pth"], ["run", "r.yaml"], ["export", "x.pth", "--format", "onnx", "--out", "o"]):
         assert p.parse_args([*command, "--replace-head"]).replace_head is True
+
+
+def test_a_recipes_trust_never_grants_trust(tmp_path):
+    """`trust: true` in a recipe records the user's choice, but a recipe can come from anyone: the pickled model it
+    names is still refused (its payload does not run) until --trust is given on the command line."""
+    marker = tmp_path / "ran"
+    module = load_model(ARCH, SHAPE, 10, seed=1).module
+    module.payload = _Payload(str(marker))
+    torch.save(module, tmp_path / "full.pt")
+    recipe = _recipe(tmp_path, f"{{spec: {tmp_path / 'full.pt'}, trust: true}}")
+    refused = run_cli("run", recipe, "--out", str(tmp_path / "no"), "--quiet")
+    assert refused.returncode == 2 and "--trust" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert not marker.exists() and not (tmp_path / "no").exists()
+
+
+class _Payload:
+    """Unpickling it writes a marker file: the stand-in for code a hostile pickle would run."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))

@@ -48,9 +48,10 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
     ddp = distributed.from_environment(device)          # under torchrun: this process's rank
     device = distributed.rank_device(device)
     model_spec = model or recipe.model
-    own = not model                     # the recipe's model: its mapping's arch, trust and replace_head apply
+    own = not model                     # the recipe's model: its mapping's arch and replace_head apply
     arch = o.arch or (recipe.arch if own else None)
-    trust = o.trust or (recipe.trust and own)
+    trust = o.trust                     # a recipe's `trust: true` records the choice but never grants it: a recipe
+                                        # can come from anyone, so only --trust (or the GUI's question) lets code run
     replace_head = o.replace_head or (recipe.replace_head and own)
     if not model_spec:
         raise BadInput("no model given: put `model:` in the recipe or pass --model")
