@@ -14,7 +14,7 @@ from PIL import Image
 from workbench.core.data import load_data
 from workbench.core.data.preprocess import NONE, PreprocessSettings, describe
 from workbench.core.data.settings import DataSettings, parse_settings
-from workbench.core.errors import RecipeError, SpecError
+from workbench.core.errors import BadInput, RecipeError, SpecError
 from workbench.core.layer_data import open_model
 from workbench.core.recipe import Recipe
 
@@ -148,9 +148,9 @@ def test_the_model_panel_inspect_and_a_run_measure_an_image_folder_alike(tmp_pat
     inspect = run_cli("inspect", str(weights), "--arch", "arch:mlp:hidden=8", "--data", str(recipe), "--json")
     assert inspect.returncode == 0, inspect.stderr[-2000:]
     assert json.loads(inspect.stdout)["accuracy"] == panel["accuracy"]
-    # the spec alone is another measurement (the default 224 px), which the panel no longer falls back to
-    other = open_model(str(weights), DataSettings(f"imagefolder:{root}"), arch="arch:mlp:hidden=8")
-    assert other["input_shape"] == [3, 224, 224] and other["preprocessing"]["resize"] == 256
+    # the spec alone means the default 224 px, which these weights do not fit: refused, never measured at the wrong size
+    with pytest.raises(BadInput):
+        open_model(str(weights), DataSettings(f"imagefolder:{root}"), arch="arch:mlp:hidden=8")
 
 
 def test_inspect_data_takes_a_mapping_and_refuses_a_bad_one(tmp_path):
