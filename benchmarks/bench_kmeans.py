@@ -1,10 +1,11 @@
 """(c) 1-D k-means for weight sharing: workbench's sorted/vectorised Lloyd against sklearn.cluster.KMeans.
 
-Same 1M weights (Laplace-distributed, like trained weights), 256 clusters, the same linear
-initialisation. Ours runs as the quantize stage does (to convergence, empty clusters split); sklearn's
-Lloyd with its defaults (tol 1e-4, at most 300 iterations). Both timed alternately in this process,
-median of `--repeats` rounds with the spread (min-max), and the per-round speed ratio. Then 10M weights
-(ours only): 32 clusters against the old 100-step cap, and 256 clusters.
+Laplace-distributed weights (like trained weights), the same linear initialisation everywhere. Ours runs
+as the quantize stage does (to convergence, empty clusters split); sklearn's Lloyd with its defaults
+(tol 1e-4, at most 300 iterations); "before" is the previous `kmeans_1d` (taken from git at `OLD`) as the
+quantize stage called it (100 steps at most, empty clusters dropped). 1M weights into 256 clusters:
+the three timed alternately in this process, median of `--repeats` rounds with the spread (min-max) and
+the per-round speed ratio. 10M weights (ours and before, alternately): 32 and 256 clusters.
 scikit-learn is needed for this benchmark only (`make bench` installs it): not a project dependency.
 
     python benchmarks/bench_kmeans.py [--n 1000000] [--k 256] [--repeats 3]
@@ -14,7 +15,10 @@ from __future__ import annotations
 import argparse
 
 from alternating import alternate, ratios, spread
+from git_baseline import import_from_git
 from prune_bench_common import ROOT, table, write_result
+
+OLD = "42f009e"           # the last commit with the 100-step, empties-dropped k-means
 
 
 def main() -> int:
@@ -22,6 +26,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--k", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--old", default=OLD)
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -33,55 +38,59 @@ def main() -> int:
     except ImportError:
         print("scikit-learn is not installed: pip install scikit-learn (benchmark only)")
         return 1
-
+    before = import_from_git(args.old, "workbench/core/quantization", ["kmeans"], "kmeans_v1")["kmeans"]
     weights = torch.from_numpy(np.random.default_rng(0).laplace(0.0, 0.05, 10 * args.n).astype(np.float32))
     one_m = weights[: args.n]
     init = initial_centroids(one_m.sort().values, args.k, "linear").numpy().reshape(-1, 1)
     x = one_m.numpy().astype(np.float64).reshape(-1, 1)
     found: dict = {}
+    labels = {"ours": "workbench kmeans_1d (to convergence, empty clusters split)",
+              "before": "before: kmeans_1d as the stage called it (100 steps, empty clusters dropped)",
+              "sklearn": "sklearn KMeans (lloyd, tol 1e-4)"}
 
     def ours(values: torch.Tensor, k: int, key: str, **kw) -> None:
         found[key] = kmeans_1d(values, k, "linear", **kw)
 
+    def old(values: torch.Tensor, k: int, key: str) -> None:
+        found[key] = before.kmeans_1d(values, k, "linear", max_iter=100)
+
     def sklearn() -> None:
         found["sklearn"] = KMeans(args.k, init=init, n_init=1, max_iter=300, tol=1e-4, algorithm="lloyd").fit(x)
 
-    def mse(values: torch.Tensor, key: str) -> float:
+    def row(key: str, values: torch.Tensor, k: int, times: list[float], label: str) -> dict:
         r = found[key]
-        return float(((values.double() - r.centroids.double()[r.labels]) ** 2).mean())
+        if key == "sklearn":
+            iterations, used, mse = int(r.n_iter_), int(len(np.unique(r.labels_))), float(r.inertia_) / values.numel()
+        else:
+            iterations, used = r.iterations, int(r.centroids.numel())
+            mse = float(((values.double() - r.centroids.double()[r.labels]) ** 2).mean())
+        t = spread(times)
+        return {"method": label, "n": values.numel(), "k": k, "time": t, "iterations": iterations, "clusters": used,
+                "mse": mse, "seconds": f"{t['median']:.3f} ({t['low']:.3f}-{t['high']:.3f})"}
 
-    times = alternate({"ours": lambda: ours(one_m, args.k, "ours"), "sklearn": sklearn}, args.repeats)
-    ratio = ratios(times["sklearn"], times["ours"])
-    km = found["sklearn"]
-    rows = [{"method": "workbench kmeans_1d (to convergence, empty clusters split)", "n": args.n, "k": args.k,
-             "time": spread(times["ours"]), "iterations": found["ours"].iterations,
-             "clusters": int(found["ours"].centroids.numel()), "mse": mse(one_m, "ours"), "ratio": ratio},
-            {"method": "sklearn KMeans (lloyd, tol 1e-4)", "n": args.n, "k": args.k, "time": spread(times["sklearn"]),
-             "iterations": int(km.n_iter_), "clusters": int(len(np.unique(km.labels_))), "mse": float(km.inertia_) / args.n}]
-    plain = alternate({"plain": lambda: ours(one_m, args.k, "plain", split_empty=False)}, 1)
-    rows.append({"method": "workbench kmeans_1d, empty clusters dropped", "n": args.n, "k": args.k,
-                 "time": spread(plain["plain"]), "iterations": found["plain"].iterations,
-                 "clusters": int(found["plain"].centroids.numel()), "mse": mse(one_m, "plain")})
-    for k, label, kw in [(32, "workbench kmeans_1d, 100 steps at most (the old cap)", {"max_iter": 100}),
-                         (32, "workbench kmeans_1d (to convergence)", {}), (256, "workbench kmeans_1d (to convergence)", {})]:
-        t = alternate({"big": lambda k=k, kw=kw: ours(weights, k, "big", **kw)}, 1)["big"]
-        rows.append({"method": label, "n": weights.numel(), "k": k, "time": spread(t),
-                     "iterations": found["big"].iterations, "clusters": int(found["big"].centroids.numel()),
-                     "mse": mse(weights, "big")})
+    small = alternate({"ours": lambda: ours(one_m, args.k, "ours"), "sklearn": sklearn,
+                       "before": lambda: old(one_m, args.k, "before")}, args.repeats)
+    rows = [row(key, one_m, args.k, small[key], labels[key]) for key in ("ours", "sklearn", "before")]
+    for r, key in zip(rows[1:], ("sklearn", "before")):
+        q = ratios(small[key], small["ours"])
+        r["x"] = f"{q['median']:.1f}x ({q['low']:.1f}-{q['high']:.1f})"
+    big = alternate({"before 32": lambda: old(weights, 32, "before 32"), "ours 32": lambda: ours(weights, 32, "ours 32"),
+                     "ours 256": lambda: ours(weights, 256, "ours 256")}, args.repeats)
+    rows += [row("before 32", weights, 32, big["before 32"], labels["before"]),
+             row("ours 32", weights, 32, big["ours 32"], labels["ours"]),
+             row("ours 256", weights, 256, big["ours 256"], labels["ours"])]
     rows[3]["above"] = 100 * (rows[3]["mse"] / rows[4]["mse"] - 1)
-    for r in rows:
-        t = r["time"]
-        r["seconds"] = f"{t['median']:.3f} ({t['low']:.3f}-{t['high']:.3f})" if t["n"] > 1 else f"{t['median']:.3f}"
-        if "ratio" in r:
-            r["x"] = f"{r['ratio']['median']:.0f}x ({r['ratio']['low']:.0f}-{r['ratio']['high']:.0f})"
+    rows[2]["above"] = 100 * (rows[2]["mse"] / rows[0]["mse"] - 1)
+    rows[1]["above"] = 100 * (rows[1]["mse"] / rows[0]["mse"] - 1)
     threads = sorted({(i["internal_api"], i["num_threads"]) for i in threadpool_info()})
     print(f"1-D k-means, linear initialisation, {args.repeats} alternating rounds; torch threads "
           f"{torch.get_num_threads()}, sklearn thread pools {threads}\n")
     print(table(rows, [("method", "method", ""), ("n", "weights", ","), ("k", "clusters", ""),
-                       ("seconds", "seconds, median (min-max)", ""), ("x", "sklearn / ours, per round", ""),
+                       ("seconds", "seconds, median (min-max)", ""), ("x", "x slower than ours, per round", ""),
                        ("iterations", "iterations", ""), ("clusters", "clusters used", ""),
-                       ("mse", "mean squared error", ".4e"), ("above", "% above converged", ".0f")]))
-    path = write_result("kmeans", {"k": args.k, "repeats": args.repeats, "sklearn_threads": threads, "rows": rows})
+                       ("mse", "mean squared error", ".3e"), ("above", "MSE % above ours", "+.0f")]))
+    path = write_result("kmeans", {"k": args.k, "repeats": args.repeats, "old": args.old, "sklearn_threads": threads,
+                                   "rows": rows})
     print(f"\nwrote {path.relative_to(ROOT)}")
     return 0
 

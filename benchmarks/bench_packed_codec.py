@@ -12,10 +12,7 @@ tensor) per second: median of `--repeats` rounds with the min-max spread, and th
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,23 +20,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from alternating import alternate, ratios, spread
+from git_baseline import import_from_git
 from prune_bench_common import ROOT, table, write_result
 
 OLD = "42f009e"           # the last commit with the version-1 codec
 MODULES = ["huffman", "sparse_index", "tensor_codec"]
-
-
-def old_codec(rev: str, where: Path):
-    """The version-1 tensor codec, imported from git as the package `packed_v1`."""
-    package = where / "packed_v1"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for name in MODULES:
-        source = subprocess.run(["git", "show", f"{rev}:workbench/core/packed/{name}.py"], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout
-        (package / f"{name}.py").write_text(source)
-    sys.path.insert(0, str(where))
-    return importlib.import_module("packed_v1.tensor_codec")
 
 
 def model_state():
@@ -73,7 +58,7 @@ def main() -> int:
     state = model_state()
     dense = sum(t.numel() * 4 for t in state.values() if t.is_floating_point())
     tmp = Path(tempfile.mkdtemp(prefix="bench_packed_"))
-    old = old_codec(args.old, tmp)
+    old = import_from_git(args.old, "workbench/core/packed", MODULES, "packed_v1")["tensor_codec"]
     files = {"old": tmp / "old.packed", "new": tmp / "new.packed"}
 
     def encode(codec, path: Path) -> None:
