@@ -312,6 +312,15 @@ def head_classes(module: nn.Module, sd: dict[str, torch.Tensor]) -> int | None:
     return int(sd[weight].shape[0]) if weight in sd and sd[weight].dim() >= 1 else None
 
 
+def _other_classes(weight: str, sd: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> bool:
+    """Whether the one layer that differs is a classifier for another class count: its outputs differ, its inputs
+    do not (a layer whose inputs differ, e.g. weights for another image size, is no head to replace)."""
+    if weight not in sd or sd[weight].dim() < 1:
+        return False
+    a, b = tuple(sd[weight].shape), tuple(own[weight].shape)
+    return a[0] != b[0] and a[1:] == b[1:]
+
+
 def load_weights(module: nn.Module, sd: dict[str, torch.Tensor], spec: str, keep_head: bool,
                  own_weights: bool = False, replace_head: bool = False) -> list[str]:
     """Load weights into an architecture built for the data's classes. Pretrained weights with a classifier head
@@ -323,7 +332,7 @@ def load_weights(module: nn.Module, sd: dict[str, torch.Tensor], spec: str, keep
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
     heads = {k.rsplit(".", 1)[0] for k in wrong}
-    if missing or unexpected or len(heads) > 1:
+    if missing or unexpected or len(heads) > 1 or (heads and not _other_classes(f"{next(iter(heads))}.weight", sd, own)):
         parts = []
         for label, items in (("missing in the file", missing), ("not in the architecture", unexpected),
                              ("file vs architecture", [f"{k} {list(sd[k].shape)} vs {list(own[k].shape)}" for k in wrong])):
@@ -334,7 +343,7 @@ def load_weights(module: nn.Module, sd: dict[str, torch.Tensor], spec: str, keep
     if heads:
         head = heads.pop()
         weight = f"{head}.weight"
-        before, after = (int(sd[weight].shape[0]), int(own[weight].shape[0])) if weight in sd else (None, None)
+        before, after = int(sd[weight].shape[0]), int(own[weight].shape[0])
         if own_weights and not replace_head:
             raise CheckpointError(f"{spec}: {head}: the checkpoint's head has {before} classes, the data has {after}; "
                                   f"pass --replace-head (or replace_head: true) to train a new head")
