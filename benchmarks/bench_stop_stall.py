@@ -55,6 +55,7 @@ def main() -> int:
     window = MainWindow(model="sample:digits_mlp", data="sample:digits", recipe=str(recipe), runs_dir=str(tmp / "runs"))
     shown: list[tuple] = []
     window.show_error = lambda *a: shown.append(a)      # no modal box in a benchmark: a failure ends it below
+    window.ask_run_from = lambda: None                  # every run starts over (no "Run from snapshot N?" question)
     window.show()
     loop = QEventLoop()
     while window.browser.info is None:
