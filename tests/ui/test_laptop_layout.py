@@ -31,7 +31,7 @@ def _visible_rows(tree) -> int:
 
 
 def _visible_fields(editor) -> int:
-    viewport, form = editor.scroll.viewport(), editor.form
+    viewport, form = editor.scroll_area.viewport(), editor.form
     shown = 0
     for box in form.editors.values():
         top = box.mapTo(viewport, QPoint(0, 0)).y()

@@ -94,7 +94,7 @@ def test_a_field_with_an_error_is_scrolled_into_view(make_window, qtbot):
     w.editor.cards.setCurrentRow(0)
     i = w.editor.add("prune")
     form = w.editor.form
-    w.editor.scroll.verticalScrollBar().setValue(0)
+    w.editor.scroll_area.verticalScrollBar().setValue(0)
     w.doc.set_value(i, "weight_decay", -1.0)                  # a field far down the form
     box = form.field_box("weight_decay")
     qtbot.waitUntil(lambda: not box.visibleRegion().isEmpty(), timeout=WAIT_MS)

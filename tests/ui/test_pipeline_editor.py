@@ -8,7 +8,7 @@ from workbench.ui.pipeline.value_editors import ChoiceEditor, FloatEditor, IntEd
 
 
 def palette_action(editor, kind):
-    return next(a for a in editor.palette.actions() if a.data() == kind)
+    return next(a for a in editor.palette_menu.actions() if a.data() == kind)
 
 
 def test_every_stage_kind_gets_a_form(qtbot):

@@ -25,10 +25,10 @@ def test_the_dialog_edits_preprocessing_with_the_recipes_parser(qtbot):
     dialog = OpenDataDialog(current=chosen)
     qtbot.addWidget(dialog)
     assert dialog.settings() == chosen and dialog.pre_mode.currentData() == "set"
-    assert (dialog.resize.value(), dialog.crop.value(), dialog.mean.text()) == (37, 32, "0.5, 0.4, 0.3")
+    assert (dialog.resize_side.value(), dialog.crop.value(), dialog.mean.text()) == (37, 32, "0.5, 0.4, 0.3")
     dialog.pre_mode.setCurrentIndex(dialog.pre_mode.findData(NONE))           # none: the fields do not apply
     assert dialog.settings() == DataSettings("imagefolder:/data/x", workers=2, preprocess=NONE)
-    assert not dialog.resize.isEnabled() and not dialog.mean.isEnabled()
+    assert not dialog.resize_side.isEnabled() and not dialog.mean.isEnabled()
     dialog.spins["image_size"].setValue(32)                                   # contradicts none: said, OK disabled
     assert dialog.settings() is None and not ok_enabled(dialog)
     assert dialog.error.text().startswith("data.image_size: preprocess is none")
@@ -36,7 +36,7 @@ def test_the_dialog_edits_preprocessing_with_the_recipes_parser(qtbot):
     dialog.pre_mode.setCurrentIndex(dialog.pre_mode.findData("auto"))         # the model's own, else the default
     assert dialog.settings().preprocess is None and dialog.settings().to_dict() == {"spec": "imagefolder:/data/x", "workers": 2}
     dialog.pre_mode.setCurrentIndex(dialog.pre_mode.findData("set"))
-    assert dialog.resize.isEnabled()
+    assert dialog.resize_side.isEnabled()
     for field, text, message in ((dialog.mean, "0.5, x", "data.preprocess.mean: expected a list of 1 to 4 numbers"),
                                  (dialog.mean, "0.5", "data.preprocess.std: 3 value(s) but mean has 1")):
         field.setText(text)

@@ -71,9 +71,9 @@ def test_export_dialog_verifies(make_window, qtbot, tmp_path):
     dialog.select_format("state_dict")
     dialog.path.setText(str(tmp_path / "out.pt"))
     dialog.start()
-    qtbot.waitUntil(lambda: dialog.result is not None or dialog.error is not None, timeout=WAIT_MS)
-    assert dialog.result.verified and "verified" in dialog.status.text()
-    assert (tmp_path / "out.pt").stat().st_size == dialog.result.bytes
+    qtbot.waitUntil(lambda: dialog.exported is not None or dialog.error is not None, timeout=WAIT_MS)
+    assert dialog.exported.verified and "verified" in dialog.status.text()
+    assert (tmp_path / "out.pt").stat().st_size == dialog.exported.bytes
     dialog.close()
 
 
@@ -88,8 +88,8 @@ def test_a_second_run_and_an_export_while_a_run_writes_snapshots(make_window, qt
     dialog.select_format("safetensors")
     dialog.path.setText(str(tmp_path / "while_running.safetensors"))
     dialog.start()
-    qtbot.waitUntil(lambda: dialog.result is not None or dialog.error is not None, timeout=WAIT_MS)
-    assert dialog.result.verified and w.control.running()
+    qtbot.waitUntil(lambda: dialog.exported is not None or dialog.error is not None, timeout=WAIT_MS)
+    assert dialog.exported.verified and w.control.running()
     dialog.close()
     w.stop_run()
     wait_run(qtbot, w)

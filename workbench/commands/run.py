@@ -240,7 +240,8 @@ def _run(args: RunArgs, events: EventsFile | None) -> int:
     try:
         for event in job.events():
             reporter.handle(event)
-            for listener in [*listeners, *([events] if events else [])]:
+            sinks: list[TensorBoardLogger | EventsFile] = [*listeners, *([events] if events else [])]
+            for listener in sinks:
                 listener.handle(event)
             if isinstance(event, RunFinished):
                 ok = event.ok

@@ -24,12 +24,15 @@ import traceback
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput, ErrorInfo, ErrorKind, WorkbenchError
 from .events import Event, RunFinished
 from .recipe import Recipe
 from .run_handle import RunHandle, RunOptions, RunState
+
+if TYPE_CHECKING:
+    from .data import DataSettings
 
 CHILD_NICE = 10         # the child yields the CPU to the GUI process on a busy machine
 POLL_SECONDS = 0.2
@@ -171,7 +174,7 @@ class ChildRun:
             self._state = state
 
 
-def _trial_load(spec: str, data_spec: str | None, arch: str | None, trust: bool, answer: Any) -> None:
+def _trial_load(spec: str, data_spec: str | DataSettings | None, arch: str | None, trust: bool, answer: Any) -> None:
     try:
         from .data import load_data
         from .specs import load_model
@@ -185,7 +188,7 @@ def _trial_load(spec: str, data_spec: str | None, arch: str | None, trust: bool,
         answer.put(ErrorInfo.of(exc))
 
 
-def load_in_child(spec: str, data_spec: str | None = None, arch: str | None = None, trust: bool = False,
+def load_in_child(spec: str, data_spec: str | DataSettings | None = None, arch: str | None = None, trust: bool = False,
                   timeout: float = 120.0) -> None:
     """Load a model once in a child process first, bounded in time: a trusted file's code (TorchScript,
     pickles) may loop forever or exhaust memory, and must not take the GUI down with it. BadInput when it

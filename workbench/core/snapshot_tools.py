@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .data import load_data
+from .data import DataSettings, load_data
 from .events import ExportResult
 from .export import ExportSource, export_model, get_format
 from .snapshots import read_meta
@@ -77,7 +77,7 @@ def _label(path: str | Path) -> str:
     return f"{Path(path).parent.parent.name}/{Path(path).name}"
 
 
-def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | None = None, arch: str | None = None,
+def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | DataSettings | None = None, arch: str | None = None,
                 trust: bool = False, keep_head: bool = False, replace_head: bool = False) -> ExportResult:
     """Export a model spec or snapshot folder in one format, verified by reading it back (what `workbench export` does)."""
     get_format(fmt)

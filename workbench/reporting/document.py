@@ -91,8 +91,9 @@ def _auto_blocks(d) -> list[Block]:
         table = tables.generic_table(d)
         return out + ([table] if table else [Text("auto.json holds nothing to show.", "note")])
     scalars = {k: v for k, v in d.items() if not isinstance(v, dict | list)}
-    if scalars:
-        out.append(tables.generic_table(scalars))
+    scalar_table = tables.generic_table(scalars)       # None when there are none
+    if scalar_table is not None:
+        out.append(scalar_table)
     for key, title in (("allocation", "Chosen allocation"), ("layers", "Per layer"), ("candidates", "Candidates tried")):
         table = tables.generic_table(d.get(key))
         if table is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ class Table:
             self.rows = self.rows[:MAX_ROWS]
 
 
-def _table(columns, records: list[dict], lead: list[tuple[str, list[str]]] = ()) -> Table:
+def _table(columns, records: list[dict], lead: Sequence[tuple[str, list[str]]] = ()) -> Table:
     """columns: (key, title, kind); lead: extra first columns (title, one value per record)."""
     headers = [t for t, _ in lead] + [t for _, t, _ in columns]
     rows = [[vals[i] for _, vals in lead] + [fmt(r.get(k), kind) for k, _, kind in columns] for i, r in enumerate(records)]

@@ -59,7 +59,8 @@ class TensorBoardLogger:
         self.snapshots: list[dict] = []
 
     def handle(self, event: Any) -> None:
-        if self.writer is None:
+        writer = self.writer
+        if writer is None:
             return
         if isinstance(event, StageStarted):
             if self.stage_end is not None:         # as the report's curves: a stage with points takes at least 1
@@ -68,27 +69,27 @@ class TensorBoardLogger:
         elif isinstance(event, Metric) and is_number(event.value) and is_number(event.step):
             step = max(0.0, float(event.step))
             self.stage_end = max(self.stage_end or 0.0, step)
-            self.writer.add_scalar(event.name, float(event.value), global_step=round((self.offset + step) * STEP_SCALE))
+            writer.add_scalar(event.name, float(event.value), global_step=round((self.offset + step) * STEP_SCALE))
         elif isinstance(event, SnapshotSaved):
-            self._snapshot(event)
+            self._snapshot(writer, event)
         elif isinstance(event, RunFinished):
-            self.writer.add_text("run", f"{'finished' if event.ok else 'ended'}: {event.message or ''} ({event.report_path})")
-            self.writer.flush()
+            writer.add_text("run", f"{'finished' if event.ok else 'ended'}: {event.message or ''} ({event.report_path})")
+            writer.flush()
 
-    def _snapshot(self, event: SnapshotSaved) -> None:
+    def _snapshot(self, writer: Any, event: SnapshotSaved) -> None:
         row = {k: v for k, v in event.metrics.items() if k != "layers"}
         self.snapshots.append(row)
         index = int(event.index)
         for key in SNAPSHOT_SCALARS:
             if is_number(row.get(key)):
-                self.writer.add_scalar(f"snapshot/{key}", float(row[key]), global_step=index)
+                writer.add_scalar(f"snapshot/{key}", float(row[key]), global_step=index)
         layers = event.metrics.get("layers") or {}
         values = [float(m["sparsity"]) for m in layers.values() if isinstance(m, dict) and is_number(m.get("sparsity"))]
         if values:
             import numpy as np
-            self.writer.add_histogram("sparsity/layers", np.asarray(values), global_step=index, bins="auto")
-        self.writer.add_text("snapshots", markdown_table(self.snapshots), global_step=index)
-        self.writer.flush()
+            writer.add_histogram("sparsity/layers", np.asarray(values), global_step=index, bins="auto")
+        writer.add_text("snapshots", markdown_table(self.snapshots), global_step=index)
+        writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:

@@ -15,7 +15,7 @@ SP = QStyle.StandardPixmap
 KS = QKeySequence.StandardKey
 
 # name: (text, icon, shortcut, tip, slot method on the window)
-ACTIONS = {
+ACTIONS: dict[str, tuple[str, QStyle.StandardPixmap, str | QKeySequence.StandardKey | None, str, str]] = {
     "open_model": ("Open model…", SP.SP_DirOpenIcon, KS.Open, "Open a sample, torchvision, architecture, file or snapshot",
                    "open_model_dialog"),
     "open_data": ("Open data…", SP.SP_DriveHDIcon, "Ctrl+Shift+O", "Choose the data set", "open_data_dialog"),

@@ -31,7 +31,8 @@ def make_app(argv: list[str] | None = None):
     from .settings import APP, ORG
     from .widgets import pg_setup  # noqa: F401 - configures pyqtgraph (after PySide6)
     protect_singletons()      # PySide6 6.12 on Python 3.11 leaks references to None: see refcount_guard
-    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(argv if argv is not None else sys.argv[:1])
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
     app.setApplicationDisplayName("Workbench")

@@ -95,8 +95,8 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
         self.browser.layerSelected.connect(state.set_layer)
         self.runs.snapshotSelected.connect(state.set_snapshot)
         self.runs.runsSelected.connect(self._runs_selected)
-        self.runs.refreshed.connect(lambda: (self.plots.drop_cached(), self._runs_selected(self.runs.selected_runs())))
-        self.history.loaded.connect(lambda found: [self.plots.add_run(run_from_files(f, self.titles)) for f in found])
+        self.runs.refreshed.connect(self._runs_refreshed)
+        self.history.loaded.connect(self._history_loaded)
         self.history.failed.connect(self.statusBar().showMessage)
         self.runs.failed.connect(self.statusBar().showMessage)
         self.loader.layersShown.connect(self.plots.show_info_layers)
@@ -257,6 +257,14 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
         self.runs.remove_run(run_dir)
         self.run_panel.reset(f"Not started: {one_based(message)}")
         self.statusBar().showMessage("The run did not start: " + one_based(message), 10000)
+
+    def _runs_refreshed(self) -> None:
+        self.plots.drop_cached()
+        self._runs_selected(self.runs.selected_runs())
+
+    def _history_loaded(self, found: list) -> None:
+        for files in found:
+            self.plots.add_run(run_from_files(files, self.titles))
 
     def _runs_selected(self, keys: list[str]) -> None:
         """The plots show the selected runs (a run row or any of its snapshots); none selected: the live run."""

@@ -3,6 +3,7 @@ in the runs view, or after Stop the stopped run's last — when the user says so
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.errors import BadInput
 from ..core.resume import ResumePlan, resume_plan
@@ -10,8 +11,31 @@ from ..core.run_handle import RunOptions
 from .dialogs import errors
 from .widgets.curves import stage_names
 
+if TYPE_CHECKING:                      # the main window this mixin is part of, as the type checker sees it
+    from PySide6.QtWidgets import QComboBox, QDockWidget, QMainWindow, QSpinBox
 
-class RunFrom:
+    from .qthreading.run_control import RunControl
+    from .state import AppState
+    from .widgets.plots import PlotsPanel
+    from .widgets.run_panel import RunPanel
+    from .widgets.runs_view import RunsView
+    _Window = QMainWindow
+else:
+    _Window = object
+
+
+class RunFrom(_Window):
+    """The main window's Run from here (a mixin: the window sets the attributes below)."""
+
+    state: AppState
+    control: RunControl
+    run_panel: RunPanel
+    plots: PlotsPanel
+    runs: RunsView
+    docks: dict[str, QDockWidget]
+    device_combo: QComboBox
+    process_count: QSpinBox
+    titles: dict[str, str]
     _stopped_at: str | None = None      # the last snapshot of a run ended by Stop
 
     def resume_candidate(self) -> ResumePlan | None:

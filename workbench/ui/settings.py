@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -14,7 +15,7 @@ def settings() -> QSettings:
 
 
 def recent(kind: str) -> list[str]:
-    value = settings().value(f"recent/{kind}", [])
+    value: Any = settings().value(f"recent/{kind}", [])     # a str when one item was saved, a list otherwise
     if isinstance(value, str):
         value = [value]
     return [str(v) for v in (value or [])]

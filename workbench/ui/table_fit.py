@@ -4,7 +4,7 @@ still drag any column wider or narrower; cells carry their full text as tooltips
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QTimer
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView
+from PySide6.QtWidgets import QHeaderView, QTableView, QTreeView
 
 NAME_MAX = 300     # the name column gets its content's width up to this much, more when the view has room
 NUMBER_MAX = 220
@@ -13,7 +13,7 @@ NUMBER_MAX = 220
 class ColumnFitter(QObject):
     """Sizes a tree or table view's columns to their content whenever `fit()` is called or the view is resized."""
 
-    def __init__(self, view: QAbstractItemView, name_column: int = 0) -> None:
+    def __init__(self, view: QTreeView | QTableView, name_column: int = 0) -> None:
         super().__init__(view)
         self.view, self.name_column = view, name_column
         header = self.header()
@@ -25,7 +25,7 @@ class ColumnFitter(QObject):
         view.viewport().installEventFilter(self)
 
     def header(self) -> QHeaderView:
-        return self.view.header() if hasattr(self.view, "header") else self.view.horizontalHeader()
+        return self.view.header() if isinstance(self.view, QTreeView) else self.view.horizontalHeader()
 
     def fit(self) -> None:
         self._timer.start()

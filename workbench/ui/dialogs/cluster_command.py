@@ -9,6 +9,7 @@ import dataclasses
 import html
 import re
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase, QGuiApplication
@@ -23,9 +24,10 @@ from .common import Buttons, button_box, buttons_row
 
 def with_model_and_data(recipe: Recipe, model: str | None, data: str | None) -> Recipe:
     """The recipe with the window's model and data as its own (a data mapping keeps its settings, with the new spec)."""
+    merged: str | dict[str, Any] | None = data
     if data and isinstance(recipe.data, dict):
-        data = {**recipe.data, "spec": data}
-    return dataclasses.replace(recipe, model=model or recipe.model, data=data or recipe.data)
+        merged = {**recipe.data, "spec": data}
+    return dataclasses.replace(recipe, model=model or recipe.model, data=merged or recipe.data)
 
 
 def run_name(recipe: Recipe, path: str) -> str:

@@ -36,13 +36,21 @@ def layer_row(r: dict) -> list[str]:
             F.percent(rb.get("sparsity")), "–" if ds is None else f"{100 * ds:+.1f} pt"]
 
 
+class _FittedTable(QTableWidget):
+    """A table whose columns fit their content; `fitter` keeps its ColumnFitter alive with it."""
+
+    fitter: ColumnFitter
+
+
 def _table(headers: list[str], rows: list[list[str]], highlight: list[bool] | None = None) -> QTableWidget:
-    table = QTableWidget(len(rows), len(headers))
+    table = _FittedTable(len(rows), len(headers))
     table.setHorizontalHeaderLabels(headers)
     table.verticalHeader().hide()
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
     for c, name in enumerate(headers):
-        table.horizontalHeaderItem(c).setToolTip(LAYER_TIPS.get(name.replace(" B", " A"), name))
+        header_item = table.horizontalHeaderItem(c)      # set by setHorizontalHeaderLabels
+        if header_item is not None:
+            header_item.setToolTip(LAYER_TIPS.get(name.replace(" B", " A"), name))
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             item = QTableWidgetItem(text)

@@ -80,7 +80,7 @@ def _excepthook(kind, value, tb) -> None:
         global _showing
         _showing = True
         try:
-            show_error(app.activeWindow(), "Unexpected error",
+            show_error(QApplication.activeWindow(), "Unexpected error",
                        f"Something went wrong: {kind.__name__}: {value}\n\nThe window stays usable; "
                        "details below can help a bug report.", text)
         finally:

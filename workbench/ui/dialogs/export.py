@@ -6,7 +6,9 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
 
+from ...core.data import DataSettings
 from ...core.errors import ErrorInfo
+from ...core.events import ExportResult
 from ...core.export import formats
 from ...core.snapshot_tools import export_spec
 from ..qthreading.tasks import run_task
@@ -17,11 +19,11 @@ from .common import Buttons, button_box, with_button
 class ExportDialog(QDialog):
     """Pick a format and a file; the export runs on a worker thread and the verification result is shown."""
 
-    def __init__(self, spec: str, data_spec: str | None, out_dir: str, parent=None, options: dict | None = None) -> None:
+    def __init__(self, spec: str, data_spec: str | DataSettings | None, out_dir: str, parent=None, options: dict | None = None) -> None:
         super().__init__(parent)
         self.spec, self.data_spec, self.out_dir = spec, data_spec, out_dir
         self.options = dict(options or {})      # arch / trust the model was opened with
-        self.result = None
+        self.exported: ExportResult | None = None     # not `result`: that is QDialog.result(), the dialog's answer
         self.error: str | None = None
         self.setWindowTitle("Export snapshot")
         self.resize(560, 420)
@@ -72,14 +74,14 @@ class ExportDialog(QDialog):
         if not name or not path:
             self.status.setText("Choose a format and a file.")
             return
-        self.result, self.error = None, None
+        self.exported, self.error = None, None
         self.export_button.setEnabled(False)
         self.status.setText(f"Exporting {name}, then reading it back to verify…")
         run_task(export_spec, self.spec, name, path, self.data_spec, self.options.get("arch"), bool(self.options.get("trust")),
                  on_done=self._done, on_error=self._failed)
 
-    def _done(self, result) -> None:
-        self.result = result
+    def _done(self, result: ExportResult) -> None:
+        self.exported = result
         self.export_button.setEnabled(True)
         if result.verified:
             self.status.setText(f"<span style='color:#15803d'>✓ verified</span> · {result.bytes:,} bytes · "
@@ -94,7 +96,7 @@ class ExportDialog(QDialog):
         self.status.setText(f"<span style='color:#b91c1c'>Export failed: {message}</span>")
 
 
-def open_export(parent, spec: str | None, data_spec: str | None, out_dir: str, options: dict | None = None) -> ExportDialog | None:
+def open_export(parent, spec: str | None, data_spec: str | DataSettings | None, out_dir: str, options: dict | None = None) -> ExportDialog | None:
     """The export dialog for a snapshot or model spec (shown, not modal); without one, a message instead."""
     if not spec:
         errors.show_error(parent, "Nothing to export", "Open a model or select a snapshot first.")

@@ -57,7 +57,7 @@ PRE_TIP = ("<b>the model's own, else the default</b>: what the weights were trai
 
 def _spin(name: str, special: str) -> QSpinBox:
     lo, hi = RANGES[name]
-    box = QSpinBox(minimum=lo - 1 if special else lo, maximum=min(hi, 2**31 - 1))
+    box = QSpinBox(minimum=int(lo) - 1 if special else int(lo), maximum=int(min(hi, 2**31 - 1)))   # whole-number settings
     box.setSpecialValueText(special)
     box.setAccelerated(True)
     return box
@@ -90,8 +90,8 @@ class OpenDataDialog(QDialog):
         group = QGroupBox("Settings")
         group.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         settings_form = QFormLayout(group)
-        note = QLabel("ignored when the data has its own val/ split",
-                      toolTip="An image folder with train/, val/ and test/ brings its own val split")
+        note = QLabel("ignored when the data has its own val/ split")
+        note.setToolTip("An image folder with train/, val/ and test/ brings its own val split")
         note.setStyleSheet("color: #6b7280;")
         settings_form.addRow("Val fraction", self.val_fraction)
         settings_form.addRow("", note)
@@ -118,7 +118,7 @@ class OpenDataDialog(QDialog):
         self.combo.currentTextChanged.connect(self._validate)
         self.val_fraction.valueChanged.connect(self._validate)
         self.augment.currentIndexChanged.connect(self._validate)
-        for box in (*self.spins.values(), self.resize, self.crop):
+        for box in (*self.spins.values(), self.resize_side, self.crop):
             box.valueChanged.connect(self._validate)
         self.pre_mode.currentIndexChanged.connect(self._validate)
         self.mean.textChanged.connect(self._validate)
@@ -131,9 +131,10 @@ class OpenDataDialog(QDialog):
         for key, text in PRE_MODES:
             self.pre_mode.addItem(text, key)
         self.pre_mode.setToolTip(PRE_TIP)
-        self.resize, self.crop = (QSpinBox(minimum=0, maximum=limits.MAX_IMAGE_SIDE, specialValueText="auto")
-                                  for _ in range(2))
-        self.resize.setToolTip("Resize the shorter side to this many pixels first (auto: size / the crop fraction, "
+        self.resize_side, self.crop = (QSpinBox(minimum=0, maximum=limits.MAX_IMAGE_SIDE) for _ in range(2))
+        for side in (self.resize_side, self.crop):
+            side.setSpecialValueText("auto")
+        self.resize_side.setToolTip("Resize the shorter side to this many pixels first (auto: size / the crop fraction, "
                                "0.875 unless the weights say)")
         self.crop.setToolTip("Then cut a centre crop of this many pixels a side: the model's input size (auto: the "
                              "image size above, else the model's)")
@@ -144,7 +145,7 @@ class OpenDataDialog(QDialog):
         group.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         pre_form = QFormLayout(group)
         pre_form.addRow("Use", self.pre_mode)
-        for label, box in (("Resize", self.resize), ("Crop", self.crop), ("Mean", self.mean), ("Std", self.std)):
+        for label, box in (("Resize", self.resize_side), ("Crop", self.crop), ("Mean", self.mean), ("Std", self.std)):
             pre_form.addRow(label, box)
         self.pre_note = QLabel("The Model panel shows the preprocessing in use and where it came from.")
         self.pre_note.setWordWrap(True)
@@ -170,7 +171,7 @@ class OpenDataDialog(QDialog):
         mode = NONE if pre == NONE else "set" if isinstance(pre, PreprocessSettings) else "auto"
         self.pre_mode.setCurrentIndex(self.pre_mode.findData(mode))
         given = pre if isinstance(pre, PreprocessSettings) else PreprocessSettings()
-        self.resize.setValue(given.resize or 0)
+        self.resize_side.setValue(given.resize or 0)
         self.crop.setValue(given.crop or 0)
         self.mean.setText(", ".join(f"{v:g}" for v in given.mean or ()))
         self.std.setText(", ".join(f"{v:g}" for v in given.std or ()))
@@ -190,7 +191,7 @@ class OpenDataDialog(QDialog):
         mode = self.pre_mode.currentData()
         if mode != "set":
             return NONE if mode == NONE else None
-        out: dict = {name: box.value() for name, box in (("resize", self.resize), ("crop", self.crop)) if box.value()}
+        out: dict = {name: box.value() for name, box in (("resize", self.resize_side), ("crop", self.crop)) if box.value()}
         for name, edit in (("mean", self.mean), ("std", self.std)):
             if edit.text().strip():
                 out[name] = _numbers(edit.text())
@@ -198,7 +199,7 @@ class OpenDataDialog(QDialog):
 
     def _enable_preprocess_fields(self) -> None:
         custom = self.pre_mode.currentData() == "set"
-        for box in (self.resize, self.crop, self.mean, self.std):
+        for box in (self.resize_side, self.crop, self.mean, self.std):
             box.setEnabled(custom)
 
     def spec(self) -> str:

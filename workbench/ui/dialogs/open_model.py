@@ -34,10 +34,19 @@ MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".ts", ".jit", ".bin", 
 MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
 
 
-def _searchable_list(items: list[tuple[str, str]], placeholder: str) -> tuple[QWidget, QListWidget]:
+class _SearchPage(QWidget):
+    """A tab's page: a search box (`search`) over a list, in a column (`rows`) that more rows can join."""
+
+    def __init__(self, search: QLineEdit) -> None:
+        super().__init__()
+        self.search = search
+        self.rows = QVBoxLayout(self)
+
+
+def _searchable_list(items: list[tuple[str, str]], placeholder: str) -> tuple[_SearchPage, QListWidget]:
     """A search box over a list; each item is (spec, tooltip)."""
-    box = QWidget()
     search = QLineEdit(placeholderText=placeholder, clearButtonEnabled=True)
+    box = _SearchPage(search)
     view = QListWidget()
     for spec, tip in items:
         item = QListWidgetItem(spec)
@@ -48,11 +57,9 @@ def _searchable_list(items: list[tuple[str, str]], placeholder: str) -> tuple[QW
         for i in range(view.count()):
             view.item(i).setHidden(text.lower() not in view.item(i).text().lower())
     search.textChanged.connect(apply)
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(0, 6, 0, 0)
-    layout.addWidget(search)
-    layout.addWidget(view)
-    box.search = search  # type: ignore[attr-defined]
+    box.rows.setContentsMargins(0, 6, 0, 0)
+    box.rows.addWidget(search)
+    box.rows.addWidget(view)
     return box, view
 
 
@@ -84,11 +91,11 @@ class OpenModelDialog(QDialog):
                 self.weights_combo.setToolTip("torchvision's pretrained weights for the selected model, read from its "
                                               "cache ($TORCH_HOME/hub/checkpoints; downloaded when online)")
                 view.currentTextChanged.connect(self._fill_weights)
-                page.layout().addLayout(_row("Weights:", self.weights_combo))
+                page.rows.addLayout(_row("Weights:", self.weights_combo))
             elif title == "timm":
                 self.timm_page = page
                 self.pretrained_box = QCheckBox("pretrained weights (from the Hugging Face cache; bold: already cached)")
-                page.layout().addWidget(self.pretrained_box)
+                page.rows.addWidget(self.pretrained_box)
         run_task(_timm_listing, on_done=self._fill_timm, on_error=lambda e: self.timm_page.search.setPlaceholderText(
             f"timm is not available: {e.message}"))
         self.tabs.addTab(self._file_page(), "File or folder")

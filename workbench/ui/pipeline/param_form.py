@@ -53,6 +53,7 @@ class ParamForm(QWidget):
         stage = stages.get(kind)
         self.editors: dict[str, Editor] = {}
         self.error_labels: dict[str, QLabel] = {}
+        self.boxes: dict[str, QWidget] = {}          # each field's editor and error line
         self.labels: dict[str, QLabel] = {}
         self.metas: dict[str, dict] = {}
         self.refused: dict[str, str] = {}          # what an editor would not take (a negative count), by field
@@ -115,6 +116,7 @@ class ParamForm(QWidget):
         form.addRow(label, box)
         self.editors[f.name] = editor
         self.error_labels[f.name] = error
+        self.boxes[f.name] = box
         self.labels[f.name] = label
         self.metas[f.name] = meta
 
@@ -156,7 +158,7 @@ class ParamForm(QWidget):
 
     def field_box(self, name: str) -> QWidget:
         """The field's editor and error line together (what to scroll into view)."""
-        return self.error_labels[name].parentWidget()
+        return self.boxes[name]
 
     def error_text(self, name: str) -> str:
         label = self.error_labels[name]

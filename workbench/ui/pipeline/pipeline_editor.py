@@ -130,8 +130,8 @@ class PipelineEditor(QWidget):
         self.title = QLabel()
         self.title.setObjectName("panelTitle")
         self.title.setWordWrap(True)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
         self.status = QLabel()
         self.status.setObjectName("recipeStatus")
         self.status.setWordWrap(True)
@@ -139,7 +139,7 @@ class PipelineEditor(QWidget):
         col = QVBoxLayout(lower)
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.title)
-        col.addWidget(self.scroll, 1)
+        col.addWidget(self.scroll_area, 1)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.cards)
         split.addWidget(lower)
@@ -158,17 +158,18 @@ class PipelineEditor(QWidget):
         bar = QToolBar()
         bar.setIconSize(QSize(16, 16))
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.palette = QMenu("Add stage", self)
+        self.palette_menu = QMenu("Add stage", self)
         for stage in stages.all_kinds():
-            act = self.palette.addAction(f"{stage.title}  ({stage.kind})")
+            act = self.palette_menu.addAction(f"{stage.title}  ({stage.kind})")
             act.setToolTip(stage.description)
             act.setData(stage.kind)
             act.triggered.connect(lambda _checked=False, k=stage.kind: self.add(k))
-        self.palette.setToolTipsVisible(True)
-        add = QToolButton(text="Add stage", popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.palette_menu.setToolTipsVisible(True)
+        add = QToolButton(popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
+        add.setText("Add stage")
         add.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_FileDialogNewFolder))
         add.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        add.setMenu(self.palette)
+        add.setMenu(self.palette_menu)
         bar.addWidget(add)
         sp = QStyle.StandardPixmap
         self.actions_by_name: dict[str, QAction] = {}
@@ -302,7 +303,7 @@ class PipelineEditor(QWidget):
         i = self.current()
         if i < 0 or i >= len(self.doc.stages):
             self.title.setText("Select a stage to edit its settings." if self.doc.stages else "")
-            self.scroll.takeWidget()
+            self.scroll_area.takeWidget()
             self.form, self.form_index = None, -1
             return
         s = self.doc.stages[i]
@@ -313,7 +314,7 @@ class PipelineEditor(QWidget):
             self.form = ParamForm(s["kind"], self.layer_names, description=stage.description)
             self.form.edited.connect(lambda name, value, idx=i: self.doc.set_value(idx, name, value))
             self.form_index = i
-            self.scroll.setWidget(self.form)
+            self.scroll_area.setWidget(self.form)
         self.form.set_values(s["params"])
         self.form.set_errors(self.doc.stage_errors(i))
         self._scroll_to_error()
@@ -321,6 +322,6 @@ class PipelineEditor(QWidget):
     def _scroll_to_error(self) -> None:
         """A field that newly shows an error is scrolled into view (with its message), wherever the form was."""
         first = self.form.first_error() if self.form else None
-        if first and first != self._shown_error:
-            self.scroll.ensureWidgetVisible(self.form.field_box(first), 0, 24)
+        if first and first != self._shown_error and self.form:
+            self.scroll_area.ensureWidgetVisible(self.form.field_box(first), 0, 24)
         self._shown_error = first

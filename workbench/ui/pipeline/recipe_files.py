@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog
@@ -11,9 +12,31 @@ from ...core.resources import RESOURCES, SAMPLE_MODELS, package_dir, recipe_path
 from .. import settings
 from ..dialogs import errors
 
+if TYPE_CHECKING:                      # the main window this mixin is part of, as the type checker sees it
+    from PySide6.QtWidgets import QMainWindow
 
-class RecipeFiles:
-    """File ▸ Open recipe / Save recipe / Save recipe as, ready-made and recent recipes."""
+    from ..qthreading.model_control import ModelControl
+    from ..state import AppState
+    from .recipe_doc import RecipeDocument
+    _Window = QMainWindow
+else:
+    _Window = object
+
+
+class RecipeFiles(_Window):
+    """File ▸ Open recipe / Save recipe / Save recipe as, ready-made and recent recipes (a mixin of the main window:
+    the window sets the attributes and methods below)."""
+
+    doc: RecipeDocument
+    state: AppState
+    loader: ModelControl
+
+    if TYPE_CHECKING:
+        def open_model(self, spec: str, arch: str | None = None, trust: bool = False) -> None: ...
+
+        def _refresh_menus(self) -> None: ...
+
+        def _update_title(self) -> None: ...
 
     def open_start_recipe(self, path: str | None) -> None:
         """The recipe asked for, else the last one opened, else a quick train-and-export recipe."""

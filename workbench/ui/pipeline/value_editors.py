@@ -64,6 +64,8 @@ class Editor(QWidget):
 
 
 class BoolEditor(Editor):
+    inner: QCheckBox
+
     def __init__(self, meta: dict) -> None:
         super().__init__(QCheckBox())
         self.inner.toggled.connect(self._emit)
@@ -131,6 +133,8 @@ class IntSpinBox(QSpinBox):
 
 
 class IntEditor(Editor):
+    inner: IntSpinBox
+
     def __init__(self, meta: dict) -> None:
         box = IntSpinBox()
         lo, hi = _bounds(meta, True)
@@ -141,7 +145,11 @@ class IntEditor(Editor):
         super().__init__(box)
         box.valueChanged.connect(self._emit)
         box.refusedText.connect(self.refused)
-        box.lineEdit().textEdited.connect(lambda text: "-" in text or self.refused.emit(""))   # typed again: taken
+        box.lineEdit().textEdited.connect(self._typed)
+
+    def _typed(self, text: str) -> None:
+        if "-" not in text:                 # typed again without a minus sign: taken
+            self.refused.emit("")
 
     def value(self) -> int:
         return self.inner.value()
@@ -152,6 +160,8 @@ class IntEditor(Editor):
 
 
 class FloatEditor(Editor):
+    inner: FloatSpinBox
+
     def __init__(self, meta: dict, default: Any) -> None:
         box = FloatSpinBox()
         step = meta.get("step") or 0.0
@@ -173,6 +183,8 @@ class FloatEditor(Editor):
 
 
 class ChoiceEditor(Editor):
+    inner: ComboBox
+
     def __init__(self, meta: dict) -> None:
         box = ComboBox()
         box.addItems([str(c) for c in meta["choices"]])
@@ -188,6 +200,8 @@ class ChoiceEditor(Editor):
 
 class MultiChoiceEditor(Editor):
     """A list whose items come from fixed choices: a short checklist."""
+
+    inner: QListWidget
 
     def __init__(self, meta: dict) -> None:
         view = QListWidget()
@@ -223,14 +237,19 @@ class TextEditor(Editor):
     Text that does not parse is passed on as it is, so the validator marks it inline.
     """
 
+    inner: QLineEdit
+
     def __init__(self, meta: dict, plain: bool, layers: bool = False) -> None:
         edit = QLineEdit()
         super().__init__(edit)
-        self.plain, self.meta, self.layer_names = plain, meta, []  # type: list[str]
+        self.plain, self.meta = plain, meta
+        self.layer_names: list[str] = []
         edit.textEdited.connect(self._emit)
         edit.setPlaceholderText("text" if plain else "YAML, e.g. [a, b] or {key: value}")
         if layers:
-            self.pick = QToolButton(text="…", toolTip="Pick layers of the open model")
+            self.pick = QToolButton()
+            self.pick.setText("…")
+            self.pick.setToolTip("Pick layers of the open model")
             self.pick.clicked.connect(self._pick_layers)
             self.row.addWidget(self.pick)
 

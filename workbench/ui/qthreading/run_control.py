@@ -47,7 +47,11 @@ class RunControl(QObject):
         self._kill_timer.timeout.connect(self._kill)
 
     def running(self) -> bool:
-        return self.worker is not None and not self.worker.finished
+        return self._live_worker() is not None
+
+    def _live_worker(self) -> RunWorker | None:
+        """The worker of the run in progress; None when no run is running."""
+        return self.worker if self.worker is not None and not self.worker.finished else None
 
     def start(self, recipe: Recipe, options: RunOptions, runs_dir: str) -> bool:
         """Start a run in a new folder under `runs_dir`; `options.nproc` > 1: that many processes under torchrun."""
@@ -75,19 +79,21 @@ class RunControl(QObject):
 
     def stop(self) -> None:
         """Cancel at the run's next event; if the stage has not ended after KILL_AFTER_MS, kill its process."""
-        if self.running():
-            self.worker.cancel()
+        worker = self._live_worker()
+        if worker is not None:
+            worker.cancel()
             self.stageChanged.emit("stopping…")
-            if not self.worker.in_process:
+            if not worker.in_process:
                 self._kill_timer.start(self.KILL_AFTER_MS)
 
     @Slot()
     def _kill(self) -> None:
-        if not self.running() or self.worker.in_process:
+        worker = self._live_worker()
+        if worker is None or worker.in_process:
             return
         self.killed = True
         self.stageChanged.emit("stopping: killing the run's process…")
-        self.worker.kill()        # on the worker's own thread; files are written atomically, every snapshot stays
+        worker.kill()             # on the worker's own thread; files are written atomically, every snapshot stays
 
     @Slot()
     def _process_killed(self) -> None:

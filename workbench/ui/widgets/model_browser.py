@@ -118,7 +118,7 @@ class LayerTreeModel(QAbstractItemModel):
             return self.createIndex(row, column, node.children[row])
         return QModelIndex()
 
-    def parent(self, index=QModelIndex()):  # type: ignore[override]
+    def parent(self, index=QModelIndex()):
         if not index.isValid():
             return QModelIndex()
         parent = index.internalPointer().parent

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 
 import pyqtgraph as pg
 import PySide6.QtCore  # noqa: F401 - PySide6 must be imported before pyqtgraph
 from PySide6.QtCore import QPoint, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QRegion
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+LegendEntry = tuple[str, str, bool | str]     # (colour, name, dashed or the mark itself)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="#374151")
 
@@ -79,7 +82,7 @@ class ChartBox(QWidget):
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.legend)
 
-    def set_legend(self, entries: list[tuple[str, str, bool | str]]) -> None:
+    def set_legend(self, entries: Sequence[LegendEntry]) -> None:
         """(colour, name, dashed) per entry; a string instead of `dashed` is the mark itself (a point, a star)."""
         parts = [f"<span style='color:{c}; font-weight:700'>{mark if isinstance(mark, str) else '╌╌' if mark else '━━'}"
                  f"</span>&nbsp;{html.escape(name)}" for c, name, mark in entries]

@@ -16,7 +16,7 @@ from ...core.events import LayerStats, Metric, Series, SnapshotSaved, StageStart
 from .analysis_plots import AnalysisPlots
 from .curves import RunData, is_percent, kind_of, lay_out
 from .layer_bars import LayerBars, layer_rows
-from .pg_setup import ChartBox, color, export_png, nice_range, pg
+from .pg_setup import ChartBox, LegendEntry, color, export_png, nice_range, pg
 from .ratio_plot import RatioPlot
 
 REDRAW_MS = 50
@@ -28,7 +28,7 @@ AUTO_STYLES = {   # how the auto stage's series are drawn (plots.py's own Budget
 }
 
 
-AUTO_MARKS = {"auto/candidates": "●", "auto/pareto": True, "auto/chosen": "★"}   # their legend marks
+AUTO_MARKS: dict[str, bool | str] = {"auto/candidates": "●", "auto/pareto": True, "auto/chosen": "★"}   # their legend marks
 
 
 def split_auto(series: dict) -> tuple[dict, dict]:
@@ -261,7 +261,8 @@ class PlotsPanel(QWidget):
             return
         self._drawn = signature
         multi = len(runs) > 1
-        wanted, lines, legends = set(), {}, {k: [] for k in self.charts}
+        wanted, lines = set(), {}
+        legends: dict[str, list[LegendEntry]] = {k: [] for k in self.charts}
         values: dict[str, list[float]] = {k: [] for k in self.charts}
         end = 0.0
         for ri, run in enumerate(runs):
