@@ -30,7 +30,7 @@ LOADERS: dict[str, Callable[..., DataBundle]] = {
 SAMPLE_DATA = {"digits": sample_digits}
 
 
-def load_data(spec: str | dict | DataSettings, seed: int = 0, preprocess: dict | None = None,
+def load_data(spec: str | dict[str, Any] | DataSettings, seed: int = 0, preprocess: dict[str, Any] | None = None,
               device: str = "cpu") -> DataBundle:
     """Resolve a data spec (or settings); SpecError with a one-line message on anything wrong. `preprocess` is
     the model's (input size, mean, std, ...): the loaders follow it unless the settings override the size."""

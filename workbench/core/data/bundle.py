@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -92,9 +93,9 @@ class DataBundle:
     class_names: list[str] = field(default_factory=list)
     indices: dict[str, torch.Tensor] = field(default_factory=dict)
     own_val: bool = False            # the data came with its own validation split
-    preprocess: dict | None = None   # the model's own preprocessing, when one was given
+    preprocess: dict[str, Any] | None = None   # the model's own preprocessing, when one was given
     preprocessing: Preprocessing | None = None   # what the loaders apply, and where it came from
-    _cache: dict = field(default_factory=dict, repr=False)
+    _cache: dict[str, Iterable[Batch]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         memory_budget.check_data(self)   # its memory and loader processes, before any batch is drawn
@@ -136,7 +137,7 @@ class DataBundle:
         x, _ = next(iter(self.calib))
         return x[:batch].clone()
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """The report's `data` block: the spec, the settings, the three sizes."""
         return {"spec": self.spec, **self.settings.to_dict(), **self.splits, "own_val": self.own_val,
                 **({"preprocessing": self.preprocessing.to_dict()} if self.preprocessing else {})}
@@ -191,7 +192,7 @@ def crop_and_flip(pad: int, flip: bool) -> Callable[[torch.Tensor, torch.Generat
 
 
 def tensor_transforms(mean: list[float], std: list[float], scale: float, size: int | None,
-                      augment: Callable | None, resize_first: int | None = None) -> tuple[BatchTransform, BatchTransform]:
+                      augment: BatchTransform | None, resize_first: int | None = None) -> tuple[BatchTransform, BatchTransform]:
     """(train, eval) batch transforms: augment (train only), resize (with `resize_first`: the shorter side to it,
     then a centre crop of `size`), normalise."""
     norm, resize = normaliser(mean, std, scale), resizer(size, resize_first)

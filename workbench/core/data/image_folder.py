@@ -19,10 +19,13 @@ import os
 import stat
 import sys
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from .. import limits
 from ..errors import SpecError
@@ -33,7 +36,12 @@ from .preprocess import NONE, Preprocessing, from_weights, resolve
 from .settings import DataSettings
 from .tensor_sets import root_folder
 
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "interpolation": "bilinear", "crop_pct": 0.875}
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+ImageTransform = Callable[["PILImage"], torch.Tensor]     # a torchvision transform: an RGB image to a C x H x W tensor
+
+IMAGENET: dict[str, Any] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "interpolation": "bilinear", "crop_pct": 0.875}
 DEFAULT = Preprocessing("default", 224, None, tuple(IMAGENET["mean"]), tuple(IMAGENET["std"]), "bilinear", 0.875,
                         stats_from="default", default="ImageNet's mean and std, a resize to size / 0.875")
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")      # the only Pillow plugins ever tried
@@ -50,7 +58,7 @@ class ImageFileError(SpecError):
         super().__init__(message, details)
 
 
-def read_image(path: str):
+def read_image(path: str) -> PILImage:
     """An image file as RGB; any failure is an ImageFileError naming the file. Only a regular file is opened;
     Pillow tries only IMAGE_FORMATS; the pixel count is read from the header and refused before decoding."""
     from PIL import Image
@@ -85,7 +93,7 @@ class FolderScan:
     def refuse(self, path: str | Path, problem: str) -> SpecError:
         return SpecError(f"{self.spec}: {path}: {problem}")
 
-    def listing(self, folder: str):
+    def listing(self, folder: str) -> Iterator[os.DirEntry[str]]:
         """The entries of `folder`, counted against MAX_FOLDER_ENTRIES as they come (never all listed first)."""
         try:
             with os.scandir(folder) as it:
@@ -99,7 +107,7 @@ class FolderScan:
             raise self.refuse(folder, os_problem(exc, "no such folder")) from None
 
     @staticmethod
-    def kind(entry: os.DirEntry) -> str:
+    def kind(entry: os.DirEntry[str]) -> str:
         """"dir", "file", or what else the entry is (links followed: a loop or a dangling link says so)."""
         try:
             if not entry.is_symlink():
@@ -136,7 +144,7 @@ class FolderScan:
                 self.samples.extend((os.path.join(folder, n), index) for n in sorted(names))
         return self
 
-    def walk(self, folder: str, ancestors: frozenset, depth: int, found: list) -> None:
+    def walk(self, folder: str, ancestors: frozenset[tuple[int, int]], depth: int, found: list[tuple[str, list[str]]]) -> None:
         if depth > limits.MAX_FOLDER_DEPTH:
             raise self.refuse(folder, f"folders nested more than {limits.MAX_FOLDER_DEPTH} deep (the limit)")
         try:
@@ -162,15 +170,15 @@ class FolderScan:
             self.walk(sub, ancestors, depth + 1, found)
 
 
-class ImageFiles:
+class ImageFiles(Dataset[tuple[Any, int]]):
     """A map-style data set over (path, class) pairs: `read_image` then `transform`. Picklable for workers."""
 
-    def __init__(self, root: Path, classes: list[str], samples: list[tuple[str, int]], transform=None,
+    def __init__(self, root: Path, classes: list[str], samples: list[tuple[str, int]], transform: ImageTransform | None = None,
                  expect: tuple[int, int] | None = None) -> None:
         self.root, self.classes, self.samples, self.transform = root, classes, samples, transform
         self.expect = expect          # (height, width) every image must have (preprocess none: nothing resizes them)
 
-    def with_transform(self, transform) -> ImageFiles:
+    def with_transform(self, transform: ImageTransform | None) -> ImageFiles:
         return ImageFiles(self.root, self.classes, self.samples, transform, self.expect)
 
     def expecting(self, shape: tuple[int, int]) -> ImageFiles:
@@ -179,7 +187,7 @@ class ImageFiles:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> tuple[Any, int]:        # (the transformed image, else the image; its class)
         path, label = self.samples[i]
         image = read_image(path)
         if self.expect and (image.height, image.width) != self.expect:
@@ -231,12 +239,13 @@ def own_size(spec: str, seen: dict[tuple[int, int], str]) -> tuple[int, int]:
     return next(iter(seen))
 
 
-def transforms(pre: Preprocessing, shape: tuple[int, int], augment: bool):
+def transforms(pre: Preprocessing, shape: tuple[int, int], augment: bool) -> tuple[ImageTransform, ImageTransform]:
     """(train, eval) torchvision transforms: random-resized-crop + flip for training under `augment: standard`, else
     the preprocessing's resize and centre crop (none: the image as it is); then to [0, 1] and normalised."""
     import torchvision.transforms as T
     interp = T.InterpolationMode(pre.interpolation)
     tail = [T.ToTensor(), *([T.Normalize(list(pre.mean), list(pre.std or ()))] if pre.mean else [])]
+    head: list[Any]                       # torchvision transforms (untyped)
     if pre.size is None:
         head = []
     elif pre.resize:
@@ -248,7 +257,7 @@ def transforms(pre: Preprocessing, shape: tuple[int, int], augment: bool):
     return train, evaluate
 
 
-def preprocessing(settings: DataSettings, spec_size: int | None, weights: dict | None) -> Preprocessing:
+def preprocessing(settings: DataSettings, spec_size: int | None, weights: dict[str, Any] | None) -> Preprocessing:
     """What this folder's loaders apply: the settings' preprocessing over the weights' own, else ImageNet's mean and
     std with a resize to size / 0.875 and a centre crop (size: the settings', the spec's, the weights', else 224)."""
     base = from_weights(weights, crop=True) or DEFAULT
@@ -273,7 +282,8 @@ def loader_context() -> str | None:
     return "fork" if sys.platform.startswith("linux") else None
 
 
-def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict | None, device: str = "cpu") -> DataBundle:
+def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict[str, Any] | None,
+                device: str = "cpu") -> DataBundle:
     from torch.utils.data import DataLoader, DistributedSampler, Subset
 
     spec = settings.spec
@@ -314,12 +324,13 @@ def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict |
              "test": ("test" if "test" in pools else "train", test_idx), "calib": ("train", calib_idx)}
     workers, pin = default_workers(settings), str(device).startswith("cuda")
 
-    def make(split: str, batch_size: int, shuffle: bool, shard: tuple[int, int] | None):
+    def make(split: str, batch_size: int, shuffle: bool, shard: tuple[int, int] | None) -> Iterable[Any]:
         pool_name, idx = parts[split]
         pool = pools[pool_name]
         dataset = pool.with_transform(train_tf if split == "train" else eval_tf)
         subset = Subset(dataset, idx.tolist())
-        sampler = DistributedSampler(subset, shard[1], shard[0], shuffle=shuffle, seed=seed) if shard else None
+        sampler: DistributedSampler[tuple[Any, int]] | None = (
+            DistributedSampler(subset, shard[1], shard[0], shuffle=shuffle, seed=seed) if shard else None)
         gen = torch.Generator().manual_seed(seed)
         n_workers = 0 if split == "calib" else workers
         return DataLoader(subset, batch_size, shuffle=shuffle and sampler is None, sampler=sampler, generator=gen,

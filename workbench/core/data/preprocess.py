@@ -126,7 +126,7 @@ class Preprocessing:
                 "interpolation": None if self.source == NONE else self.interpolation}
 
 
-def describe(pre: dict) -> tuple[str, str]:
+def describe(pre: dict[str, Any]) -> tuple[str, str]:
     """(where it came from, what it does) in words, from `Preprocessing.to_dict()`: the model panel's and
     `workbench inspect`'s line."""
     origin = ORIGINS.get(pre.get("source", ""), str(pre.get("source")))
@@ -136,7 +136,8 @@ def describe(pre: dict) -> tuple[str, str]:
         origin += f": {pre['default']}"
     if pre.get("source") == NONE:
         return origin, "pixels scaled to [0, 1]; no resize, crop or normalisation"
-    numbers = lambda v: "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
+    def numbers(v: list[float]) -> str:
+        return "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
     steps = []
     if pre.get("resize"):
         steps.append(f"resize {pre['resize']}, centre crop {pre['crop']}")
@@ -150,7 +151,7 @@ def describe(pre: dict) -> tuple[str, str]:
     return origin, "; ".join(steps)
 
 
-def from_weights(pre: dict | None, crop: bool) -> Preprocessing | None:
+def from_weights(pre: dict[str, Any] | None, crop: bool) -> Preprocessing | None:
     """The model's own preprocessing (zoo.preprocess or a record's); `crop`: resize by its crop_pct, then crop."""
     if not pre or not isinstance(pre.get("mean"), list) or not isinstance(pre.get("std"), list):
         return None

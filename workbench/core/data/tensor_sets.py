@@ -6,6 +6,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,10 +22,12 @@ from .settings import DataSettings
 # augmentation per source under `augment: standard` (none for digits and MNIST, whose classes flips would change)
 STANDARD = {"cifar10": crop_and_flip(4, flip=True), "cifar100": crop_and_flip(4, flip=True),
             "svhn": crop_and_flip(4, flip=False)}
+Stats = tuple[list[float], list[float], float]     # (mean, std, the pixel scale they are given at)
+Loader = Callable[[DataSettings, str, int, dict[str, Any] | None], DataBundle]   # (settings, spec after PREFIX:, seed, preprocess)
 
 
-def tensor_bundle(settings: DataSettings, seed: int, preprocess: dict | None, x: torch.Tensor, y: torch.Tensor,
-                  train: torch.Tensor, test: torch.Tensor, classes: int, stats: tuple[list, list, float],
+def tensor_bundle(settings: DataSettings, seed: int, preprocess: dict[str, Any] | None, x: torch.Tensor, y: torch.Tensor,
+                  train: torch.Tensor, test: torch.Tensor, classes: int, stats: Stats,
                   names: list[str] | None = None, full_scale: float = 255.0) -> DataBundle:
     """Carve val from `train` (indices into x), apply the settings and the model's preprocessing, make loaders."""
     spec = settings.spec
@@ -37,7 +40,7 @@ def tensor_bundle(settings: DataSettings, seed: int, preprocess: dict | None, x:
     calib_idx = train_idx[torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(seed))[:CALIB_SIZE]]
     parts = {"train": train_idx, "val": val_idx if len(val_idx) else train_idx[:0], "test": test, "calib": calib_idx}
 
-    def make(split: str, batch_size: int, shuffle: bool, shard: tuple[int, int] | None):
+    def make(split: str, batch_size: int, shuffle: bool, shard: tuple[int, int] | None) -> TensorBatches:
         idx = parts[split]
         tf = train_tf if split == "train" else eval_tf
         return TensorBatches(x[idx], y[idx], batch_size, shuffle=shuffle, transform=tf, seed=seed, shard=shard)
@@ -48,8 +51,8 @@ def tensor_bundle(settings: DataSettings, seed: int, preprocess: dict | None, x:
                       indices={k: parts[k] for k in ("train", "val", "test")}, preprocess=preprocess, preprocessing=pre)
 
 
-def preprocessing(settings: DataSettings, weights: dict | None, shape: torch.Size, stats: tuple[list, list, float],
-                  full_scale: float) -> tuple[Preprocessing, tuple[list, list, float]]:
+def preprocessing(settings: DataSettings, weights: dict[str, Any] | None, shape: torch.Size, stats: Stats,
+                  full_scale: float) -> tuple[Preprocessing, Stats]:
     """What the loaders apply, and the (mean, std, scale) they normalise with: the settings' over the weights' (when
     their mean has a value per channel), else the data set's own statistics at its own size."""
     mean, std, scale = stats
@@ -67,7 +70,7 @@ def preprocessing(settings: DataSettings, weights: dict | None, shape: torch.Siz
     return pre, (list(pre.mean), list(pre.std or ()), full_scale)
 
 
-def sample_digits(settings: DataSettings, seed: int, preprocess: dict | None) -> DataBundle:
+def sample_digits(settings: DataSettings, seed: int, preprocess: dict[str, Any] | None) -> DataBundle:
     path = samples_dir() / "digits.npz"
     if not path.exists():
         raise SpecError(f"sample data missing: {path}")
@@ -92,7 +95,7 @@ def root_folder(spec_root: str, prefix: str) -> Path:
     return root
 
 
-def _torchvision_set(cls_name: str, root: Path, spec: str, sub: str, names: list[str], **kw):
+def _torchvision_set(cls_name: str, root: Path, spec: str, sub: str, names: list[str], **kw: Any) -> Any:
     """A torchvision data set, once its files are known to be there and to be regular files within the bounds
     (torchvision would read a FIFO or `/dev/zero` forever). torchvision checks their published MD5 before
     unpickling (CIFAR's batches are Python pickles), so a crafted file is refused, never unpickled."""
@@ -107,15 +110,16 @@ def _torchvision_set(cls_name: str, root: Path, spec: str, sub: str, names: list
                         f"(corrupt or not the original files: {str(exc).splitlines()[0]})") from None
 
 
-def _joined(xtr, ytr, xte, yte) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _joined(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor,
+            yte: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One pool of samples: train first, then test; (x, y, train indices, test indices)."""
     n = len(xtr)
     return torch.cat([xtr, xte]), torch.cat([ytr, yte]), torch.arange(n), torch.arange(n, n + len(xte))
 
 
-def mnist_like(cls_name: str, mean: float, std: float) -> Callable:
+def mnist_like(cls_name: str, mean: float, std: float) -> Loader:
     """MNIST or Fashion-MNIST from the raw IDX files (`files.mnist_arrays`), never torchvision's pickles."""
-    def load(settings: DataSettings, rest: str, seed: int, preprocess: dict | None) -> DataBundle:
+    def load(settings: DataSettings, rest: str, seed: int, preprocess: dict[str, Any] | None) -> DataBundle:
         import torchvision.datasets as D
         root = root_folder(rest, settings.spec.split(":")[0])
         xtr, ytr, xte, yte = (torch.from_numpy(a.copy()) for a in mnist_arrays(settings.spec, root, cls_name))
@@ -125,22 +129,23 @@ def mnist_like(cls_name: str, mean: float, std: float) -> Callable:
     return load
 
 
-def cifar_like(cls_name: str) -> Callable:
-    def load(settings: DataSettings, rest: str, seed: int, preprocess: dict | None) -> DataBundle:
+def cifar_like(cls_name: str) -> Loader:
+    def load(settings: DataSettings, rest: str, seed: int, preprocess: dict[str, Any] | None) -> DataBundle:
         import torchvision.datasets as D
         root = root_folder(rest, settings.spec.split(":")[0])
         cls = getattr(D, cls_name)
         names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
         tr = _torchvision_set(cls_name, root, settings.spec, cls.base_folder, names, train=True)
         te = _torchvision_set(cls_name, root, settings.spec, cls.base_folder, names, train=False)
-        to_t = lambda d: torch.from_numpy(np.ascontiguousarray(d.data.transpose(0, 3, 1, 2)))
+        def to_t(d: Any) -> torch.Tensor:         # N x H x W x C uint8 -> N x C x H x W
+            return torch.from_numpy(np.ascontiguousarray(d.data.transpose(0, 3, 1, 2)))
         x, y, itr, ite = _joined(to_t(tr), torch.tensor(tr.targets), to_t(te), torch.tensor(te.targets))
         return tensor_bundle(settings, seed, preprocess, x, y, itr, ite, len(tr.classes),
                              ([0.49, 0.48, 0.45], [0.25, 0.24, 0.26], 255.0), list(tr.classes))
     return load
 
 
-def svhn(settings: DataSettings, rest: str, seed: int, preprocess: dict | None) -> DataBundle:
+def svhn(settings: DataSettings, rest: str, seed: int, preprocess: dict[str, Any] | None) -> DataBundle:
     root = root_folder(rest, "svhn")
     names = ["train_32x32.mat", "test_32x32.mat"]
     tr = _torchvision_set("SVHN", root, settings.spec, "", names, split="train")
@@ -176,7 +181,7 @@ def fake_sizes(spec: str, rest: str) -> tuple[int, int, int, int, int]:
     return c, h, w, classes, n
 
 
-def fake(settings: DataSettings, rest: str, seed: int, preprocess: dict | None) -> DataBundle:
+def fake(settings: DataSettings, rest: str, seed: int, preprocess: dict[str, Any] | None) -> DataBundle:
     import torchvision.datasets as D
     import torchvision.transforms.functional as F
 
