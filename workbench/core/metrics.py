@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .latency import denormals_flushed, latency_stats  # noqa: F401 - denormals_flushed re-exported
+from .latency import denormals_flushed as denormals_flushed  # re-exported: an explicit alias (no_implicit_reexport)
+from .latency import latency_stats
 
 Batch = tuple[torch.Tensor, torch.Tensor]       # (inputs, labels), as data loaders yield them
 
