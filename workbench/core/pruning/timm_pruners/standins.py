@@ -87,8 +87,8 @@ class Marker(tp.pruner.BasePruningFunc):  # type: ignore[misc]  # torch_pruning 
 
     def __init__(self, kept: KeptPruner) -> None:
         super().__init__()
-        self.prune_out_channels = kept.prune_in_channels   # type: ignore[method-assign]  # on purpose: see above
-        self.prune_in_channels = kept.prune_in_channels    # type: ignore[method-assign]  # on purpose: see above
+        self.prune_out_channels = kept.prune_in_channels   # type: ignore[method-assign]  # KeptPruner's own method, so torch-pruning's handler set holds it
+        self.prune_in_channels = kept.prune_in_channels    # type: ignore[method-assign]  # the same, for the input side
 
     def prune_out_channels(self, layer: KeptOp, idxs: Sequence[int]) -> nn.Module:  # replaced per instance
         return layer
