@@ -29,18 +29,17 @@ from typing import TYPE_CHECKING, Any
 from .errors import BadInput, ErrorInfo, ErrorKind, WorkbenchError
 from .events import Event, RunFinished
 from .recipe import Recipe
-from .run_handle import RunHandle, RunOptions, RunState
+from .run_handle import RUN_NICE, RunHandle, RunOptions, RunState
 
 if TYPE_CHECKING:
     from .data import DataSettings
 
-CHILD_NICE = 10         # the child yields the CPU to the GUI process on a busy machine
 POLL_SECONDS = 0.2
 
 
 def _child_main(recipe: dict[str, Any], options: RunOptions, events: Any, cancel: Any, parent: int) -> None:
     try:
-        os.nice(CHILD_NICE)
+        os.nice(RUN_NICE)
     except (AttributeError, OSError):
         pass
     import torch

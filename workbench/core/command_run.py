@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from .events import Event, RunError, RunFinished, from_json
 from .io import append_file, open_regular, parse_json
 from .limits import MAX_EVENTS_CHUNK
 from .recipe import Recipe
-from .run_handle import RunOptions, RunState
+from .run_handle import RUN_NICE, RunOptions, RunState
 
 POLL_SECONDS = 0.2
 
@@ -105,7 +106,9 @@ class CommandRun:
         recipe.save(self.recipe_path)
         self.events_path = out / "events.jsonl"
         self.log_path = out / self.LOG_NAME
-        self.argv = [sys.executable, "-m", "workbench", *command_line(str(self.recipe_path), options, str(self.events_path))]
+        nice = [found, "-n", str(RUN_NICE)] if (found := shutil.which("nice")) else []   # every rank, as ChildRun
+        self.argv = [*nice, sys.executable, "-m", "workbench",
+                     *command_line(str(self.recipe_path), options, str(self.events_path))]
         self._process: subprocess.Popen[bytes] | None = None
         self._state = RunState.NEW
         self._cancelled = False

@@ -18,6 +18,8 @@ from typing import Protocol, runtime_checkable
 
 from .events import Event
 
+RUN_NICE = 10       # a run's processes yield the CPU to the window's process on a busy machine (GUI runs)
+
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
