@@ -22,8 +22,8 @@ def example_for(loaded: LoadedModel) -> torch.Tensor:
 def inspect_loaded(loaded: LoadedModel, data: DataBundle | None = None) -> dict[str, Any]:
     example = data.example_input(int(loaded.meta.get("batch") or 1)) if data is not None else example_for(loaded)
     try:
-        rows = metrics.layer_table(loaded.module, example)
-        total_flops, _ = metrics.flops_per_module(loaded.module, example)
+        total_flops, per_module = metrics.flops_per_module(loaded.module, example)     # one forward pass
+        rows = metrics.layer_table(loaded.module, flops=per_module)
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001 - a model that does not run on its own input shape: one line
@@ -53,7 +53,7 @@ def inspect(spec: str, data_spec: str | dict[str, Any] | DataSettings | None = N
             keep_head: bool = False, replace_head: bool = False) -> dict[str, Any]:
     data = load_data(data_spec, preprocess=preprocess_of(spec)) if data_spec else None
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust,
-                        seed=seed, keep_head=keep_head, replace_head=replace_head)
+                        seed=seed, keep_head=keep_head, keep_init=False, replace_head=replace_head)     # nothing to rewind to: no copy
     if data is not None:
         memory_budget.check_run(loaded, data, spec)     # evaluation at the eval batch size, before it runs
         check_fits(loaded.module, data, spec)

@@ -44,7 +44,8 @@ class ModelCache:
             remembered = dict(self._options.get(spec, {}))
         options = dict(remembered)
         sized = {k: options.pop(k, None) for k in ("input_shape", "num_classes")}     # the data it was opened on
-        loaded = load_model(spec, input_shape or sized["input_shape"], num_classes or sized["num_classes"], **options)
+        loaded = load_model(spec, input_shape or sized["input_shape"], num_classes or sized["num_classes"], **options,
+                            keep_init=False)     # browsed, never rewound: no copy of its initial weights
         self.put(spec, loaded, remembered)
         return loaded
 
@@ -184,13 +185,13 @@ def open_model(spec: str, data_spec: str | dict[str, Any] | DataSettings | None 
     data, warning, loaded = None, "", None
     if data_spec:
         data = load_data(data_spec, preprocess=preprocess_of(spec))
-        loaded = load_model(spec, data.input_shape, data.num_classes, arch=arch, trust=trust)
+        loaded = load_model(spec, data.input_shape, data.num_classes, arch=arch, trust=trust, keep_init=False)
         try:
             check_fits(loaded.module, data, spec)
         except BadInput as exc:
             warning, data, loaded = f"measured without {spec_text(data_spec)}: {exc.message}", None, None
     if loaded is None:
-        loaded = load_model(spec, arch=arch, trust=trust)
+        loaded = load_model(spec, arch=arch, trust=trust, keep_init=False)
     shape = {"input_shape": data.input_shape, "num_classes": data.num_classes} if data is not None else {}
     CACHE.put(spec, loaded, {"arch": arch, "trust": trust, **shape})
     info = inspect_loaded(loaded, data)

@@ -68,10 +68,18 @@ def build_base(base: str, input_shape: tuple[int, int, int] | None, num_classes:
                check_size: bool = True) -> tuple[nn.Module, archs.InputShape, int]:
     """Build an untrained model from an `arch:` or `torchvision:` spec; returns (module, input_shape, classes).
 
-    The model is first built on the meta device (no memory) and refused when it is too large to build."""
+    The model is first built on the meta device (no memory) and refused when it is too large to build (its size
+    is remembered for the process: building the same architecture again skips the meta build)."""
     if check_size:
-        size_check(on_meta(lambda: _construct(base, input_shape, num_classes)[0]), base)
+        size_check(_meta_size(base, input_shape, num_classes), base)
     return _construct(base, input_shape, num_classes)
+
+
+@lru_cache(maxsize=256)
+def _meta_size(base: str, input_shape: tuple[int, int, int] | None, num_classes: int | None) -> tuple[int, int]:
+    """(parameters and buffers, bytes) of the model `_construct` builds from these arguments (a pure function of
+    them), worked out on the meta device."""
+    return count(on_meta(lambda: _construct(base, input_shape, num_classes)[0]))
 
 
 def _construct(base: str, input_shape: tuple[int, int, int] | None,
@@ -92,9 +100,10 @@ def _construct(base: str, input_shape: tuple[int, int, int] | None,
     raise SpecError(f"cannot build an architecture from {short(base)}: use arch:NAME, torchvision:NAME or timm:NAME")
 
 
-def size_check(module: nn.Module, what: str) -> None:
-    """SpecError when `module` (built on the meta device) is too large to build here."""
-    params, nbytes = count(module)
+def size_check(size: tuple[int, int], what: str) -> None:
+    """SpecError when a model of `size` (parameters and buffers, bytes) is too large to build here (the memory
+    available is read each time)."""
+    params, nbytes = size
     problem = model_size_problem(params, nbytes) or memory_budget.model_problem(nbytes)
     if problem:
         raise SpecError(f"{clip(what)}: {problem}")
@@ -184,12 +193,13 @@ def planned_layout(record: dict[str, Any], source: str, file_bytes: int) -> dict
 
 
 def load_builtin(spec: str, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
-                 seed: int = 0, trust: bool = False, keep_head: bool = False) -> LoadedModel | None:
+                 seed: int = 0, trust: bool = False, keep_head: bool = False, keep_init: bool = True) -> LoadedModel | None:
     """A model named by a built-in spec (`sample:`, `arch:`, `torchvision:`, `timm:`); None for anything else.
 
     Random weights come from `seed` alone (the browser and a run build the same model); pretrained weights
     are loaded through the zoo's cache (see `zoo.py`), with the classifier head replaced when the data has
-    another number of classes (said in `meta["notes"]`) unless `keep_head`."""
+    another number of classes (said in `meta["notes"]`) unless `keep_head`. Random weights are copied to
+    `init_state` (a lottery-ticket rewind) unless `keep_init` is false."""
     prefix, sep, rest = spec.partition(":")
     if sep and prefix in ("arch", *zoo.ZOOS):
         zs = zoo.parse(spec) if prefix in zoo.ZOOS else None
@@ -204,7 +214,8 @@ def load_builtin(spec: str, input_shape: tuple[int, int, int] | None = None, num
             record.update({k: v for k, v in (("preprocess", zoo.preprocess(zs)), ("classes", zoo.class_names(zs))) if v})
             if record.get("classes") and len(record["classes"]) != classes:
                 record.pop("classes")      # a replaced head: the weights' class names no longer apply
-        init = {k: v.clone() for k, v in module.state_dict().items()} if zs is None or zs.weights is None else None
+        untrained = zs is None or zs.weights is None   # its initial weights kept for a rewind, unless not wanted
+        init = {k: v.clone() for k, v in module.state_dict().items()} if untrained and keep_init else None
         return LoadedModel(module, spec, shape, classes, record, init_state=init, meta={"notes": notes})
     if sep and prefix == "sample":
         return _load_sample(spec, rest)

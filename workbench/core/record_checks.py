@@ -168,10 +168,24 @@ class _LargeOnMeta(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+class _NoInitOnMeta(TorchFunctionMode):
+    """In-place initialisations of meta tensors skipped (they have no values to set): a meta build spends most of
+    its time dispatching them (resnet50: 45 -> 20 ms)."""
+
+    INIT = {getattr(torch.Tensor, n) for n in ("uniform_", "normal_", "fill_", "zero_", "exponential_", "random_",
+                                               "bernoulli_", "erfinv_", "clamp_", "mul_", "add_", "copy_")}
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        if func in self.INIT and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
 def on_meta(build: Callable[[], nn.Module]) -> nn.Module:
     """`build()` with every tensor on the meta device (nothing allocated)."""
     try:
-        with torch.device("meta"), warnings.catch_warnings():
+        with torch.device("meta"), _NoInitOnMeta(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return build()
     except BadInput:

@@ -38,13 +38,16 @@ KNOWN_PREFIXES = ["sample", "torchvision", "timm", "arch"]
 
 def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
                arch: str | None = None, trust: bool = False, seed: int = 0, keep_head: bool = False,
-               replace_head: bool = False) -> LoadedModel:
+               keep_init: bool = True, replace_head: bool = False) -> LoadedModel:
     """Resolve a model spec. `input_shape`/`num_classes` come from the data when known; random weights come
     from `seed`; pretrained weights of another number of classes get a new head unless `keep_head`; a user's own
-    checkpoint for another number of classes is refused unless `replace_head`."""
+    checkpoint for another number of classes is refused unless `replace_head`. A
+    randomly initialised model keeps a copy of its initial weights (`init_state`, for a lottery-ticket
+    rewind) unless `keep_init` is false (inspecting or browsing it)."""
     if not isinstance(spec, str) or not spec:
         raise SpecError("empty model spec")
-    builtin = load_builtin(spec, input_shape, num_classes, seed=seed, trust=trust, keep_head=keep_head)
+    builtin = load_builtin(spec, input_shape, num_classes, seed=seed, trust=trust, keep_head=keep_head,
+                           keep_init=keep_init)
     if builtin is not None:
         return builtin
     if "\0" in spec or len(spec) > 4096:
@@ -59,7 +62,7 @@ def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_c
     if exists and not path.is_file():     # a FIFO would block the reader, /dev/zero never ends
         raise SpecError(f"{clip(spec)}: not a regular file (a FIFO, socket or device); nothing is read from it")
     if exists:
-        return load_file(path, arch, input_shape, num_classes, trust, seed, keep_head, replace_head)
+        return load_file(path, arch, input_shape, num_classes, trust, seed, keep_head, keep_init, replace_head)
     prefix, sep, _ = spec.partition(":")
     if sep and len(prefix) > 1 and not spec.startswith(("/", ".", "~")):
         raise SpecError(f"unknown model spec prefix {prefix!r}{_suggest(prefix, KNOWN_PREFIXES)} "
@@ -69,7 +72,7 @@ def load_model(spec: str, input_shape: tuple[int, int, int] | None = None, num_c
 
 def load_file(path: Path, arch: str | None, shape: tuple[int, int, int] | None, classes: int | None, trust: bool,
               seed: int = 0, keep_head: bool = False,
-              replace_head: bool = False) -> LoadedModel:
+              keep_init: bool = True, replace_head: bool = False) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix == ".packed":
         return packed_format.load(path)
@@ -113,10 +116,10 @@ def load_file(path: Path, arch: str | None, shape: tuple[int, int, int] | None, 
         return from_record(sd, record, str(path))
     if arch is None:
         raise CheckpointError(f"{path}: a bare state dict; name its architecture with --arch (e.g. --arch arch:lenet5)")
-    base = load_model(arch, shape, classes, seed=seed, keep_head=keep_head)
+    base = load_model(arch, shape, classes, seed=seed, keep_head=keep_head, keep_init=keep_init)
     own_classes = zoo.head_classes(base.module, sd)
     if classes is None and own_classes is not None:     # no data to size it: the checkpoint's own head, kept
-        base = load_model(arch, shape, own_classes, seed=seed, keep_head=keep_head)
+        base = load_model(arch, shape, own_classes, seed=seed, keep_head=keep_head, keep_init=keep_init)
     try:
         load_state_into(base.module, sd, arch)
     except CheckpointError:
