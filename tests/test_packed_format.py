@@ -210,7 +210,7 @@ def test_crafted_chunk_tables_in_a_file_are_refused(clustered, tmp_path):
     good = tmp_path / "good.packed"
     assert export_model(ExportSource.from_session(session), "packed", good).verified
     header, streams = read_container(good)
-    at = next(i for i, parts in enumerate(streams) if len(parts[1]) > huffman.read_table(parts[1])[1])
+    at = next(i for i, parts in enumerate(streams) if parts[1] and len(parts[1]) > huffman.read_table(parts[1])[1])
     name, end = header["tensors"][at]["n"], huffman.read_table(streams[at][1])[1]
 
     def table(edit):

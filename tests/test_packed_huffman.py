@@ -39,12 +39,12 @@ def test_code_lengths_are_optimal(counts):
         assert huffman.encoded_bits(counts, lengths) <= huffman.entropy_bits(counts) + counts.sum()
 
 
-def _stream(symbols, alphabet, limit=huffman.LIMIT, chunk=chunked.CHUNK):
+def _stream(symbols, alphabet, limit=huffman.LIMIT, chunk=chunked.CHUNK, single=0):
     counts = np.bincount(symbols, minlength=alphabet)
     lengths = huffman.code_lengths(counts, limit)
     data = huffman.encode(symbols, lengths)
     assert len(data) == (huffman.encoded_bits(counts, lengths) + 7) // 8
-    return lengths, data, chunked.chunk_table(symbols, lengths, chunk)
+    return lengths, data, chunked.chunk_table(symbols, lengths, chunk, single)
 
 
 @settings(max_examples=100, deadline=None)
@@ -56,6 +56,9 @@ def test_encode_decode_round_trip(alphabet, n, skew, seed, chunk):
     lengths, data, chunks = _stream(symbols, alphabet, chunk=chunk)
     assert lengths.max(initial=0) <= huffman.LIMIT
     assert (len(chunks) > 0) == (n > chunk)
+    if n <= chunked.SINGLE:                                                 # what the encoder writes: one chunk
+        assert chunked.chunk_table(symbols, lengths, chunk) == b""
+        assert np.array_equal(chunked.decode(data, n, lengths), symbols)
     table, end = huffman.read_table(huffman.table_bytes(lengths) + chunks)
     assert np.array_equal(chunked.decode(data, n, table, (huffman.table_bytes(lengths) + chunks)[end:]), symbols)
     assert np.array_equal(huffman.decode_legacy(data, n, table), symbols)      # version 1 streams: same bits
@@ -64,13 +67,15 @@ def test_encode_decode_round_trip(alphabet, n, skew, seed, chunk):
 @settings(max_examples=60, deadline=None)
 @given(sizes=st.lists(st.integers(0, 2000), min_size=1, max_size=8), seed=st.integers(0, 2**16))
 def test_many_streams_decode_side_by_side(sizes, seed):
-    """Streams of different alphabets, code widths and chunk layouts in one batch, each back exactly."""
+    """Streams of different alphabets, code widths (codes past the lookup table's 16 bits too) and chunk layouts
+    in one batch, each back exactly."""
     rng = np.random.default_rng(seed)
     batch, want = [], []
     for n in sizes:
         alphabet = int(rng.integers(1, 300))
         symbols = rng.choice(alphabet, size=n, p=rng.dirichlet(np.full(alphabet, float(rng.uniform(0.05, 3)))))
-        lengths, data, table = _stream(symbols, alphabet, chunk=int(rng.choice([chunked.MIN_CHUNK, 100, chunked.CHUNK])))
+        lengths, data, table = _stream(symbols, alphabet, limit=int(rng.choice([huffman.LIMIT, 16, huffman.MAX_LEN])),
+                                       chunk=int(rng.choice([chunked.MIN_CHUNK, 100, chunked.CHUNK])))
         batch.append(chunked.Stream(data, n, lengths, *(chunked.read_chunks(table, n, lengths, len(data)) or (None, 0))))
         want.append(symbols)
     for got, expected in zip(chunked.decode_many(batch), want):
@@ -83,8 +88,8 @@ def test_code_lengths_limited_to_the_lookup_table():
         fib.append(fib[-1] + fib[-2])
     counts = np.array(fib)
     assert huffman.code_lengths(counts).max() == 29
-    limited = huffman.code_lengths(counts, 16)
-    assert 14 <= limited.max() <= 16 and np.sum(np.ldexp(1.0, -limited)) <= 1.0
+    limited = huffman.code_lengths(counts, huffman.LIMIT)
+    assert limited.max() == huffman.LIMIT and np.sum(np.ldexp(1.0, -limited)) <= 1.0
     optimal = huffman.encoded_bits(counts, huffman.code_lengths(counts))
     assert optimal <= huffman.encoded_bits(counts, limited) <= optimal * 1.01
     with pytest.raises(huffman.HuffmanError):
@@ -104,8 +109,9 @@ def test_long_codes_use_a_wide_table():
     data = huffman.encode(symbols, lengths)
     assert np.array_equal(huffman.decode_legacy(data, len(symbols), lengths), symbols)
     # codes longer than the lookup table: decoded the slow way, the chunk table still checked
-    assert np.array_equal(chunked.decode(data, len(symbols), lengths, chunked.chunk_table(symbols, lengths)), symbols)
-    bad = bytearray(chunked.chunk_table(symbols, lengths))
+    assert np.array_equal(chunked.decode(data, len(symbols), lengths, chunked.chunk_table(symbols, lengths, single=0)),
+                          symbols)
+    bad = bytearray(chunked.chunk_table(symbols, lengths, single=0))
     bad[-1] ^= 0x01
     with pytest.raises(huffman.HuffmanError):
         chunked.decode(data, len(symbols), lengths, bytes(bad))
@@ -126,9 +132,14 @@ def test_damaged_streams_and_tables_raise():
         chunked.decode(data + b"\0", len(symbols), lengths)               # bytes left over
     with pytest.raises(huffman.HuffmanError):
         huffman.read_table(huffman.table_bytes(lengths)[:-1])
-    lone = huffman.code_lengths(np.array([5]))                             # one symbol: code "0"; "1" is no code
+    lone = huffman.code_lengths(np.array([0, 5]))                          # one symbol: code "0"; "1" is no code
     with pytest.raises(huffman.HuffmanError, match="no code"):
         chunked.decode(b"\x40", 3, lone)
+    constant = np.ones(1000, dtype=np.int64)                               # beyond a chunk: no decoding needed
+    assert np.array_equal(chunked.decode(huffman.encode(constant, lone), 1000, lone), constant)
+    for bad in (bytes(124), bytes(126), bytes(124) + b"\x01"):             # short, long, a 1 bit
+        with pytest.raises(huffman.HuffmanError):
+            chunked.decode(bad, 1000, lone)
 
 
 def _big_stream(n=5000, alphabet=20, seed=0):

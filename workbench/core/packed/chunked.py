@@ -4,13 +4,14 @@ A stream of n symbols is cut into chunks of `CHUNK` symbols (the last may be sho
 written after the code-length table, holds each chunk's length in bits, so every chunk's first bit is
 known. Decoding then runs every chunk of every stream of a file side by side, one numpy step per
 symbol of a chunk: each lane reads the 64 bits at its position, a lookup table indexed by the next
-`maxlen` bits (at most `huffman.LIMIT`) gives the symbol and its code length, and the lane moves on.
+`maxlen` bits (at most `LUT_BITS`) gives the symbol and its code length, and the lane moves on.
 A file's worth of streams takes `CHUNK` steps, whatever its size.
 
 Chunk table (only when n > chunk size):  u16 chunk size S | u8 width w | u32 base | (C-1) w-bit values,
 MSB first, each chunk's bit length minus base (C = ceil(n / S); the last chunk's length is what remains).
-A stream without one is a single chunk: decoded the same way up to `MAX_CHUNK` symbols, by
-`huffman.decode_legacy` beyond (version 1 files), which also takes codes longer than `LIMIT`.
+The encoder writes no table for streams of at most `SINGLE` symbols (a single chunk). A stream without
+one is decoded the same way up to `CHUNK` symbols, by `huffman.decode_legacy` beyond (small streams,
+version 1 files), which also takes codes longer than `LUT_BITS`; a code of one symbol needs no decoding.
 Everything read is checked before it is used: chunk sizes within MIN_CHUNK..MAX_CHUNK (bounding the
 memory per symbol and the steps), chunk lengths against the code lengths (S x shortest <= length <=
 S x longest), the chunk ends against the data; after decoding, every symbol must be a code of its
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .huffman import LIMIT, HuffmanError, canonical_codes, check_lengths, decode_legacy
+from .huffman import HuffmanError, canonical_codes, check_lengths, decode_legacy
 
 
 class StreamError(HuffmanError):
@@ -36,17 +37,20 @@ class StreamError(HuffmanError):
 
 
 CHUNK = 256               # symbols per chunk written by the encoder
+SINGLE = 2048             # streams up to this many symbols are written as one chunk (no table: a few
+                          # bytes saved where they matter; decoded by the bit-parallel decoder, ~1 ms)
 MIN_CHUNK = 64            # the least a reader accepts: bounds the lanes (memory) per symbol
 MAX_CHUNK = 4096          # the most a reader accepts: bounds the decoding steps
 MAX_ALPHABET = 2047       # symbols a lookup-table entry holds (11 bits, beside 5 of code length)
-CELLS = 1 << 22           # lanes x steps decoded at once (a table entry each: 16 MiB)
+CELLS = 1 << 22           # lanes x steps decoded at once (a table entry each: 8 MiB)
+LUT_BITS = 16             # the longest code the lookup table takes (the encoder writes at most huffman.LIMIT)
 HEAD = struct.Struct("<HBI")
 
 
-def chunk_table(symbols: np.ndarray, lengths: np.ndarray, chunk: int = CHUNK) -> bytes:
-    """The chunk table of a stream (b"" when it is a single chunk)."""
+def chunk_table(symbols: np.ndarray, lengths: np.ndarray, chunk: int = CHUNK, single: int = SINGLE) -> bytes:
+    """The chunk table of a stream (b"" when it is a single chunk: at most max(chunk, single) symbols)."""
     n = len(symbols)
-    if n <= chunk:
+    if n <= max(chunk, single):
         return b""
     bits = np.add.reduceat(np.asarray(lengths, np.int64)[symbols], np.arange(0, n, chunk))[:-1]
     base = int(bits.min())
@@ -56,7 +60,7 @@ def chunk_table(symbols: np.ndarray, lengths: np.ndarray, chunk: int = CHUNK) ->
 
 def table_cost(n: int, lengths: np.ndarray, chunk: int = CHUNK) -> int:
     """Bytes of the chunk table of an n-symbol stream (estimated before encoding: width from the spread)."""
-    if n <= chunk:
+    if n <= max(chunk, SINGLE):
         return 0
     used = np.asarray(lengths)[np.asarray(lengths) > 0]
     spread = float(np.sqrt(chunk) * (used.max() - used.min()) / 2) if used.size else 0.0
@@ -142,7 +146,9 @@ def decode_many(streams: list[Stream]) -> list[np.ndarray]:
             raise StreamError(i, "empty code table for a non-empty stream")
         if s.n > 8 * len(s.data):
             raise StreamError(i, f"{s.n} symbols cannot fit in {len(s.data)} bytes")
-        if int(s.lengths.max()) > LIMIT or len(s.lengths) > MAX_ALPHABET or (s.starts is None and s.n > MAX_CHUNK):
+        if s.starts is None and s.n > CHUNK and np.count_nonzero(s.lengths) == 1:
+            out[i] = _one_symbol(i, s)
+        elif int(s.lengths.max()) > LUT_BITS or len(s.lengths) > MAX_ALPHABET or (s.starts is None and s.n > CHUNK):
             out[i] = _legacy(i, s)
         else:
             batch.append(i)
@@ -166,6 +172,14 @@ def _groups(batch: list[int], streams: list[Stream]) -> list[list[int]]:
         groups[-1].append(i)
         lanes += chunks
     return groups
+
+
+def _one_symbol(i: int, s: Stream) -> np.ndarray:
+    """A code of one symbol (a constant tensor's indices): n times its code, all zeros."""
+    symbol = int(np.flatnonzero(s.lengths)[0])
+    if len(s.data) != (s.n * int(s.lengths[symbol]) + 7) // 8 or any(s.data):
+        raise StreamError(i, "bits that are no code of its table")
+    return np.full(s.n, symbol, dtype=np.uint16)
 
 
 def _legacy(i: int, s: Stream) -> np.ndarray:
@@ -210,7 +224,7 @@ def _lanes(streams: list[Stream], names: list[int]) -> list[np.ndarray]:
         offset += len(s.data)
         table_at += len(luts[-1])
     steps = int(max(int(c.max()) for c in counts))
-    buf = np.frombuffer(b"".join([bytes(s.data) for s in streams]) + bytes(steps * LIMIT // 8 + 16), np.uint8)
+    buf = np.frombuffer(b"".join([bytes(s.data) for s in streams]) + bytes(steps * LUT_BITS // 8 + 16), np.uint8)
     words = np.ndarray(shape=(len(buf) - 8,), dtype=">u8", buffer=buf, strides=(1,))   # 8 bytes at every byte
     lut, pos = np.concatenate(luts), np.concatenate(starts).astype(np.uint64)
     at, shift = np.concatenate(lane_lut), np.concatenate(shifts)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 MAX_LEN = 57          # codes must fit a 64-bit window; needs > 10^11 symbols to exceed, checked anyway
-LIMIT = 16            # longest code the encoder writes (the decoder's lookup table has 2^LIMIT entries)
+LIMIT = 15            # longest code the encoder writes: a lookup table of 2^15 entries, code-length tables in nibbles
 
 
 class HuffmanError(ValueError):
