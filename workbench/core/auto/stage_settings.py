@@ -52,6 +52,9 @@ class Params:
     channels: list[float] = param([0.0, 0.25, 0.375, 0.5, 0.625, 0.75], "Structured: fractions of a layer's "
                                   "channels that may be removed.", min=0.0, max=1.0, max_exclusive=True, advanced=True,
                                   max_items=64)
+    round_to: int | str = param("auto", "Structured: channel counts kept in multiples of this (as the prune "
+                                "stage's round_to; auto: measured for a depthwise-heavy model, else 1).",
+                                choices=["auto"], min=1, max=256, advanced=True)
     prune_loss_weight: float = param(0.5, "Weight of a layer's one-shot pruning loss against its clustering loss in "
                                      "the prediction (fine-tuning the survivors recovers most pruning damage; "
                                      "centroid fine-tuning little clustering damage).", min=0.0, max=1.0,

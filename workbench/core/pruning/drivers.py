@@ -6,15 +6,16 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import copy
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-from ..events import Progress
+from ..events import Event, Progress
 from . import importance as imp
-from . import structured, unstructured
+from . import rounding, structured, unstructured
 from .layers import prunable_layers
 from .lottery import Rewinder
 
@@ -48,7 +49,7 @@ class PruneParams(Protocol):
     classifier_scale: float
     activation_stat: str
     calib_batches: int
-    round_to: int
+    round_to: int | str
     max_layer_sparsity: float
 
 
@@ -82,19 +83,44 @@ class UnstructuredDriver:
         return {"layers": self.plan.layers}
 
 
+def _pruner(model: nn.Module, example: torch.Tensor, p: PruneParams, classifier: str | None, importance: Any,
+            scheduler: Callable[[float, int], list[float]] | None, steps: int, round_to: int) -> Any:
+    modules = dict(model.named_modules())
+    ignored = [modules[n] for n in {*p.exclude, *([classifier] if classifier else [])}]
+    return structured.make_pruner(model, example, importance, p.sparsity, p.scope,
+                                  {modules[n]: s for n, s in p.overrides.items()}, ignored, scheduler, steps,
+                                  round_to, p.max_layer_sparsity)
+
+
+def round_to(session: PruneSession, p: PruneParams, classifier: str | None) -> Generator[Event, None, int]:
+    """The generator's return value: `p.round_to`, or for `auto` the multiple that measures fastest
+    (`rounding.choose` on copies pruned in one step to the final target; channels ranked by their L1 norm
+    when the stage's criterion needs calibration data)."""
+    if p.round_to != "auto":
+        return int(p.round_to)
+    example = session.example_input(1)
+    method = p.method if p.method not in imp.NEEDS_GRADIENTS | imp.NEEDS_ACTIVATIONS else "l1"
+
+    def prune_copy(multiple: int) -> nn.Module:
+        trial = copy.deepcopy(session.model).eval()
+        pruner = _pruner(trial, example, p, classifier, imp.structured_importance(method), None, 1, multiple)
+        with torch.no_grad():
+            for _ in structured.step(pruner):
+                pass
+        return trial
+
+    chosen: int = yield from rounding.choose(session.model, example, prune_copy)
+    return chosen
+
+
 class StructuredDriver:
     def __init__(self, session: PruneSession, p: PruneParams, classifier: str | None,
-                 scheduler: Callable[[float, int], list[float]] | None) -> None:
-        self.session, self.p = session, p
-        model = session.model
-        modules = dict(model.named_modules())
-        ignored = [modules[n] for n in {*p.exclude, *([classifier] if classifier else [])}]
+                 scheduler: Callable[[float, int], list[float]] | None, multiple: int = 1) -> None:
+        self.session, self.p, self.multiple = session, p, multiple
         self.example = session.example_input(1)
         self.importance = imp.structured_importance(p.method, p.activation_stat)
-        self.pruner = structured.make_pruner(
-            model, self.example, self.importance, p.sparsity, p.scope,
-            {modules[n]: s for n, s in p.overrides.items()}, ignored, scheduler, _step_count(p),
-            p.round_to, p.max_layer_sparsity)
+        self.pruner = _pruner(session.model, self.example, p, classifier, self.importance, scheduler,
+                              _step_count(p), multiple)
 
     def prune_step(self, k: int) -> Iterator[Progress]:
         session, p = self.session, self.p
@@ -117,7 +143,7 @@ class StructuredDriver:
     def finish(self, session: PruneSession) -> dict[str, Any]:
         t = structured.transform(session.model, tuple(self.example.shape[1:]), self.history())
         session.set_model(session.model, transform=t)
-        return {"groups_pruned": len(t["history"])}
+        return {"groups_pruned": len(t["history"]), "round_to": self.multiple}
 
 
 def _step_count(p: PruneParams) -> int:

@@ -37,7 +37,7 @@ from torch import nn
 from ..errors import BadInput, CheckpointError
 from ..events import Progress
 from ..transforms import register
-from . import tv_pruners
+from . import rounding, tv_pruners
 from .timm_pruners import heads as timm_heads
 
 OP = "structured_prune"
@@ -139,7 +139,8 @@ def _traced(build: Callable[[torch.Tensor], Any], model: nn.Module, example: tor
 def make_pruner(model: nn.Module, example: torch.Tensor, importance: Any, sparsity: float, scope: str,
                 ratio_dict: dict[nn.Module, float], ignored: list[nn.Module], scheduler: Scheduler | None, steps: int,
                 round_to: int = 1, max_layer_sparsity: float = 0.9) -> tp.pruner.MetaPruner:
-    """A torch-pruning pruner that reaches `sparsity` (fraction of channels) after `steps` calls to `step()`."""
+    """A torch-pruning pruner that reaches `sparsity` (fraction of channels) after `steps` calls to `step()`, each
+    group keeping a multiple of `round_to` channels (the nearest: `rounding.fit`)."""
     limit = max(max_layer_sparsity, sparsity, *ratio_dict.values()) if scope == "global" else 1.0
     extra: dict[str, Any] = {"iterative_pruning_ratio_scheduler": scheduler} if scheduler is not None else {}
     adaptation = tv_pruners.adapt(model)
@@ -154,10 +155,11 @@ def make_pruner(model: nn.Module, example: torch.Tensor, importance: Any, sparsi
             return tp.pruner.MetaPruner(
                 model, traced, importance=importance, global_pruning=scope == "global", pruning_ratio=sparsity,
                 pruning_ratio_dict=ratio_dict or None, max_pruning_ratio=limit, iterative_steps=steps,
-                ignored_layers=adaptation.ignore(ignored), round_to=round_to if round_to > 1 else None,
-                **adaptation.kwargs(), **extra)
+                ignored_layers=adaptation.ignore(ignored), **adaptation.kwargs(), **extra)
 
-    return _traced(build, model, example)
+    pruner = _traced(build, model, example)
+    pruner.workbench_round_to = round_to     # kept counts rounded by `rounding.fit` in `step`, not torch-pruning's
+    return pruner
 
 
 def _head_ratios(ratio_dict: dict[nn.Module, float], heads: dict[nn.Module, int]) -> dict[nn.Module, float]:
@@ -173,6 +175,8 @@ def step(pruner: tp.pruner.MetaPruner) -> Iterator[Progress]:
     i = 0
     for i, group in enumerate(pruner.step(interactive=True), 1):
         group = fit_heads(pruner, group)
+        if group is not None:
+            group = rounding.fit(pruner, group, getattr(pruner, "workbench_round_to", 1))
         if group is not None:
             group.prune()
         yield Progress(i, i + 1, f"removed channels of {i} groups")

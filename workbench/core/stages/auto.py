@@ -74,6 +74,7 @@ class _Host:
         self.reference = copy.deepcopy(session.model).cpu().eval()    # the stage input, for latency ratios
         self.ref = Reference(session.model, session.data.val, session.device)     # decisions read val, never test
         self.int8 = False
+        self.round_to: int | str = p.round_to     # `auto` measured once, on the first structured candidate
         self.members: dict[str, list[str]] = {}
         self.widths: dict[str, int] | None = None
         self.pre_cost: float | None = None
@@ -167,7 +168,9 @@ class _Host:
             if cut:
                 yield from on_one_axis(prune.run(s, prune.Params(
                     method="l1", structured=True, scope="layer", sparsity=0.0, finetune_epochs=epochs,
-                    exclude=[n for n in layers if n not in cut], overrides=cut, **common)), offset)
+                    exclude=[n for n in layers if n not in cut], overrides=cut, round_to=self.round_to, **common)), offset)
+                done = s.history[-1] if s.history else {}
+                self.round_to = done.get("round_to", self.round_to) if done.get("op") == "prune" else self.round_to
         else:
             sparse = {g: a["sparsity"] for g, a in allocation.items() if a.get("sparsity", 0) > 0}
             if sparse:
