@@ -93,12 +93,13 @@ class RunControl(QObject):
             return
         self.killed = True
         self.stageChanged.emit("stopping: killing the run's process…")
-        worker.kill()             # on the worker's own thread; files are written atomically, every snapshot stays
+        out, waited = self.out_dir, self.KILL_AFTER_MS / 1000    # off the GUI thread: kill, then fix report.json
+        worker.kill(lambda: mark_ended(out, "cancelled", f"stopped by the user; the stage did not end within "
+                                                          f"{waited:g} s, so its process was killed"))
 
     @Slot()
     def _process_killed(self) -> None:
-        mark_ended(self.out_dir, "cancelled", f"stopped by the user; the stage did not end within "
-                                              f"{self.KILL_AFTER_MS / 1000:g} s, so its process was killed")
+        self.stageChanged.emit("stopping: the run's process was killed")
 
     @Slot(object)
     def _on_event(self, ev) -> None:

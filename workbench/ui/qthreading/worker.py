@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import traceback
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -66,14 +67,17 @@ class RunWorker(QObject):
     def cancel(self) -> None:
         self.run.cancel()
 
-    def kill(self) -> None:
-        """End the run's process without waiting here: the escalation (SIGTERM, then SIGKILL) runs on its own thread."""
+    def kill(self, then: Callable[[], None] | None = None) -> None:
+        """End the run's process without waiting here: the escalation (SIGTERM, then SIGKILL) and `then` (e.g. the
+        report's update, which writes and fsyncs a file) run on a thread of their own."""
         if self._killer is None and not self.finished:
-            self._killer = threading.Thread(target=self._kill, name="workbench-kill", daemon=True)
+            self._killer = threading.Thread(target=self._kill, args=(then,), name="workbench-kill", daemon=True)
             self._killer.start()
 
-    def _kill(self) -> None:
+    def _kill(self, then: Callable[[], None] | None) -> None:
         self.run.kill()
+        if then is not None:
+            then()
         self.killed.emit()
 
     def is_running(self) -> bool:
@@ -88,6 +92,9 @@ class RunWorker(QObject):
         except Exception as exc:  # noqa: BLE001 - shown to the user, the window stays usable
             self.failed.emit(ErrorInfo.of(exc, traceback.format_exc()))
         finally:
+            killer = self._killer
+            if killer is not None:     # the run is over once the kill has fixed its report (waited for here, not
+                killer.join()          # on the GUI thread)
             self.finished = True
             self.done.emit()
             self.qthread.quit()

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QPushButton, QTree
 from ...core.errors import ErrorInfo
 from ...core.run_folder import RunInfo, list_runs, read_run
 from .. import formatting as F
-from ..qthreading.tasks import TaskSlot
+from ..qthreading.tasks import TaskSlot, run_task
 from ..table_fit import ColumnFitter
 
 COLUMNS = ("Run / snapshot", "Val acc", "Test acc", "Params", "Non-zeros", "Sparsity", "FLOPs", "Compressed", "Ratio",
@@ -161,10 +161,15 @@ class RunsView(QWidget):
         self.fitter.fit()
 
     def show_exports(self, run_dir: str) -> None:
-        """A run that ended here: its exports, from its report.json."""
-        item = self.runs.get(str(Path(run_dir).resolve()))
+        """A run that ended here: its exports, from its report.json (read off the GUI thread)."""
+        key = str(Path(run_dir).resolve())
+        if key in self.runs:
+            run_task(read_run, run_dir, on_done=lambda info: self._exports_read(key, info))
+
+    def _exports_read(self, key: str, info: RunInfo) -> None:
+        item = self.runs.get(key)
         if item is not None:
-            self._show_exports(item, read_run(run_dir).report.get("exports"))
+            self._show_exports(item, info.report.get("exports"))
 
     def add_run(self, run_dir: str, title: str) -> QTreeWidgetItem:
         """A run started here: listed first; its title follows the run (`set_run_title`), not the disk."""
