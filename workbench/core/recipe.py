@@ -156,9 +156,8 @@ class Recipe:
             raise RecipeError(f"{source}: not valid YAML{where} ({getattr(exc, 'problem', None) or exc})") from None
         except _TooBig as exc:
             raise RecipeError(f"{source}: {exc}") from None
-        except (ValueError, RecursionError) as exc:   # e.g. an integer of more than 4300 digits
-            why = "an integer with too many digits" if "digits" in str(exc) else short(str(exc), 100)
-            raise RecipeError(f"{source}: not valid YAML ({why})") from None
+        except (ValueError, RecursionError) as exc:
+            raise RecipeError(f"{source}: not valid YAML ({short(str(exc), 100)})") from None
         return cls.from_dict(raw)
 
     @classmethod
@@ -186,6 +185,9 @@ class _TooBig(Exception):
     pass
 
 
+MAX_INT_DIGITS = 100      # digits of an integer in a recipe (seeds and counts have at most 20)
+
+
 class BoundedLoader(yaml.SafeLoader):
     """PyYAML's SafeLoader with bounds: nesting depth, and the number of nodes counting every alias as the
     whole node it stands for, so a "billion laughs" document is refused before anything is expanded."""
@@ -211,10 +213,21 @@ class BoundedLoader(yaml.SafeLoader):
         self._sizes[id(node)] = self._nodes - before
         return node
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """An integer, refused before conversion when it has more digits than any setting can use (Python refuses
+        to convert more than 4300 of them anyway)."""
+        if len(str(node.value)) > MAX_INT_DIGITS:
+            raise _TooBig(f"an integer with more than {MAX_INT_DIGITS} digits")
+        value: int = super().construct_yaml_int(node)
+        return value
+
     def _count(self, n: int) -> None:
         self._nodes += n
         if self._nodes > limits.MAX_YAML_NODES:
             raise _TooBig(f"more than {limits.MAX_YAML_NODES:,} values once its aliases (*name) are expanded")
+
+
+BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_yaml_int)
 
 
 def parse_stage(item: Any, path: str) -> StageSpec:
