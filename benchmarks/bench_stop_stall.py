@@ -80,7 +80,12 @@ def main() -> int:
             if how != "cancel":
                 worker.cancel = lambda: None          # a stage that never looks at the cancel flag
             if how == "kill on the GUI thread":
-                worker.kill = lambda w=worker: (w.run.kill(), w.killed.emit())   # the previous behaviour
+                def on_gui_thread(then=None, w=worker):          # the previous behaviour: all of it right here
+                    w.run.kill()
+                    if then is not None:
+                        then()
+                    w.killed.emit()
+                worker.kill = on_gui_thread
             probe.phase = f"{name} #{n}"
             window.stop_run()
             if window.control.running():
