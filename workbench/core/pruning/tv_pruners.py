@@ -63,6 +63,7 @@ from torch import nn
 
 from . import timm_pruners
 from .one_op import OneOp
+from .slicing import keep_indices, select_linear, select_norm, stacked
 from .tv_layers import MaxVitAttention, PatchMerging, ShuffleBlock, SwinAttention
 
 
@@ -189,46 +190,6 @@ def check_shufflenet_block(cls: type[nn.Module]) -> bool:
     return _CHECKED[cls]
 
 
-# ---------------------------------------------------------------- weights
-
-def _keep(n: int, idxs: list[int]) -> torch.Tensor:
-    drop = set(idxs)
-    return torch.tensor([i for i in range(n) if i not in drop], dtype=torch.long)
-
-
-def _select(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> None:
-    """Keep `rows` (outputs) and `cols` (inputs) of a linear layer, in place."""
-    with torch.no_grad():
-        w = linear.weight
-        if rows is not None:
-            rows = rows.to(w.device)
-            w = w.index_select(0, rows)
-            if linear.bias is not None:
-                linear.bias = nn.Parameter(linear.bias.index_select(0, rows).contiguous(),
-                                           requires_grad=linear.bias.requires_grad)
-            linear.out_features = w.shape[0]
-        if cols is not None:
-            w = w.index_select(1, cols.to(w.device))
-            linear.in_features = w.shape[1]
-        linear.weight = nn.Parameter(w.contiguous(), requires_grad=linear.weight.requires_grad)
-
-
-def _select_norm(norm: nn.Module, keep: torch.Tensor) -> None:
-    with torch.no_grad():
-        for name in ("weight", "bias"):
-            p = getattr(norm, name, None)
-            if isinstance(p, nn.Parameter):
-                setattr(norm, name, nn.Parameter(p.index_select(0, keep.to(p.device)).contiguous(),
-                                                 requires_grad=p.requires_grad))
-    if isinstance(norm, nn.LayerNorm):
-        norm.normalized_shape = (len(keep),)
-
-
-def _stacked(keep: torch.Tensor, width: int, parts: int) -> torch.Tensor:
-    """Rows of a projection that stacks `parts` blocks of `width` (q, k, v): `keep` in each block."""
-    return torch.cat([keep + k * width for k in range(parts)])
-
-
 # ---------------------------------------------------------------- Swin, MaxViT
 
 class SwinAttentionPruner(_ChannelPreserving):
@@ -239,9 +200,9 @@ class SwinAttentionPruner(_ChannelPreserving):
             return
         a = cast(SwinAttention, layer)
         c = a.qkv.in_features
-        keep = _keep(c, idxs)
-        _select(a.qkv, rows=_stacked(keep, c, 3), cols=keep)
-        _select(a.proj, rows=keep, cols=keep)
+        keep = keep_indices(c, idxs)
+        select_linear(a.qkv, rows=stacked(keep, c, 3), cols=keep)
+        select_linear(a.proj, rows=keep, cols=keep)
 
     def _channels(self, layer: nn.Module) -> int:
         return cast(SwinAttention, layer).qkv.in_features
@@ -258,9 +219,9 @@ class MaxVitAttentionPruner(_ChannelPreserving):
             return
         a = cast(MaxVitAttention, layer)
         d = a.merge.out_features
-        keep = _keep(d, idxs)
-        _select(a.to_qkv, rows=_stacked(keep, d, 3), cols=keep)
-        _select(a.merge, rows=keep, cols=keep)
+        keep = keep_indices(d, idxs)
+        select_linear(a.to_qkv, rows=stacked(keep, d, 3), cols=keep)
+        select_linear(a.merge, rows=keep, cols=keep)
         a.head_dim = len(keep) // a.n_heads
 
     def _channels(self, layer: nn.Module) -> int:
@@ -279,10 +240,10 @@ class SwinPatchMergingPruner(CustomPruner):
         if not idxs:
             return layer
         c = m.reduction.in_features // 4
-        keep4 = _stacked(_keep(c, idxs), c, 4)
-        _select(m.reduction, cols=keep4)
+        keep4 = stacked(keep_indices(c, idxs), c, 4)
+        select_linear(m.reduction, cols=keep4)
         if m.norm.weight.shape[0] == 4 * c:      # V1: the norm comes before the reduction
-            _select_norm(m.norm, keep4)
+            select_norm(m.norm, keep4)
         m.dim = c - len(idxs)
         return layer
 
@@ -292,10 +253,10 @@ class SwinPatchMergingPruner(CustomPruner):
         if not idxs:
             return layer
         out = m.reduction.out_features
-        keep = _keep(out, idxs)
-        _select(m.reduction, rows=keep)
+        keep = keep_indices(out, idxs)
+        select_linear(m.reduction, rows=keep)
         if m.norm.weight.shape[0] == out:        # V2: the norm comes after the reduction
-            _select_norm(m.norm, keep)
+            select_norm(m.norm, keep)
         return layer
 
     def get_in_channels(self, layer: nn.Module) -> int:
