@@ -20,7 +20,7 @@ from workbench.core.run_handle import RunOptions
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--recipe", default=str(ROOT / "workbench" / "recipes" / "iterative_magnitude.yaml"))
+    ap.add_argument("--recipe", default=str(ROOT / "resources" / "recipes" / "iterative_magnitude.yaml"))
     args = ap.parse_args()
     from workbench.core.events import RunFinished
     from workbench.core.pruning.layers import weight_sparsity

@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--skip-alone", action="store_true")
     args = ap.parse_args()
     from workbench.core.recipe import Recipe
-    run = _run(Recipe.load(ROOT / "workbench" / "recipes" / "slimmable.yaml"))
+    run = _run(Recipe.load(ROOT / "resources" / "recipes" / "slimmable.yaml"))
     rows = [dict(r) for r in run.session.extra["slimmable"]["widths"]]
     full = rows[0]
     for r in rows:

@@ -10,7 +10,7 @@ from workbench.core.recipe import Recipe
 from workbench.core.run_handle import RunOptions
 from workbench.core.runner import Run
 
-RECIPES = Path(__file__).resolve().parents[1] / "workbench" / "recipes"
+RECIPES = Path(__file__).resolve().parents[1] / "resources" / "recipes"
 
 
 def _shortened(recipe: Recipe) -> Recipe:
