@@ -47,6 +47,7 @@ def test_a_run_that_ends_here_shows_its_exports(qtbot, tmp_path):
     write_run(run)
     report = json.loads((run / "report.json").read_text())
     (run / "report.json").write_text(json.dumps({**report, "exports": EXPORTS[:1]}))
-    view.show_exports(str(run))
+    view.show_exports(str(run))                         # read off the GUI thread
+    qtbot.waitUntil(lambda: len(_export_rows(view, str(run.resolve()))) == 1, timeout=WAIT_MS)
     rows = _export_rows(view, str(run.resolve()))
     assert len(rows) == 1 and rows[0].text(TEST_COL) == "98.12%"

@@ -39,14 +39,6 @@ MAX_META_BYTES = 64 << 20         # a snapshot folder's snapshot.json
 MAX_ITEMS = 10_000                # items of a list or mapping in one stage setting (a layer per item at most)
 MAX_TEXT_CHARS = 4096             # one text in a stage setting (a spec, a path, a layer name)
 MAX_SNAPSHOT_INDEX = 1_000_000    # a snapshot named by number in a recipe (prune rewind, distill teacher)
-# Memory estimates (core/memory_budget.py), checked against the budget: the available memory, or
-# `--memory-budget SIZE` / WORKBENCH_MEMORY_BUDGET.
-MIN_MEMORY_BUDGET = 10**6          # 1 MB: a smaller budget is a typo
-MAX_MEMORY_BUDGET = 10**15         # 1 PB
-TRAIN_STATE_COPIES = 4            # copies of the weights while training: weights, gradients, Adam's two moments
-BATCH_COPIES = 3                  # a batch as float32 while transformed (slice, resize, normalise)
-WORKER_BYTES = 200_000_000        # one DataLoader worker process of an image folder, before its batches
-LOADER_PREFETCH = 4               # batches each worker process prefetches (image_folder's prefetch_factor)
 MAX_REPORT_BYTES = 64 << 20       # a run's report.json (a real one is a few KB to a few MB)
 MAX_JSON_BYTES = 64 << 20         # any other JSON file read back: analysis files, package data
 MAX_JSON_DEPTH = 100              # nesting of lists / objects in any JSON read (a recipe is at most 32 deep)

@@ -152,6 +152,8 @@ class FlopCounter(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch'
 
 def flops_per_module(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, int]]:
     """FLOPs of one forward pass on `example`, in total and per qualified module name (`FlopCounter`)."""
+    if isinstance(model, torch.jit.ScriptModule):     # no module hooks on TorchScript: torch's own counter
+        return _flops_by_flop_counter_mode(model, example)
     was_training = model.training
     model.eval()
     try:
