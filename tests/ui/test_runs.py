@@ -166,13 +166,13 @@ def test_failing_stage_shows_readable_error(make_window, qtbot, messages, monkey
     wait_run(qtbot, w)
 
 
-def test_failing_stage_in_the_child_process(make_window, qtbot, messages):
+def test_an_impossible_order_is_refused_before_the_child_process_runs(make_window, qtbot, messages):
     w = make_window(stages=[{"kind": "quantize", "method": "int8_dynamic"}, {"kind": "export", "formats": ["onnx"]}])
     w.start_run()
     wait_run(qtbot, w)
     title, text, details = messages[-1]
-    assert title == "Stage failed" and "export failed" in text
-    assert w.control.last_failure is not None and not w.control.last_failure.cancelled
+    assert title == "Cannot run" and "cannot follow" in text and "onnx_int8" in text
+    assert w.control.last_failure is None                       # refused by the preflight: no stage ran
 
 
 def test_bad_input_before_the_run_is_a_message(make_window, qtbot, messages):
