@@ -44,20 +44,7 @@ stages:
 
 # half the latency of the sample ResNet-8 with structured pruning: the knapsack's and the uniform allocation at the
 # target, the better retried with twice the fine-tuning if it drops too much (about a minute with one thread)
-RESNET_HALF_LATENCY = """
-model: sample:digits_resnet
-data: sample:digits
-seed: 0
-stages:
-  - kind: auto
-    target: {latency: 0.5}
-    max_drop: 0.01
-    methods: [structured]
-    epochs: 60
-    finetune_epochs: 12
-    channels: [0.0, 0.25, 0.5, 0.625, 0.75]
-    push: false
-"""
+RESNET_HALF_LATENCY = RESNET_HALF_FLOPS.replace("target: {flops: 0.5}", "target: {latency: 0.5}")
 
 
 @contextlib.contextmanager
