@@ -1,6 +1,7 @@
 """A GUI run on an image folder whose loader starts worker processes: the run's own process (the real child-run path,
 not in_process) may have children, and the run gives `workbench run`'s numbers on the same recipe."""
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,9 @@ def test_a_gui_run_on_an_image_folder_with_loader_workers_gives_the_cli_numbers(
     gui = json.loads((Path(w.control.out_dir) / "report.json").read_text())
     assert gui["status"] == "finished", gui.get("error")
     assert gui["data_settings"]["workers"] == 2 and gui["data_settings"]["image_size"] == 8
+    # the model panel measured the folder with workers off the GUI thread: torch's SIGCHLD handler (installed by a
+    # loader iterated on the main thread) would raise a dying worker's error anywhere in the GUI thread
+    assert "_set_SIGCHLD_handler" not in getattr(signal.getsignal(signal.SIGCHLD), "__qualname__", "")
     proc = run_cli("run", str(path), "--out", str(tmp_path / "cli"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     cli = json.loads((tmp_path / "cli" / "report.json").read_text())
