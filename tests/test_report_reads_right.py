@@ -13,7 +13,7 @@ from prune_helpers import assert_ok, run_recipe
 from report_helpers import parse, table_with
 
 from workbench.core.export import onnx as onnx_format
-from workbench.core.stages.export import _logits
+from workbench.core.export.accuracy import logits_of as _logits
 from workbench.reporting import build_report, plots
 
 FORMATS = ["onnx", "onnx_int8", "safetensors", "state_dict", "pt2", "torchscript", "packed"]

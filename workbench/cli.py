@@ -101,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, dest="fmt")
     e.add_argument("--out", required=True)
     e.add_argument("--arch"), e.add_argument("--data"), e.add_argument("--trust", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the result as JSON (with the file's test accuracy "
+                   "when --data is given)")
     for cmd in (g, i, r, e):
         cmd.add_argument("--memory-budget", metavar="SIZE", type=_memory_size, help="refuse (exit 2, with the "
                          "estimate) a model, data set or run estimated to need more memory than SIZE, e.g. 8G, "

@@ -6,12 +6,15 @@ read through `run_folder.read_run` / `list_runs` only.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .data import DataSettings, load_data
+from .errors import WorkbenchError
 from .events import ExportResult
 from .export import ExportSource, export_model, get_format
+from .export.accuracy import file_accuracy
 from .snapshots import read_meta
 from .specs import load_model, preprocess_of
 
@@ -79,10 +82,35 @@ def _label(path: str | Path) -> str:
 
 def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | DataSettings | None = None, arch: str | None = None,
                 trust: bool = False, keep_head: bool = False, replace_head: bool = False) -> ExportResult:
-    """Export a model spec or snapshot folder in one format, verified by reading it back (what `workbench export` does)."""
+    """Export a model spec or snapshot folder in one format, verified by reading it back."""
+    return export_measured(spec, fmt, out, data_spec, arch, trust, keep_head, replace_head, measure=False).result
+
+
+@dataclass(frozen=True)
+class MeasuredExport:
+    """An export and its file's own top-1 accuracy on the test split (None: no data, not verified, or `problem`)."""
+    result: ExportResult
+    accuracy: float | None = None
+    problem: str = ""           # why the file's accuracy could not be measured (e.g. a runtime without an operator)
+
+
+def export_measured(spec: str, fmt: str, out: str | Path, data_spec: str | DataSettings | None = None,
+                    arch: str | None = None, trust: bool = False, keep_head: bool = False, replace_head: bool = False,
+                    measure: bool = True) -> MeasuredExport:
+    """What `workbench export` does: export and verify, then (with data, `measure`, and a verified file) the file's
+    own top-1 accuracy on the test split through its format's runtime, as the export stage measures it."""
     get_format(fmt)
     data = load_data(data_spec, preprocess=preprocess_of(spec)) if data_spec else None   # a failing data spec is an error
     loaded = load_model(spec, data.input_shape if data else None, data.num_classes if data else None,
                         arch=arch, trust=trust, keep_head=keep_head, replace_head=replace_head)
     source = ExportSource.from_loaded(loaded, data)
-    return export_model(source, fmt, out)
+    result = export_model(source, fmt, out)
+    if not (measure and data is not None and result.verified):
+        return MeasuredExport(result)
+    try:
+        return MeasuredExport(result, file_accuracy(get_format(fmt), Path(result.path), source.record,
+                                                    result.details or {}, data.test))
+    except WorkbenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. a runtime without some operator: the file stays verified
+        return MeasuredExport(result, None, f"{type(exc).__name__}: {str(exc)[:200]}")

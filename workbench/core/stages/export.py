@@ -8,19 +8,17 @@ followed (`io.real_folder`), so an export never lands outside the run folder or 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from ..errors import BadInput, StageError, WorkbenchError
 from ..events import Event, ExportWritten, Log, Progress
 from ..export import ExportSource, Format, export_model, formats
+from ..export.accuracy import file_accuracy_steps
 from ..io import real_folder
 from ..limits import MAX_NAME_CHARS
-from ..metrics import accuracy_steps
 from ..params import param
 from ..run_folder import OWN_NAMES
 from . import INT8, StageKind, register
@@ -108,8 +106,7 @@ def _file_accuracy(session: Session, fmt: Format, path: Path, record: dict[str, 
     """Top-1 accuracy on the test split of the file as its own loader runs it (None, with a warning, when it
     cannot run on the data's batches); a Progress per batch, cancellation between batches."""
     try:
-        run = _logits(fmt.read(path, record), None if details.get("dynamic_batch", True) else details.get("batch"))
-        steps = accuracy_steps(run, session.data.test, "cpu")
+        steps = file_accuracy_steps(fmt, path, record, details, session.data.test)
         while True:
             session.check_cancel()
             try:
@@ -124,22 +121,6 @@ def _file_accuracy(session: Session, fmt: Format, path: Path, record: dict[str, 
         yield Log("warning", f"{fmt.name}: the file's test accuracy could not be measured "
                              f"({type(exc).__name__}: {str(exc)[:200]})")
         return None
-
-
-def _logits(run: Callable[[torch.Tensor], Any], batch: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The file's outputs as one logits tensor; a program exported for a fixed batch gets batches of that size
-    (the last one padded with its last sample)."""
-    def call(x: torch.Tensor) -> torch.Tensor:
-        chunks = torch.split(x, batch) if batch else (x,)
-        outs = []
-        for chunk in chunks:
-            n = len(chunk)
-            if batch and n < batch:
-                chunk = torch.cat([chunk, chunk[-1:].expand(batch - n, *chunk.shape[1:])])
-            out = run(chunk.cpu())
-            outs.append((out[0] if isinstance(out, (tuple, list)) else out)[:n].float())
-        return torch.cat(outs)
-    return call
 
 
 def _accuracy_words(session: Session, acc: float | None) -> str:
