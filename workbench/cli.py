@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--model"), r.add_argument("--data"), r.add_argument("--out")
     r.add_argument("--arch"), r.add_argument("--trust", action="store_true")
     r.add_argument("--device", default="cpu")
+    r.add_argument("--runtime", metavar="NAME", help="also measure every snapshot's latency on this deploy runtime: "
+                   "eager, compile, onnxruntime, openvino, tensorrt (default: the recipe's runtime:, else eager)")
     r.add_argument("--seed", type=_seed, help="random seed, 0 to 2**32-1 (default: the recipe's)")
     r.add_argument("--quiet", action="store_true", help="only the final summary")
     r.add_argument("--events", metavar="FILE", help="append every event to FILE as JSON lines (for programs "

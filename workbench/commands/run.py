@@ -43,6 +43,11 @@ def _claims(m: dict) -> str:
     out = f" (p10-p90 {eager['p10_ms']:.3f}-{eager['p90_ms']:.3f}, {eager['repeats']} runs, " \
           f"{eager['threads']} thread{'s' if eager['threads'] != 1 else ''})" if "p10_ms" in eager else ""
     out += " noisy" if eager.get("noisy") else ""
+    for name, fig in (m.get("latency") or {}).items():       # the deploy runtime's figure, or why there is none
+        if name != "eager":
+            out += f", {name} n/a" if not isinstance(fig, dict) or "median_ms" not in fig else \
+                (f", {name} {fig['median_ms']:.3f} ms (p10-p90 {fig['p10_ms']:.3f}-{fig['p90_ms']:.3f})"
+                 f"{' noisy' if fig.get('noisy') else ''}")
     ratio = m.get("latency_ratio")
     if ratio:
         out += (f", {ratio['runtime']} latency x{ratio['value']:.2f} of the stage input "
@@ -189,6 +194,7 @@ class RunArgs:
     keep_head: bool = False
     replace_head: bool = False
     device: str = "cpu"
+    runtime: str | None = None
     seed: int | None = None
     quiet: bool = False
     events: str | None = None
@@ -204,7 +210,7 @@ class RunArgs:
 def run_options(args: RunArgs) -> RunOptions:
     return RunOptions(model=args.model, data=args.data, out_dir=args.out, device=args.device, seed=args.seed,
                       arch=args.arch, trust=args.trust, keep_head=args.keep_head, nproc=args.nproc,
-                      replace_head=args.replace_head)
+                      replace_head=args.replace_head, runtime=args.runtime)
 
 
 def run_command(args: RunArgs, argv: list[str] | None = None) -> int:

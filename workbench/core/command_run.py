@@ -30,10 +30,12 @@ POLL_SECONDS = 0.2
 
 
 def run_args(recipe_path: str, options: RunOptions) -> list[str]:
-    """`run RECIPE` and the flags for the Run options that are set (model, data, out_dir, device, seed, arch, trust)."""
+    """`run RECIPE` and the flags for the Run options that are set (model, data, out_dir, device, seed, arch, runtime,
+    trust)."""
     args = ["run", recipe_path]
     for value, flag in ((options.model, "--model"), (options.data, "--data"), (options.out_dir, "--out"),
-                        (options.device, "--device"), (options.seed, "--seed"), (options.arch, "--arch")):
+                        (options.device, "--device"), (options.seed, "--seed"), (options.arch, "--arch"),
+                        (options.runtime, "--runtime")):
         if value not in (None, ""):
             args += [flag, str(value)]
     if options.trust:

@@ -26,6 +26,7 @@ LATENCY_THREADS = 1        # torch intra-op threads while timing, everywhere in 
 NOISY_SPREAD = 1.5         # p90 / p10 above this: the figure is noise, and says so
 REPEATS = 30
 Clock = Callable[[], float]
+Timed = Callable[[torch.Tensor], Any]    # what is timed: a module, or any tensor -> outputs callable (a runtime's)
 
 
 @contextlib.contextmanager
@@ -86,7 +87,7 @@ def summary(times_ms: list[float], threads: int, batch: int) -> dict[str, Any]:
     return out
 
 
-def _timed(model: nn.Module, example: torch.Tensor, clock: Clock) -> float:
+def _timed(model: Timed, example: torch.Tensor, clock: Clock) -> float:
     t0 = clock()
     model(example)
     if example.is_cuda:              # CUDA runs asynchronously: wait for it
@@ -94,14 +95,15 @@ def _timed(model: nn.Module, example: torch.Tensor, clock: Clock) -> float:
     return (clock() - t0) * 1000.0
 
 
-def alternating_ms(models: list[nn.Module], example: torch.Tensor, repeats: int = REPEATS, warmup: int = 3,
+def alternating_ms(models: list[Timed], example: torch.Tensor, repeats: int = REPEATS, warmup: int = 3,
                    max_seconds: float = 5.0, clock: Clock = time.perf_counter,
                    threads: int = LATENCY_THREADS) -> list[list[float]]:
     """Per-pass ms of each model, timed in alternation (m0, m1, ..., m0, m1, ...) under the tool's thread
     policy (`threads` only where a setting asks for another), denormals flushed; at least 5 rounds, at most
     `repeats`, stopping after `max_seconds`."""
     for m in models:
-        m.eval()
+        if isinstance(m, nn.Module):
+            m.eval()
     times: list[list[float]] = [[] for _ in models]
     with torch_threads(threads), denormals_flushed(), torch.inference_mode():
         for m in models:
@@ -116,9 +118,10 @@ def alternating_ms(models: list[nn.Module], example: torch.Tensor, repeats: int 
     return times
 
 
-def latency_stats(model: nn.Module, example: torch.Tensor, repeats: int = REPEATS, warmup: int = 5,
+def latency_stats(model: Timed, example: torch.Tensor, repeats: int = REPEATS, warmup: int = 5,
                   max_seconds: float = 5.0, clock: Clock = time.perf_counter) -> dict[str, Any]:
-    """The latency figure of one model: median, p10, p90 of batch forward passes, repeats, threads, batch."""
+    """The latency figure of one model (or a deploy runtime's callable, `core/runtimes`): median, p10, p90 of
+    batch forward passes, repeats, threads, batch."""
     times = alternating_ms([model], example, repeats, warmup, max_seconds, clock)[0]
     return summary(times, LATENCY_THREADS, int(example.shape[0]) if example.dim() else 1)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from . import metrics
+from . import metrics, runtimes
 from .events import Progress
 from .latency import latency_stats
 from .snapshots import smallest_file
@@ -83,7 +83,8 @@ def measure(session: Session, folder: Path, baseline_dense_bytes: int | None,
     else:
         acc, val = accuracies
     session.check_cancel()
-    eager = latency_stats(cpu_copy(model, session.device), example.cpu())
+    latency, latency_why = measure_latency(session, example)
+    eager = latency["eager"]
     nbytes = compressed["bytes"]
     out = {
         "accuracy": acc,
@@ -99,7 +100,8 @@ def measure(session: Session, folder: Path, baseline_dense_bytes: int | None,
         "compressed_format": compressed["format"],
         "compression_ratio": dense / nbytes if nbytes else None,
         "latency_ms": eager["median_ms"],
-        "latency": {"eager": eager},
+        "latency": latency,
+        **({"latency_why": latency_why} if latency_why else {}),
         "layers": {r.name: {"params": r.params, "nonzero_params": r.nonzero_params, "sparsity": r.sparsity,
                             "flops": r.flops, "shape": r.shape} for r in rows},
         "measured_at": time.time(),
@@ -108,6 +110,19 @@ def measure(session: Session, folder: Path, baseline_dense_bytes: int | None,
         out["compressed_failures"] = compressed["failed"]
     out.update(stage_claims(session))
     return out
+
+
+def measure_latency(session: Session, example: torch.Tensor) -> tuple[dict[str, Any], dict[str, str]]:
+    """({"eager": figure, "<runtime>": figure or None}, {"<runtime>": why it is None}): the model timed in eager and,
+    when the run's runtime is another, exported to it, verified against eager and timed the same way (on the CPU
+    like eager; a GPU runtime on CUDA)."""
+    cpu_model, cpu_example = cpu_copy(session.model, session.device), example.cpu()
+    latency: dict[str, Any] = {"eager": latency_stats(cpu_model, cpu_example)}
+    if session.runtime == runtimes.DEFAULT:
+        return latency, {}
+    session.check_cancel()
+    latency[session.runtime], why = runtimes.measure_on(session.runtime, cpu_model, cpu_example)
+    return latency, ({session.runtime: why} if why else {})
 
 
 STAGE_CLAIMS = ("agreement", "agreement_layers", "float_layers", "latency_ratio")

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from . import limits, stages
+from . import limits, runtimes, stages
 from . import params as P
 from .data.settings import parse_settings
 from .errors import RecipeError
@@ -19,7 +19,8 @@ from .precision import PRECISIONS
 from .resources import recipe_path
 
 MODEL_FIELDS = {"spec", "arch", "trust", "replace_head"}   # `model:` as a mapping
-TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description", "keep_head", "precision", "channels_last"}
+TOP_FIELDS = {"model", "data", "seed", "stages", "name", "description", "keep_head", "precision", "channels_last",
+              "runtime"}
 STAGE_KEYS = {"kind", "enabled", "label"}
 
 
@@ -79,6 +80,7 @@ class Recipe:
     arch: str | None = None      # model: {spec, arch, trust, replace_head}: the architecture of a bare state dict,
     trust: bool = False          # ... whether its file may be unpickled,
     replace_head: bool = False   # ... and whether a checkpoint's head for another class count may be replaced
+    runtime: str = runtimes.DEFAULT   # the deploy runtime each snapshot is measured on besides eager (core/runtimes)
 
     @property
     def folder_name(self) -> str:
@@ -102,6 +104,8 @@ class Recipe:
             out["precision"] = self.precision
         if self.channels_last:
             out["channels_last"] = True
+        if self.runtime != runtimes.DEFAULT:
+            out["runtime"] = self.runtime
         out["stages"] = [s.to_dict() for s in self.stages]
         return out
 
@@ -134,6 +138,7 @@ class Recipe:
                 raise RecipeError(f"{key}: expected true or false, got {short(raw[key])}")
         if raw.get("precision", "fp32") not in PRECISIONS:
             raise RecipeError(f"precision: must be one of {', '.join(PRECISIONS)}, got {short(raw['precision'])}")
+        runtime = runtimes.get(raw.get("runtime", runtimes.DEFAULT), error=RecipeError).name   # known name; installed: checked at run
         items = raw.get("stages")
         if not isinstance(items, list):
             raise RecipeError("stages: expected a list of stages")
@@ -142,7 +147,7 @@ class Recipe:
         return cls([parse_stage(item, f"stages[{i}]") for i, item in enumerate(items)],
                    model["spec"], raw.get("data"), seed, raw.get("name") or "", raw.get("description") or "",
                    raw.get("keep_head", False), raw.get("precision", "fp32"), raw.get("channels_last", False),
-                   model["arch"], model["trust"], model["replace_head"])
+                   model["arch"], model["trust"], model["replace_head"], runtime)
 
     @classmethod
     def from_text(cls, text: str, source: str = "recipe") -> Recipe:

@@ -37,6 +37,7 @@ class RunOptions:
     nproc: int = 1                  # > 1: that many processes under torchrun (CommandRun)
     threads: int | None = None      # torch threads in a child run's process (None: torch's default, as the CLI)
     resumed_from: dict[str, str] | None = None   # {"run", "snapshot"}: a run continued from a snapshot (report.json)
+    runtime: str | None = None      # the deploy runtime snapshots are measured on besides eager (None: the recipe's)
 
     def __post_init__(self) -> None:
         if self.out_dir is not None and not isinstance(self.out_dir, str):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import distributed, memory_budget, precision, stages
+from . import distributed, memory_budget, precision, runtimes, stages
 from .data import DataSettings, load_data, parse_settings
 from .errors import BadInput, Cancelled, StageError, WorkbenchError
 from .events import Event, ExportWritten, Log, Metric, Progress, RunFinished, SnapshotSaved, StageFailed, StageStarted
@@ -60,6 +60,7 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput("--device cuda: no CUDA device is available here")
     precision.check(recipe.precision, device)
+    runtime = runtimes.usable(o.runtime or recipe.runtime, "--runtime" if o.runtime else "runtime").name   # installed?
     steps = [(i, spec.kind, spec.params) for i, spec in enumerate(recipe.stages) if spec.enabled]
     stages.check_order(steps)           # a stage that cannot follow an earlier one: refused before any loading
     seed = recipe.seed if seed is None else seed
@@ -78,6 +79,7 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{recipe.folder_name}"
     session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), trust,
                       recipe=recipe, model_spec=model_spec, data_spec=data_spec, dist=ddp)
+    session.runtime = runtime
     for i, spec in enumerate(recipe.stages):
         if spec.enabled:
             check = stages.get(spec.kind).preflight
@@ -158,7 +160,7 @@ class Run:
         session = self.session = prepare(self.recipe, self.options, self._cancel)
         assert session.out_dir is not None
         report = self.report = RunReport(session.out_dir, {
-            "model": session.model_spec, "data": session.data_spec, "recipe": self.recipe.to_dict(),
+            "model": session.model_spec, "data": session.data_spec, "recipe": self.recipe.to_dict(), "runtime": session.runtime,
             "splits": session.data.splits, "data_settings": session.data.describe(),
             "compressed_bytes_note": "size of the smallest file (among the formats listed per snapshot in "
                                      "compressed_format) written, read back and verified",
@@ -303,6 +305,8 @@ class Run:
             reasons = "; ".join(f"{k}: {v}" for k, v in metrics["compressed_failures"].items())
             yield Log("warning", f"snapshot {index}: some compressed formats failed ({reasons}); "
                                  f"kept {metrics.get('compressed_format')}")
+        for name, why in (metrics.get("latency_why") or {}).items():
+            yield Log("warning", f"snapshot {index}: no {name} latency: {why}")
         yield SnapshotSaved(index, stage, str(path), {**row, "layers": metrics["layers"]})
 
     @staticmethod

@@ -42,6 +42,7 @@ class Session:
         self.recipe: Recipe | None = recipe   # the whole recipe: stages that refer to snapshots by index check them
         self.precision: str = recipe.precision if recipe is not None else "fp32"   # training loops: fp32 | bf16 | fp16
         self.channels_last: bool = recipe.channels_last if recipe is not None else False
+        self.runtime: str = recipe.runtime if recipe is not None else "eager"   # deploy runtime measured (core/runtimes)
         self.model_spec: str = model_spec or loaded.spec
         self.data_spec: str = data_spec or data.spec
         self.out_dir: Path | None = Path(out_dir) if out_dir else None
