@@ -37,10 +37,16 @@ def _report(out: Path) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
-def test_onnxruntime_run_measures_each_snapshot_on_it(tmp_path: Path) -> None:
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def onnx_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    out = tmp_path_factory.mktemp("runtimes") / "run"
     events = list(Run(Recipe.from_text(RECIPE.format(runtime="runtime: onnxruntime\n")), RunOptions(out_dir=out)).events())
     assert isinstance(events[-1], RunFinished) and events[-1].ok, events[-1]
+    return out, events
+
+
+def test_onnxruntime_run_measures_each_snapshot_on_it(onnx_run: tuple[Path, list]) -> None:
+    out, events = onnx_run
     report = _report(out)
     assert report["runtime"] == "onnxruntime" and report["recipe"]["runtime"] == "onnxruntime"
     base_row, trained, int8 = report["snapshots"]
@@ -167,3 +173,46 @@ def test_registry_names_extras_and_thread_policy() -> None:
         sess = session(str(path))
     assert sess.get_session_options().intra_op_num_threads == LATENCY_THREADS
     assert sess.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_report_md_shows_the_runtime_next_to_eager(onnx_run: tuple[Path, list], tmp_path: Path) -> None:
+    from workbench.reporting import build_report
+    out, _ = onnx_run
+    files = build_report([out], tmp_path / "r.html")
+    lines = files.markdown.read_text(encoding="utf-8").splitlines()
+    header = next(line for line in lines if "onnxruntime ms" in line)
+    titles = [c.strip() for c in header.strip("|").split("|")]
+    at = titles.index("p10-p90 ms")
+    assert titles[at - 1:at + 3] == ["latency ms", "p10-p90 ms", "onnxruntime ms", "onnxruntime p10-p90 ms"]
+    body = lines[lines.index(header) + 2:][:3]
+    snapshots = _report(out)["snapshots"]
+    for line, snap in zip(body, snapshots):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        fig = snap["latency"]["onnxruntime"]
+        if fig is None:                                    # the int8 snapshot: n/a, never 0
+            assert cells[at + 1:at + 3] == ["n/a", "n/a"]
+        else:
+            assert cells[at + 1] == f"{fig['median_ms']:.3f}"
+            assert cells[at + 2].startswith(f"{fig['p10_ms']:.3f}-{fig['p90_ms']:.3f} ({fig['repeats']} runs)")
+
+
+def test_report_tables_with_runtimes_and_hostile_values() -> None:
+    from workbench.reporting.collect import RunData
+    from workbench.reporting.tables import all_snapshots_table, snapshot_table
+    fig = {"median_ms": 2.0, "p10_ms": 1.5, "p90_ms": 2.5, "repeats": 30, "threads": 1, "batch": 1}
+    snap = {"index": 0, "stage": "baseline", "latency_ms": 3.0, "latency": {"eager": {**fig, "median_ms": 3.0},
+                                                                            "openvino": fig}}
+    ov = RunData(Path("a"), "a", "finished", {"runtime": "openvino", "snapshots": [snap]})
+    eager = RunData(Path("b"), "b", "finished", {"snapshots": [snap]})
+    table = snapshot_table(ov)
+    row = dict(zip(table.headers, table.rows[0]))
+    assert row["openvino ms"] == "2.000" and row["openvino p10-p90 ms"] == "1.500-2.500 (30 runs)"
+    assert "openvino ms" not in snapshot_table(eager).headers
+    both = all_snapshots_table([ov, eager])
+    rows = [dict(zip(both.headers, r)) for r in both.rows]
+    assert [(r["run"], r["runtime"], r["runtime ms"]) for r in rows] == [("a", "openvino", "2.000"), ("b", "eager", "n/a")]
+    for hostile in ("<script>", 3, ["x"], "eager"):           # not a runtime: the table stays eager's
+        run = RunData(Path("c"), "c", "finished", {"runtime": hostile, "snapshots": [snap]})
+        assert snapshot_table(run).headers == snapshot_table(eager).headers
+    odd = RunData(Path("d"), "d", "finished", {"runtime": "openvino", "snapshots": [{**snap, "latency": {"openvino": "x"}}]})
+    assert dict(zip(snapshot_table(odd).headers, snapshot_table(odd).rows[0]))["openvino ms"] == "n/a"

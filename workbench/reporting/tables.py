@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core import runtimes
 from ..core.io import atomic_path
 from .collect import RunData, structure_changes
 
@@ -30,6 +31,8 @@ def fmt(value: Any, kind: str) -> str:
         return NA
     if kind == "spread":
         return spread(value)
+    if kind == "shown":                  # formatted already (a deploy runtime's spread)
+        return str(value)
     if kind == "text":
         return value if isinstance(value, str) else json.dumps(value) if isinstance(value, list | dict) else str(value)
     if not is_number(value):
@@ -47,9 +50,10 @@ def fmt(value: Any, kind: str) -> str:
     return f"{value:.4g}"
 
 
-def spread(latency: Any) -> str:
-    """A snapshot's eager latency figure: its p10-p90 in ms and repeats, "noisy" when too wide to mean anything."""
-    eager = latency.get("eager") if isinstance(latency, dict) else None
+def spread(latency: Any, runtime: str = "eager") -> str:
+    """A snapshot's latency figure on `runtime` (eager by default): its p10-p90 in ms and repeats, "noisy" when too
+    wide to mean anything."""
+    eager = latency.get(runtime) if isinstance(latency, dict) else None
     if not isinstance(eager, dict) or not all(is_number(eager.get(k)) for k in ("p10_ms", "p90_ms", "repeats")):
         return NA
     noisy = " noisy" if eager.get("noisy") else ""
@@ -94,13 +98,40 @@ ENVIRONMENT_KEYS = (("torch", "torch"), ("workbench", "workbench"), ("python", "
 CSV_COLUMNS = ("run", *(k for k, _, kind in SNAPSHOT_COLUMNS if kind != "spread"), "dense_bytes", "seconds", "path")
 
 
+def deploy_runtime(run: RunData) -> str | None:
+    """The run's deploy runtime (report.json's `runtime`) when it is one besides eager; None otherwise."""
+    name = run.report.get("runtime")
+    return name if isinstance(name, str) and name != runtimes.DEFAULT and name in runtimes.names() else None
+
+
+def _runtime_columns(title: str) -> tuple[tuple[str, str, str], ...]:
+    """The snapshot columns with the deploy runtime's latency and spread next to eager's."""
+    at = next(i for i, c in enumerate(SNAPSHOT_COLUMNS) if c[0] == "latency") + 1
+    return (*SNAPSHOT_COLUMNS[:at], ("runtime_ms", f"{title} ms", "float3"), ("runtime_spread", f"{title} p10-p90 ms", "shown"),
+            *SNAPSHOT_COLUMNS[at:])
+
+
+def _with_runtime(snapshot: dict, name: str | None) -> dict:
+    latency = snapshot.get("latency")
+    figure = latency.get(name) if isinstance(latency, dict) and name else None
+    return {**snapshot, "runtime": name or runtimes.DEFAULT, "runtime_spread": spread(latency, name) if name else NA,
+            "runtime_ms": figure.get("median_ms") if isinstance(figure, dict) else None}
+
+
 def snapshot_table(run: RunData) -> Table:
-    return _table(SNAPSHOT_COLUMNS, run.snapshots)
+    name = deploy_runtime(run)
+    if name is None:
+        return _table(SNAPSHOT_COLUMNS, run.snapshots)
+    return _table(_runtime_columns(name), [_with_runtime(s, name) for s in run.snapshots])
 
 
 def all_snapshots_table(runs: list[RunData]) -> Table:
     records = [(run.name, s) for run in runs for s in run.snapshots]
-    return _table(SNAPSHOT_COLUMNS, [s for _, s in records], [("run", [n for n, _ in records])])
+    lead = [("run", [n for n, _ in records])]
+    if not any(deploy_runtime(run) for run in runs):
+        return _table(SNAPSHOT_COLUMNS, [s for _, s in records], lead)
+    rows = [_with_runtime(s, deploy_runtime(run)) for run in runs for s in run.snapshots]
+    return _table((("runtime", "runtime", "text"), *_runtime_columns("runtime")), rows, lead)
 
 
 def export_table(run: RunData) -> Table:
