@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -95,7 +95,7 @@ def _timed(model: Timed, example: torch.Tensor, clock: Clock) -> float:
     return (clock() - t0) * 1000.0
 
 
-def alternating_ms(models: list[Timed], example: torch.Tensor, repeats: int = REPEATS, warmup: int = 3,
+def alternating_ms(models: Sequence[Timed], example: torch.Tensor, repeats: int = REPEATS, warmup: int = 3,
                    max_seconds: float = 5.0, clock: Clock = time.perf_counter,
                    threads: int = LATENCY_THREADS) -> list[list[float]]:
     """Per-pass ms of each model, timed in alternation (m0, m1, ..., m0, m1, ...) under the tool's thread
