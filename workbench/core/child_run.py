@@ -26,7 +26,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadInput, ErrorInfo, ErrorKind, WorkbenchError
+from .errors import BadInput, ErrorInfo, ErrorKind, HeadMismatch, WorkbenchError
 from .events import Event, RunFinished
 from .recipe import Recipe
 from .run_handle import RUN_NICE, RunHandle, RunOptions, RunState
@@ -173,13 +173,17 @@ class ChildRun:
             self._state = state
 
 
-def _trial_load(spec: str, data_spec: str | DataSettings | None, arch: str | None, trust: bool, answer: Any) -> None:
+def _trial_load(spec: str, data_spec: str | DataSettings | None, arch: str | None, trust: bool, answer: Any,
+                replace_head: bool = False) -> None:
     try:
         from .data import load_data
         from .specs import load_model
         data = load_data(data_spec) if data_spec else None
         try:
-            load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust)
+            load_model(spec, data.input_shape if data else None, data.num_classes if data else None, arch=arch, trust=trust,
+                       replace_head=replace_head)
+        except HeadMismatch:
+            raise                   # the user is asked about the head: never loaded past it
         except BadInput:
             load_model(spec, arch=arch, trust=trust)
         answer.put(None)
@@ -188,13 +192,13 @@ def _trial_load(spec: str, data_spec: str | DataSettings | None, arch: str | Non
 
 
 def load_in_child(spec: str, data_spec: str | DataSettings | None = None, arch: str | None = None, trust: bool = False,
-                  timeout: float = 120.0) -> None:
+                  timeout: float = 120.0, replace_head: bool = False) -> None:
     """Load a model once in a child process first, bounded in time: a trusted file's code (TorchScript,
     pickles) may loop forever or exhaust memory, and must not take the GUI down with it. BadInput when it
     fails or takes longer than `timeout` seconds."""
     ctx = _context()
     answer = ctx.Queue()
-    process = ctx.Process(target=_trial_load, args=(spec, data_spec, arch, trust, answer), name="workbench-load", daemon=True)
+    process = ctx.Process(target=_trial_load, args=(spec, data_spec, arch, trust, answer, replace_head), name="workbench-load", daemon=True)
     process.start()
     deadline = time.monotonic() + timeout
     error: ErrorInfo | None = ErrorInfo(ErrorKind.BAD_INPUT, f"loading did not finish within {timeout:.0f} s; stopped")
@@ -212,6 +216,6 @@ def load_in_child(spec: str, data_spec: str | DataSettings | None = None, arch: 
         process.join(2)
     if error is not None:
         message = error.message if error.message.startswith(str(spec)) else f"{spec}: {error.message}"
-        if error.kind is ErrorKind.NEEDS_TRUST:
+        if error.kind is ErrorKind.NEEDS_TRUST or error.head is not None:     # asked about (trust, a head)
             raise dataclasses.replace(error, message=message).exception()
         raise BadInput(message, error.details)       # whatever the file did when trusted, it is the file's fault

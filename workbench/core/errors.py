@@ -78,6 +78,18 @@ def clip(text: object, limit: int = 100) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+class HeadMismatch(CheckpointError):
+    """The user's own checkpoint's classifier `layer` predicts `have` classes, the data has `want`: refused unless
+    the head is replaced (CLI: --replace-head; GUI: asked). Carried across threads as `ErrorInfo.head`."""
+
+    def __init__(self, message: str, layer: str, have: int, want: int, details: str = "") -> None:
+        super().__init__(message, details)
+        self.layer, self.have, self.want = layer, int(have), int(want)
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(self.kind, self.message, self.details, self.reason, (self.layer, self.have, self.want))
+
+
 class UnreadableFile(BadInput):
     """A file that cannot be read safely (missing, a link, a FIFO or device, too large, too deep, not JSON).
     `problem` is the message without the path; `missing` is True when there is simply no such file."""
@@ -114,6 +126,7 @@ class ErrorInfo:
     message: str
     details: str = ""
     reason: str = ""
+    head: tuple[str, int, int] | None = None    # HeadMismatch: (classifier layer, its classes, the data's classes)
 
     @property
     def exit_code(self) -> int:
@@ -123,12 +136,15 @@ class ErrorInfo:
         """The error to raise again on this side of the boundary."""
         if self.kind is ErrorKind.NEEDS_TRUST:
             return NeedsTrust(self.message, self.details, self.reason)
+        if self.head is not None:
+            return HeadMismatch(self.message, *self.head, details=self.details)
         cls = {ErrorKind.BAD_INPUT: BadInput, ErrorKind.STAGE_FAILED: StageError,
                ErrorKind.CANCELLED: Cancelled}.get(self.kind, WorkbenchError)
         return cls(self.message, self.details)
 
     def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind.value, "message": self.message, "details": self.details, "reason": self.reason}
+        data = {"kind": self.kind.value, "message": self.message, "details": self.details, "reason": self.reason}
+        return {**data, "head": list(self.head)} if self.head is not None else data
 
     @classmethod
     def from_json(cls, data: Any) -> ErrorInfo:
@@ -138,7 +154,11 @@ class ErrorInfo:
             kind = ErrorKind(str(data.get("kind")))
         except ValueError:
             kind = ErrorKind.CRASHED
-        return cls(kind, data["message"], str(data.get("details", "")), str(data.get("reason", "")))
+        head = data.get("head")
+        ok = (isinstance(head, list) and len(head) == 3 and isinstance(head[0], str)
+              and all(type(n) is int and 0 < n < 2**31 for n in head[1:]))
+        return cls(kind, data["message"], str(data.get("details", "")), str(data.get("reason", "")),
+                   (head[0], head[1], head[2]) if ok and kind is ErrorKind.BAD_INPUT else None)
 
     @classmethod
     def of(cls, exc: BaseException, details: str = "") -> ErrorInfo:

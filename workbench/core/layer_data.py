@@ -171,7 +171,7 @@ def int8_numbers(module: torch.nn.Module) -> dict[str, Any]:
 
 
 def open_model(spec: str, data_spec: str | dict[str, Any] | DataSettings | None = None, arch: str | None = None,
-               trust: bool = False) -> dict[str, Any]:
+               trust: bool = False, replace_head: bool = False) -> dict[str, Any]:
     """Load a model for browsing (sized by the data when it fits) and measure it like `workbench inspect`. The data
     is a spec or the whole data settings (image size, preprocessing, workers, ...), the ones runs get.
 
@@ -185,7 +185,8 @@ def open_model(spec: str, data_spec: str | dict[str, Any] | DataSettings | None 
     data, warning, loaded = None, "", None
     if data_spec:
         data = load_data(data_spec, preprocess=preprocess_of(spec))
-        loaded = load_model(spec, data.input_shape, data.num_classes, arch=arch, trust=trust, keep_init=False)
+        loaded = load_model(spec, data.input_shape, data.num_classes, arch=arch, trust=trust, keep_init=False,
+                            replace_head=replace_head)    # a head for other classes: HeadMismatch unless replace_head
         try:
             check_fits(loaded.module, data, spec)
         except BadInput as exc:
@@ -193,7 +194,7 @@ def open_model(spec: str, data_spec: str | dict[str, Any] | DataSettings | None 
     if loaded is None:
         loaded = load_model(spec, arch=arch, trust=trust, keep_init=False)
     shape = {"input_shape": data.input_shape, "num_classes": data.num_classes} if data is not None else {}
-    CACHE.put(spec, loaded, {"arch": arch, "trust": trust, **shape})
+    CACHE.put(spec, loaded, {"arch": arch, "trust": trust, "replace_head": replace_head, **shape})
     info = inspect_loaded(loaded, data)
     info["module_types"] = {name: type(m).__name__ for name, m in loaded.module.named_modules()}
     info["warning"] = warning

@@ -49,3 +49,11 @@ def recipe_path(text: str | Path) -> Path:
     if not path.exists() and not path.suffix:
         return ready_made_recipes().get(str(path), path)
     return path
+
+
+def in_package(path: Path) -> bool:
+    """Whether `path` is inside the installed workbench or its shipped data (ready-made recipes, samples): no user
+    file (a saved recipe, an export) is written there."""
+    target = path.resolve()
+    roots = (Path(__file__).resolve().parents[1], package_dir(RESOURCES), package_dir(SAMPLE_MODELS))
+    return any(target == r.resolve() or r.resolve() in target.parents for r in roots)

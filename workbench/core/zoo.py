@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .errors import CheckpointError, SpecError
+from .errors import CheckpointError, HeadMismatch, SpecError
 from .limits import short
 
 ZOOS = ("torchvision", "timm")
@@ -345,8 +345,8 @@ def load_weights(module: nn.Module, sd: dict[str, torch.Tensor], spec: str, keep
         weight = f"{head}.weight"
         before, after = int(sd[weight].shape[0]), int(own[weight].shape[0])
         if own_weights and not replace_head:
-            raise CheckpointError(f"{spec}: {head}: the checkpoint's head has {before} classes, the data has {after}; "
-                                  f"pass --replace-head (or replace_head: true) to train a new head")
+            raise HeadMismatch(f"{spec}: {head}: the checkpoint's head has {before} classes, the data has {after}; "
+                               f"pass --replace-head (or replace_head: true) to train a new head", head, before, after)
         if keep_head and not own_weights:
             raise CheckpointError(f"{spec}: the weights' classifier {head} predicts {before} classes but the data has "
                                   f"{after}; without keep_head the head would be replaced")

@@ -108,6 +108,7 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
         self.loader.notice.connect(self.statusBar().showMessage)
         self.loader.failed.connect(self.show_error)
         self.loader.needsTrust.connect(self.ask_trust)
+        self.loader.needsHead.connect(self.ask_head)
         self.runs.pointsChanged.connect(self.plots.set_points)
         self.runs.forkRequested.connect(self.fork)
         self.runs.exportRequested.connect(self.export_dialog)
@@ -145,8 +146,8 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
         if dialog.exec() and dialog.spec():
             self.open_model(dialog.spec(), **dialog.options())
 
-    def open_model(self, spec: str, arch: str | None = None, trust: bool = False) -> None:
-        self.loader.open_model(spec, arch, trust)
+    def open_model(self, spec: str, arch: str | None = None, trust: bool = False, replace_head: bool = False) -> None:
+        self.loader.open_model(spec, arch, trust, replace_head)
 
     def ask_trust(self, spec: str, reason: str, options: dict) -> None:
         """A file that can run code was refused: loading it needs the user's explicit yes."""
@@ -229,7 +230,8 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
         options = self.state.model_options if model == self.state.model_spec else {}
         started = self.control.start(recipe, RunOptions(model=model, data=self.state.data_spec, device=device,
                                                         arch=options.get("arch"), trust=bool(options.get("trust")),
-                                                        nproc=nproc), self.state.runs_dir)
+                                                        replace_head=bool(options.get("replace_head")), nproc=nproc),
+                                  self.state.runs_dir)
         if started:
             self.plots.begin_run(self.control.out_dir, stage_names(recipe.to_dict(), self.titles))
         return started

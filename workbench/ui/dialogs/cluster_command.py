@@ -110,7 +110,8 @@ class ClusterCommandDialog(QDialog):
         return cluster_commands(self.recipe_path, self.out.text().strip() or self.name, self.processes.value(),
                                 self.nodes.value(), self.host.text().strip() or "HOST", self.name,
                                 self.device.currentText(),
-                                RunOptions(arch=self.options.get("arch"), trust=bool(self.options.get("trust"))))
+                                RunOptions(arch=self.options.get("arch"), trust=bool(self.options.get("trust")),
+                                           replace_head=bool(self.options.get("replace_head"))))
 
     def update_text(self) -> None:
         self.text.setPlainText(cluster_text(self.commands()))
@@ -137,7 +138,7 @@ def open_cluster_command(parent, recipe: Recipe, model: str | None, data: str | 
     except OSError as exc:
         errors.show_error(parent, "Cannot save the recipe", f"{path}: {exc.strerror or exc}")
         return None
-    run_options = {k: v for k, v in (options or {}).items() if k in ("arch", "trust")}
+    run_options = {k: v for k, v in (options or {}).items() if k in ("arch", "trust", "replace_head")}
     dialog = ClusterCommandDialog(str(Path(path).resolve()), run_name(recipe, path), runs_dir, nproc, run_options,
                                   parent)
     dialog.show()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from ...core import archs, zoo
 from ...core.models import sample_index, torchvision_names
 from ..qthreading.tasks import run_task
+from . import errors
 from .common import Buttons, button_box, buttons_row
 
 TRUST_TEXT = ("TorchScript files, .pt2 (torch.export) archives and pickled full models are programs: their code runs "
@@ -206,6 +207,18 @@ def _row(label: str, widget: QWidget) -> QFormLayout:
     form = QFormLayout()
     form.addRow(label, widget)
     return form
+
+
+def head_question(spec: str, head: tuple[str, int, int]) -> str:
+    """The question asked when the user's own checkpoint has a classifier for another class count than the data's."""
+    layer, have, want = head
+    return (f"{Path(spec).name}: its classifier {layer} has {have} classes, the data has {want}.\n\nReplace the head "
+            f"with a new {want}-class layer (your trained head is discarded), or keep the model and choose other data?")
+
+
+def ask_replace_head(parent: QWidget | None, spec: str, head: tuple[str, int, int]) -> bool:
+    """Never replace a head silently: True only when the user answers "Replace head" (Cancel is the default)."""
+    return errors.ask(parent, "Replace the classifier head?", head_question(spec, head), yes="Replace head", no="Cancel")
 
 
 def dropped_spec(paths: list[str]) -> str | None:

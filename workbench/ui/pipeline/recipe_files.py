@@ -8,9 +8,10 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from ...core.errors import RecipeError
-from ...core.resources import RESOURCES, SAMPLE_MODELS, package_dir, recipe_path
+from ...core.resources import in_package, recipe_path
 from .. import settings
 from ..dialogs import errors
+from ..dialogs.open_model import ask_replace_head
 
 if TYPE_CHECKING:                      # the main window this mixin is part of, as the type checker sees it
     from PySide6.QtWidgets import QMainWindow
@@ -32,7 +33,7 @@ class RecipeFiles(_Window):
     loader: ModelControl
 
     if TYPE_CHECKING:
-        def open_model(self, spec: str, arch: str | None = None, trust: bool = False) -> None: ...
+        def open_model(self, spec: str, arch: str | None = None, trust: bool = False, replace_head: bool = False) -> None: ...
 
         def _refresh_menus(self) -> None: ...
 
@@ -52,19 +53,28 @@ class RecipeFiles(_Window):
             self.doc.add_stage("export")
             self.doc.undo_stack.clear()
 
-    def _start_model(self, model: str | None, arch: str | None) -> tuple[str, str | None]:
-        """The model asked for (with its architecture), else the recipe's, else the last one open, as it was opened."""
+    def _start_model(self, model: str | None, arch: str | None) -> tuple[str, str | None, bool, bool]:
+        """The model asked for (with its architecture), else the recipe's, else the last one open, as it was opened
+        (spec, arch, trust: never remembered, replace_head)."""
         if model:
-            return model, arch
+            return model, arch, False, False
         spec, options = self.doc.model_entry()
-        if spec:
-            return spec, arch or options.get("arch")
-        spec = str(settings.value("model", "sample:digits_mlp"))
-        return spec, arch or settings.model_options(spec).get("arch")
+        if not spec:
+            spec = str(settings.value("model", "sample:digits_mlp"))
+            options = settings.model_options(spec)
+        return spec, arch or options.get("arch"), False, bool(options.get("replace_head"))
 
     def open_recent_model(self, spec: str) -> None:
         """File ▸ Recent models: reopened as it was opened (its architecture; trusting a file is asked again)."""
-        self.open_model(spec, settings.model_options(spec).get("arch"))
+        options = settings.model_options(spec)
+        self.open_model(spec, options.get("arch"), replace_head=bool(options.get("replace_head")))
+
+    def ask_head(self, spec: str, head: tuple[str, int, int], options: dict) -> None:
+        """The user's own checkpoint has a classifier for another class count than the data's: asked, never replaced
+        silently. "Replace head" reopens it with a new head (kept in the model options: Save recipe and Recent
+        remember it); Cancel changes nothing."""
+        if ask_replace_head(self, spec, head):
+            self.open_model(spec, options.get("arch"), bool(options.get("trust")), replace_head=True)
 
     def open_recipe_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open recipe", str(self.recipes_folder()),
@@ -119,7 +129,8 @@ class RecipeFiles(_Window):
             if other_data:
                 self.loader.set_data(data, model=model if other_model else None)
             elif other_model:
-                self.open_model(model, model_options.get("arch"))   # trusting a file is asked, never read from a recipe
+                # trusting a file is asked, never read from a recipe
+                self.open_model(model, model_options.get("arch"), replace_head=bool(model_options.get("replace_head")))
         else:
             if other_data and previous is not None:
                 self.doc.set_data_settings(previous)
@@ -172,11 +183,3 @@ class RecipeFiles(_Window):
         settings.add_recent("recipes", str(Path(path).resolve()))
         self._refresh_menus()
         self._update_title()
-
-
-def in_package(path: Path) -> bool:
-    """Whether `path` is inside the installed workbench or its shipped data (ready-made recipes, samples)."""
-    import workbench
-    target = path.resolve()
-    roots = (Path(workbench.__file__).parent, package_dir(RESOURCES), package_dir(SAMPLE_MODELS))
-    return any(target == r.resolve() or r.resolve() in target.parents for r in roots)

@@ -25,7 +25,7 @@ Data = DataSettings | str | None      # the data settings the panel measures wit
 
 def _open(spec: str, data: Data, options: dict) -> dict:
     if options.get("trust"):
-        load_in_child(spec, data, options.get("arch"), True, TRUSTED_LOAD_SECONDS)
+        load_in_child(spec, data, options.get("arch"), True, TRUSTED_LOAD_SECONDS, bool(options.get("replace_head")))
     return with_baseline(open_model(spec, data, **options), spec)
 
 
@@ -68,6 +68,7 @@ class ModelControl(QObject):
     notice = Signal(str, int)
     failed = Signal(str, str, str)
     needsTrust = Signal(str, str, object)   # spec, why it was refused, the options it was opened with
+    needsHead = Signal(str, object, object)  # spec, (classifier layer, its classes, the data's), the options it was opened with
     layersShown = Signal(object, str)       # the measurements the browser now shows (with "baseline" for a snapshot), a title
 
     def __init__(self, state: AppState, browser, inspector, parent=None) -> None:
@@ -81,10 +82,11 @@ class ModelControl(QObject):
         state.snapshotChanged.connect(self._browse)
 
     # --- the current model and the data -------------------------------------------------------------
-    def open_model(self, spec: str, arch: str | None = None, trust: bool = False) -> None:
+    def open_model(self, spec: str, arch: str | None = None, trust: bool = False, replace_head: bool = False) -> None:
         """Load and measure off the GUI thread; the tree fills in when it is done. A trusted file is loaded in a
-        child process first, bounded in time, since its code may hang or exhaust memory."""
-        options = {"arch": arch or None, "trust": bool(trust)}
+        child process first, bounded in time, since its code may hang or exhaust memory. `replace_head`: the
+        user's checkpoint's classifier for another class count is replaced (only ever after the user said so)."""
+        options = {"arch": arch or None, "trust": bool(trust), **({"replace_head": True} if replace_head else {})}
         data = self.data_settings()
         self.requested = (spec, options, data)
         self.browser.set_loading(spec)
@@ -124,12 +126,17 @@ class ModelControl(QObject):
         self.requested = None
         message = error.message
         self.status.emit(f"model: {self.state.model_spec or 'none'}")
+        if error.head is not None:      # typed (HeadMismatch), never the CLI's text about --replace-head
+            layer, have, want = error.head
+            message = f"{Path(spec).name}: its classifier {layer} has {have} classes, the data has {want}"
         if self.state.model_spec and self.browser.info:
             self.browser.show_info(self.browser.info)   # the model that was open stays open
         else:
             self.browser.set_failed(spec, message)
         if error.kind is ErrorKind.NEEDS_TRUST and not options.get("trust"):
             self.needsTrust.emit(spec, error.reason, options)   # the window asks; only an explicit yes loads it
+        elif error.head is not None and not options.get("replace_head"):
+            self.needsHead.emit(spec, error.head, options)      # the window asks; only "Replace head" replaces it
         else:
             self.failed.emit("Cannot open model", message, error.details)
 
