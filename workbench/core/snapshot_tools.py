@@ -6,20 +6,25 @@ read through `run_folder.read_run` / `list_runs` only.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .data import DataSettings, load_data
-from .errors import WorkbenchError
+from .errors import BadInput, WorkbenchError
 from .events import ExportResult
 from .export import ExportSource, export_model, get_format
 from .export.accuracy import file_accuracy
+from .io import read_json
+from .limits import MAX_REPORT_BYTES
+from .resources import in_package
 from .snapshots import read_meta
 from .specs import load_model, preprocess_of
 
 SNAPSHOT_COLUMNS = ("val_accuracy", "accuracy", "params", "nonzero_params", "sparsity", "flops", "compressed_bytes", "compression_ratio",
                     "latency_ms")
+REPORT_NAME = "report.json"     # a run folder's report (run_folder.REPORT; that module sits beside this one)
 
 
 def snapshot_layers(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -84,6 +89,37 @@ def export_spec(spec: str, fmt: str, out: str | Path, data_spec: str | DataSetti
                 trust: bool = False, keep_head: bool = False, replace_head: bool = False) -> ExportResult:
     """Export a model spec or snapshot folder in one format, verified by reading it back."""
     return export_measured(spec, fmt, out, data_spec, arch, trust, keep_head, replace_head, measure=False).result
+
+
+def export_stem(spec: str, exports_dir: str | Path) -> Path:
+    """Where the export dialog proposes to write `spec` (without the format's suffix): a snapshot of a run in that
+    run's own `exports/` folder as `<model name>-<snapshot>`; anything else in `exports_dir` (the user's runs
+    folder's), or the user's Documents when that is inside the installed workbench. Reads the run's report.json
+    (bounded): call it off the GUI thread."""
+    path = Path(spec)
+    run = path.parent.parent if path.parent.name == "snapshots" and (path / "snapshot.json").is_file() else None
+    if run is not None:
+        try:
+            model = read_json(run / REPORT_NAME, max_bytes=MAX_REPORT_BYTES).get("model")
+        except (BadInput, AttributeError, OSError):
+            model = None
+        return run / "exports" / f"{_plain(model)}-{_plain(path.name)}"
+    folder = Path(exports_dir)
+    if not str(exports_dir) or in_package(folder):
+        documents = Path.home() / "Documents"
+        folder = (documents if documents.is_dir() else Path.home()) / "exports"
+    return folder / _plain(spec)
+
+
+def _plain(spec: object) -> str:
+    """A model spec or path as a file name: a file's or folder's stem, a spec's name (`sample:digits_mlp` ->
+    digits_mlp, `timm:resnet18:pretrained` -> resnet18); only letters, digits, '.', '_' and '-'."""
+    if not isinstance(spec, str) or not spec:
+        return "model"
+    pathlike = ":" not in spec or spec.startswith(("/", ".", "~")) or "/" in spec or "\\" in spec
+    name = Path(spec).stem if pathlike and Path(spec).suffix else Path(spec).name if pathlike else spec.split(":")[1]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:80]
+    return name or "model"
 
 
 @dataclass(frozen=True)

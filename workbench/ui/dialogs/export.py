@@ -10,7 +10,7 @@ from ...core.data import DataSettings
 from ...core.errors import ErrorInfo
 from ...core.events import ExportResult
 from ...core.export import formats
-from ...core.snapshot_tools import export_spec
+from ...core.snapshot_tools import export_spec, export_stem
 from ..qthreading.tasks import run_task
 from . import errors
 from .common import Buttons, button_box, with_button
@@ -22,7 +22,8 @@ class ExportDialog(QDialog):
     def __init__(self, spec: str, data_spec: str | DataSettings | None, out_dir: str, parent=None, options: dict | None = None) -> None:
         super().__init__(parent)
         self.spec, self.data_spec, self.out_dir = spec, data_spec, out_dir
-        self.options = dict(options or {})      # arch / trust the model was opened with
+        self.options = dict(options or {})      # arch / trust / replace_head the model was opened with
+        self.stem: Path | None = None           # the proposed file without its suffix (found off the GUI thread)
         self.exported: ExportResult | None = None     # not `result`: that is QDialog.result(), the dialog's answer
         self.error: str | None = None
         self.setWindowTitle("Export snapshot")
@@ -35,6 +36,7 @@ class ExportDialog(QDialog):
             self.list.addItem(item)
         self.list.currentItemChanged.connect(lambda *_: self._format_changed())
         self.path = QLineEdit()
+        self.path.setPlaceholderText("finding the run's folder…")
         self.status = QLabel("Choose a format.")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -48,6 +50,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
         self.list.setCurrentRow(0)
+        self._stem_task = run_task(export_stem, spec, out_dir, on_done=self._stem_found, on_error=lambda _e: None)
 
     def select_format(self, name: str) -> None:
         for i in range(self.list.count()):
@@ -58,11 +61,17 @@ class ExportDialog(QDialog):
         item = self.list.currentItem()
         return item.data(Qt.ItemDataRole.UserRole) if item else ""
 
+    def _stem_found(self, stem: Path) -> None:
+        """The default file: a run's snapshot in that run's `exports/` (`<model>-<snapshot>`), else in the runs
+        folder's `exports/` (never inside the installed workbench); kept if the user has typed a path already."""
+        self.stem = stem
+        if not self.path.text().strip():
+            self._format_changed()
+
     def _format_changed(self) -> None:
         name = self.format_name()
-        if name:
-            stem = Path(self.spec).name if Path(self.spec).exists() else self.spec.replace(":", "_")
-            self.path.setText(str(Path(self.out_dir) / f"{stem}{self.formats[name].suffix}"))
+        if name and self.stem is not None:
+            self.path.setText(str(self.stem.with_name(self.stem.name + self.formats[name].suffix)))
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text())
@@ -78,7 +87,7 @@ class ExportDialog(QDialog):
         self.export_button.setEnabled(False)
         self.status.setText(f"Exporting {name}, then reading it back to verify…")
         run_task(export_spec, self.spec, name, path, self.data_spec, self.options.get("arch"), bool(self.options.get("trust")),
-                 on_done=self._done, on_error=self._failed)
+                 False, bool(self.options.get("replace_head")), on_done=self._done, on_error=self._failed)
 
     def _done(self, result: ExportResult) -> None:
         self.exported = result
