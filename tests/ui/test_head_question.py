@@ -76,6 +76,12 @@ def test_replace_head_opens_it_with_a_new_head_and_remembers_it(qtbot, tmp_path,
     w.open_recent_model(mine)
     qtbot.waitUntil(lambda: w.model_spec == mine, timeout=WAIT_MS)
     assert len(messages) == 1 and w.state.model_options["replace_head"] is True
+    # a restart reopens the last model as it was opened: with its new head, not asked again
+    from workbench.ui.main_window import MainWindow
+    again = MainWindow(data=w.data_spec, runs_dir=str(tmp_path / "runs"))
+    qtbot.addWidget(again)
+    qtbot.waitUntil(lambda: again.model_spec == mine, timeout=WAIT_MS)
+    assert len(messages) == 1 and again.state.model_options == {"arch": ARCH, "trust": False, "replace_head": True}
 
 
 def test_the_question_names_its_buttons(qtbot, monkeypatch):

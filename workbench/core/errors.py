@@ -142,8 +142,8 @@ class ErrorInfo:
                ErrorKind.CANCELLED: Cancelled}.get(self.kind, WorkbenchError)
         return cls(self.message, self.details)
 
-    def to_json(self) -> dict[str, str]:
-        data = {"kind": self.kind.value, "message": self.message, "details": self.details, "reason": self.reason}
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind.value, "message": self.message, "details": self.details, "reason": self.reason}
         return {**data, "head": list(self.head)} if self.head is not None else data
 
     @classmethod
@@ -155,10 +155,10 @@ class ErrorInfo:
         except ValueError:
             kind = ErrorKind.CRASHED
         head = data.get("head")
-        ok = (isinstance(head, list) and len(head) == 3 and isinstance(head[0], str)
-              and all(type(n) is int and 0 < n < 2**31 for n in head[1:]))
+        typed = (kind is ErrorKind.BAD_INPUT and isinstance(head, list) and len(head) == 3 and isinstance(head[0], str)
+                 and all(type(n) is int and 0 < n < 2**31 for n in head[1:]))
         return cls(kind, data["message"], str(data.get("details", "")), str(data.get("reason", "")),
-                   (head[0], head[1], head[2]) if ok and kind is ErrorKind.BAD_INPUT else None)
+                   (str(head[0]), int(head[1]), int(head[2])) if typed and isinstance(head, list) else None)
 
     @classmethod
     def of(cls, exc: BaseException, details: str = "") -> ErrorInfo:
