@@ -56,3 +56,20 @@ def test_bad_data_is_refused_before_anything_is_written(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "nosuch" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_a_runtime_that_cannot_run_the_data_leaves_the_file_verified(tmp_path, monkeypatch, capsys):
+    """Measured in-process (the runtime made to fail): exit 0, the file verified, the accuracy null with why."""
+    from workbench.cli import main
+    from workbench.core import snapshot_tools
+
+    def no_runtime(*_args):
+        raise RuntimeError("NOT_IMPLEMENTED: Could not find an implementation for Foo(1) node")
+    monkeypatch.setattr(snapshot_tools, "file_accuracy", no_runtime)
+    out = tmp_path / "model.onnx"
+    assert main(["export", MODEL, "--format", "onnx", "--out", str(out), "--data", DATA, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["verified"] is True and result["accuracy"] is None and out.stat().st_size == result["bytes"]
+    assert result["accuracy_problem"].startswith("RuntimeError: NOT_IMPLEMENTED")
+    assert main(["export", MODEL, "--format", "onnx", "--out", str(out), "--data", DATA]) == 0
+    assert "its test accuracy could not be measured (RuntimeError: NOT_IMPLEMENTED" in capsys.readouterr().out

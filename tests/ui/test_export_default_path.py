@@ -64,3 +64,25 @@ def test_a_path_typed_before_the_default_arrives_is_kept(make_window, qtbot, tmp
     qtbot.waitUntil(lambda: dialog.stem is not None, timeout=WAIT_MS)
     assert dialog.path.text() == str(tmp_path / "mine.onnx")
     dialog.close()
+
+
+def test_a_hostile_report_cannot_steer_the_default_out_of_the_run(tmp_path):
+    """The run's report.json is read bounded (a FIFO is refused, never waited on) and its model spec becomes a
+    plain name: the default stays `<run>/exports/`."""
+    import json
+    import os
+
+    from workbench.core.snapshot_tools import export_stem
+    run = tmp_path / "run"
+    snap = run / "snapshots" / "01-prune"
+    snap.mkdir(parents=True)
+    (snap / "snapshot.json").write_text("{}")
+    for model, name in (("../../../etc/passwd", "passwd-01-prune"), ("a/b\u202e\n:x" + "y" * 5000, None),
+                        (["not", "text"], "model-01-prune"), ("timm:resnet18:pretrained", "resnet18-01-prune")):
+        (run / "report.json").write_text(json.dumps({"model": model}))
+        stem = export_stem(str(snap), str(tmp_path / "runs" / "exports"))
+        assert stem.parent == run / "exports" and "/" not in stem.name and stem.name.isprintable()
+        assert len(stem.name) <= 100 and (name is None or stem.name == name), stem.name
+    (run / "report.json").unlink()
+    os.mkfifo(run / "report.json")
+    assert export_stem(str(snap), "") == run / "exports" / "model-01-prune"
