@@ -126,7 +126,7 @@ def latency_stats(model: Timed, example: torch.Tensor, repeats: int = REPEATS, w
     return summary(times, LATENCY_THREADS, int(example.shape[0]) if example.dim() else 1)
 
 
-def ratio_stats(model: nn.Module, reference: nn.Module, example: torch.Tensor, repeats: int = REPEATS,
+def ratio_stats(model: Timed, reference: Timed, example: torch.Tensor, repeats: int = REPEATS,
                 max_seconds: float = 5.0, clock: Clock = time.perf_counter,
                 runtime: str = "eager") -> dict[str, Any]:
     """latency(model) / latency(reference), timed alternately in one process: {"runtime", "value" (median of

@@ -10,16 +10,16 @@ from __future__ import annotations
 import statistics
 
 import torch
-from torch import nn
 
-from ..latency import LATENCY_THREADS, alternating_ms, torch_threads
+from ..latency import LATENCY_THREADS, Timed, alternating_ms, torch_threads
 
 __all__ = ["latency_ratio", "torch_threads"]
 
 
-def latency_ratio(model: nn.Module, reference: nn.Module, example: torch.Tensor, passes: int = 5,
+def latency_ratio(model: Timed, reference: Timed, example: torch.Tensor, passes: int = 5,
                   threads: int = LATENCY_THREADS, repeats: int = 20) -> tuple[float, float, float]:
-    """(median of latency(model) / latency(reference) over alternating passes, model ms, reference ms)."""
+    """(median of latency(model) / latency(reference) over alternating passes, model ms, reference ms); either may
+    be a module or a deploy runtime's callable (`core/runtimes`)."""
     ratios, ours, theirs = [], [], []
     for i in range(max(1, passes)):
         own, ref = (statistics.median(t) for t in alternating_ms([model, reference], example, repeats,

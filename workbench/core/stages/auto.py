@@ -23,17 +23,16 @@ from ..auto.progress import TARGETS, Overall, describe_target, fmt_cost
 from ..auto.search import PLANNERS, Calibration, closest, knapsack, per_layer, same_width
 from ..auto.stage_settings import Params
 from ..auto.state import State, capture, fork, restore
-from ..auto.timing import latency_ratio
 from ..errors import RecipeError, StageError
 from ..events import Event, LayerStats, Log, Series
-from ..export import ExportSource
+from ..export import ExportSource, calibration_inputs
 from ..export import packed as packed_format
-from ..latency import ratio_stats
 from ..metrics import count_params, flops_per_module
 from ..pruning import structured
 from ..pruning.layers import checked_layers, classifier_name, layer_stats, param_counts, prunable_layers
 from ..session import Session
 from . import INT8, StageKind, prune, quantize, register
+from ._auto_runtime import DeployTimer, int8_refusal
 
 DESCRIPTION = ("Make the model N times smaller (or faster, or fewer FLOPs or parameters) and lose at most max_drop "
                "of val accuracy: per-layer sensitivity and cost, the allocation with the least predicted loss "
@@ -49,6 +48,8 @@ def preflight(session: Session, p: Params) -> None:
         raise RecipeError(f"{path}: the data has no val split; auto decides on val (give the data a val_fraction)")
     if "int8" in p.methods and session.device.type != "cpu":
         raise RecipeError(f"{path}.methods: int8 runs on the CPU only; run with --device cpu")
+    if "int8" in p.methods and int8_refusal(session.runtime):
+        raise RecipeError(f"{path}.methods: {int8_refusal(session.runtime)}")
     if "structured" in p.methods:
         if session.record.get("frozen"):
             raise RecipeError(f"{path}.methods: this model was loaded from a frozen program and cannot be pruned "
@@ -71,9 +72,9 @@ class _Host:
         self.structured = bool({"structured", "int8"} & set(p.methods))
         self.start = capture(session)
         self.example = session.example_input(1)
-        self.reference = copy.deepcopy(session.model).cpu().eval()    # the stage input, for latency ratios
         self.ref = Reference(session.model, session.data.val, session.device)     # decisions read val, never test
         self.int8 = False
+        self.timer: DeployTimer | None = None
         self.round_to: int | str = p.round_to     # `auto` measured once, on the first structured candidate
         self.members: dict[str, list[str]] = {}
         self.widths: dict[str, int] | None = None
@@ -81,23 +82,29 @@ class _Host:
         self.overall = Overall(p.epochs, p.max_candidates)     # the stage's one forward-only progress bar
         if self.kind == "ratio":
             self.base = float(session.snapshots[0]["dense_bytes"] if session.snapshots else 4 * count_params(session.model)[0])
-        elif self.kind == "latency":
-            self.base = latency_ratio(self.reference, self.reference, self.example.cpu(), 3, p.latency_threads)[2]
+        elif self.kind == "latency":      # on the run's runtime, against the stage input prepared there once
+            self.timer = DeployTimer(session.runtime, session.model, self.example, calibration_inputs(session.data),
+                                     p.latency_threads)
+            self.base = self.timer.base_ms()
         else:
             self.base = self.count(session.model)
 
-    def cost(self, s: Session, passes: int | None = None) -> float:
-        """The target's measure of a session's model: bytes of its packed file, latency, FLOPs or parameters."""
+    def cost(self, s: Session, passes: int | None = None, int8: bool | None = None) -> float:
+        """The target's measure of a session's model: bytes of its packed file, latency (on the run's runtime, of
+        its int8 flavour with `int8`, default: the stage's choice), FLOPs or parameters."""
         if self.kind == "ratio":
             with tempfile.TemporaryDirectory() as tmp:
                 packed_format.write(ExportSource.from_session(s, 1), Path(tmp) / "trial.packed")
                 return float((Path(tmp) / "trial.packed").stat().st_size)
-        return self.latency(s.model, passes) if self.kind == "latency" else self.count(s.model)
+        return self.latency(s.model, passes, int8) if self.kind == "latency" else self.count(s.model)
 
-    def latency(self, model: nn.Module, passes: int | None = None) -> float:
-        ratio, _, _ = latency_ratio(copy.deepcopy(model).cpu().eval(), self.reference, self.example.cpu(),
-                                    passes or self.p.latency_passes, self.p.latency_threads)
-        return ratio * self.base
+    def latency(self, model: nn.Module, passes: int | None = None, int8: bool | None = None) -> float:
+        assert self.timer is not None           # made for a latency target
+        return self.timer.ratio(model, self.int8 if int8 is None else int8, passes or self.p.latency_passes) * self.base
+
+    def _ao(self, int8: bool) -> bool:
+        """Whether int8 is applied to the torch model (eager's torch.ao), or left to the runtime's export."""
+        return int8 and (self.timer is None or self.timer.ao_int8)
 
     def count(self, model: nn.Module) -> float:
         return float(flops_per_module(model, self.example)[0] if self.kind == "flops" else count_params(model)[1])
@@ -125,7 +132,7 @@ class _Host:
             return table, Calibration(self.cost(s) - dense, 1.0, "offset")
         groups = coupled_groups(model, example, [n for n in layers if n != classifier], [classifier or "", *p.exclude]) \
             if "structured" in p.methods else {}
-        measure = (lambda m: self.latency(m, 2)) if self.kind == "latency" else self._model_cost
+        measure = (lambda m: self.latency(m, 2, False)) if self.kind == "latency" else self._model_cost
         if self.kind == "latency" and p.latency_costs == "flops":     # a group's saving is about the noise of timing it
             per_flop = self.base / flops_per_module(model, example)[0]
             measure = lambda m: per_flop * flops_per_module(m, example)[0]
@@ -136,7 +143,8 @@ class _Host:
         if "int8" in p.methods:
             scale = self.trial({}, int8=True) / self.base
             self.int8 = scale < 0.97
-            yield Log("info", f"int8 (static) alone: {scale:.2f} of the latency; "
+            flavour = self.timer.int8_flavour if self.timer else "static"
+            yield Log("info", f"int8 ({flavour}) alone: {scale:.2f} of the latency; "
                               f"{'applied after each allocation' if self.int8 else 'no faster here: not used'}")
             scale = scale if self.int8 else 1.0
         return table, Calibration(start_cost * scale, scale, "scale")
@@ -149,10 +157,10 @@ class _Host:
         return self.cost(trial)
 
     def trial(self, allocation: Allocation, int8: bool | None = None) -> float:
-        trial = fork(self.session, self.start)
-        for _ in self._apply(trial, allocation, 0, 0, self.int8 if int8 is None else int8):
+        trial, use = fork(self.session, self.start), self.int8 if int8 is None else int8
+        for _ in self._apply(trial, allocation, 0, 0, self._ao(use)):
             self.session.check_cancel()
-        return self.cost(trial)
+        return self.cost(trial, int8=use)
 
     def _apply(self, s: Session, allocation: Allocation, epochs: int, centroid_epochs: int, int8: bool,
                offset: float = 0.0, goal: float | None = None) -> Iterator[Event]:
@@ -231,8 +239,10 @@ class _Host:
               goal: float) -> Generator[Event, None, float | None]:
         restore(self.session, self.start)
         self.widths, self.pre_cost = None, None
+        if self.timer:
+            self.timer.forget()
         self.overall.candidate(offset, epochs + centroid_epochs)
-        yield from self._apply(self.session, allocation, epochs, centroid_epochs, self.int8, offset, goal)
+        yield from self._apply(self.session, allocation, epochs, centroid_epochs, self._ao(self.int8), offset, goal)
         for _ in range(8 if self.kind == "ratio" and not self.structured else 0):
             measured = self.cost(self.session)         # the header, rounding: prune the smallest survivors to fit
             if measured <= goal:
@@ -250,8 +260,9 @@ class _Host:
     def measure(self) -> float:   # the verdict on a candidate: latency with twice the passes of a trial
         return self.cost(self.session, 2 * self.p.latency_passes)
 
-    def accuracy(self) -> float:
-        return self.ref.score(self.session.model)[1]
+    def accuracy(self) -> float:     # of what the runtime runs: onnxruntime's int8 file of the candidate there
+        model = self.timer.scored(self.session.model, self.int8) if self.timer else self.session.model
+        return self.ref.score(model)[1]
 
     def keep(self) -> State:
         return capture(self.session)
@@ -265,7 +276,8 @@ def run(session: Session, p: Params) -> Iterator[Event]:
 def _search(session: Session, p: Params, host: _Host) -> Iterator[Event]:
     kind, value = p.goal
     target = host.base / value if kind == "ratio" else host.base * value
-    yield Log("info", f"auto: {describe_target(kind, value, host.base, target)}; val accuracy "
+    where = f" on {session.runtime}" if host.timer else ""
+    yield Log("info", f"auto: {describe_target(kind, value, host.base, target)}{where}; val accuracy "
                       f"{host.ref.accuracy:.2%} at the start, at most {p.max_drop * 100:.2f} points less; "
                       f"methods {', '.join(p.methods)}")
     table, cal = yield from host.table()
@@ -301,9 +313,12 @@ def _search(session: Session, p: Params, host: _Host) -> Iterator[Event]:
     yield LayerStats({n: {**stats.get(n, {}), **{("bits" if k == "bits" else f"planned_{k}"): float(v)
                                                  for k, v in a.items() if v is not None}} for n, a in allocation.items()})
     session.publish("auto", {**common, "chosen": index, "measured": chosen.measured, "val_accuracy": chosen.val_accuracy,
-                             "drop": chosen.drop, "allocation": allocation, "int8": host.int8})
-    claims = {"latency_ratio": ratio_stats(copy.deepcopy(session.model).cpu().eval(), host.reference,   # A/B/A/B
-                                           host.example.cpu())} if host.kind == "latency" else {}
+                             "drop": chosen.drop, "allocation": allocation, "int8": host.int8,
+                             **({"runtime": session.runtime} if host.timer else {})})
+    claims: dict[str, Any] = {}
+    if host.timer:          # A/B/A/B on the run's runtime, the int8 flavour it runs where the stage chose int8
+        claims["latency_ratio"] = host.timer.stats(session.model, host.int8)
+        yield Log("info", host.timer.describe(claims["latency_ratio"], p.goal[1]))
     session.note(op="auto", target=dict(p.target), max_drop=p.max_drop, allocation=allocation, int8=host.int8,
                  candidates=len(out.candidates), chosen=index, measured=chosen.measured, **claims)
     yield Log("info", f"chose candidate {index + 1} of {len(out.candidates)}: {host.fmt(chosen.measured)}, val accuracy "
