@@ -23,7 +23,7 @@ from .snapshots import read_meta
 from .specs import load_model, preprocess_of
 
 SNAPSHOT_COLUMNS = ("val_accuracy", "accuracy", "params", "nonzero_params", "sparsity", "flops", "compressed_bytes", "compression_ratio",
-                    "latency_ms")
+                    "latency_ms", "latency", "latency_why", "latency_ratio", "agreement")   # latency: {runtime: figure}
 REPORT_NAME = "report.json"     # a run folder's report (run_folder.REPORT; that module sits beside this one)
 
 

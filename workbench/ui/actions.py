@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMenu, QSpinBox, Q
 
 from ..core.resources import ready_made_recipes
 from . import settings
+from .pipeline.runtime_choice import RuntimeChoice
 
 SP = QStyle.StandardPixmap
 KS = QKeySequence.StandardKey
@@ -127,8 +128,9 @@ def gpu_count() -> int:
         return 0
 
 
-def build_toolbar(window, acts: dict[str, QAction]) -> tuple[QToolBar, QComboBox, QSpinBox]:
-    """The toolbar, with the device and the process count (restored from the settings) at its end."""
+def build_toolbar(window, acts: dict[str, QAction]) -> tuple[QToolBar, QComboBox, QSpinBox, RuntimeChoice]:
+    """The toolbar, with the device, the deploy runtime (the recipe's `runtime:`) and the process count (restored
+    from the settings) at its end."""
     bar = QToolBar("Main")
     bar.setObjectName("mainToolbar")
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -145,6 +147,11 @@ def build_toolbar(window, acts: dict[str, QAction]) -> tuple[QToolBar, QComboBox
     if gpu_count():
         device.addItem("cuda")
     bar.addWidget(device)
+    runtime = RuntimeChoice(window.doc)
+    label = QLabel("  Runtime ")
+    label.setToolTip(runtime.toolTip())
+    bar.addWidget(label)
+    bar.addWidget(runtime)
     label = QLabel("  Processes ")
     label.setToolTip(PROCESSES_TIP)
     bar.addWidget(label)
@@ -158,7 +165,7 @@ def build_toolbar(window, acts: dict[str, QAction]) -> tuple[QToolBar, QComboBox
     except (TypeError, ValueError):
         pass
     bar.addWidget(processes)
-    return bar, device, processes
+    return bar, device, processes, runtime
 
 
 def build_status_bar(window, device: QComboBox, processes: QSpinBox | None = None) -> tuple[QLabel, QLabel, QLabel]:

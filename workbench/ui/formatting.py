@@ -48,3 +48,36 @@ def one_based(message: str) -> str:
     """Stage numbers as the cards show them: "stages[1].bits.linear: ..." -> "stage 2 bits.linear: ..." (recipe field
     paths count from 0; the cards, the log and the dialogs count from 1)."""
     return _STAGE_PATH.sub(lambda m: f"stage {int(m.group(1)) + 1}" + (" " if m.group(2) else ""), message)
+
+
+
+def _figure_numbers(fig: object) -> tuple[float, float, float] | None:
+    """(median, p10, p90) of a latency figure ({"median_ms", "p10_ms", "p90_ms", ...}), None when not all numbers."""
+    values = [fig.get(k) for k in ("median_ms", "p10_ms", "p90_ms")] if isinstance(fig, dict) else []
+    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return (numbers[0], numbers[1], numbers[2]) if len(numbers) == 3 else None
+
+
+def latency(fig: object) -> str:
+    """A latency figure as "median ms (p10–p90)"; "noisy" when its spread is too wide to mean anything; "—" for none."""
+    numbers = _figure_numbers(fig)
+    if numbers is None or not isinstance(fig, dict):
+        return "—"
+    if fig.get("noisy"):
+        return "noisy"
+    median, p10, p90 = numbers
+    return f"{median:.3g} ms ({p10:.3g}–{p90:.3g})"
+
+
+def latency_tip(runtime: str, fig: object, why: object = None) -> str:
+    """The whole figure in words, for a tooltip: the numbers, repeats, threads and batch; why there is none."""
+    numbers = _figure_numbers(fig)
+    if numbers is None or not isinstance(fig, dict):
+        return f"{runtime}: not measured" + (f": {why}" if isinstance(why, str) and why else "")
+    median, p10, p90 = numbers
+    text = (f"{runtime}: median {median:.4g} ms, p10 {p10:.4g} ms, p90 {p90:.4g} ms over {fig.get('repeats', '?')} "
+            f"repeats ({fig.get('threads', '?')} thread(s), batch {fig.get('batch', '?')})")
+    if fig.get("noisy"):
+        spread = f"p90/p10 = {p90 / p10:.2g}, " if p10 > 0 else ""
+        text += f"\nnoisy: {spread}too wide a spread for the median to mean anything"
+    return text

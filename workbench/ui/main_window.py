@@ -71,7 +71,7 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
         self.menus = build_menus(self, self.acts, self.docks.values())
         self.acts["export_plots"].setIconText("Export PNG…")   # the text on the plots panel's button
         self.plots.export_button.setDefaultAction(self.acts["export_plots"])
-        self.toolbar, self.device_combo, self.process_count = build_toolbar(self, self.acts)
+        self.toolbar, self.device_combo, self.process_count, self.runtime_combo = build_toolbar(self, self.acts)
         self.addToolBar(self.toolbar)
         self.status_model, self.status_device, self.status_stage = build_status_bar(self, self.device_combo, self.process_count)
         self._connect()
@@ -229,7 +229,7 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
         settings.set_value("processes", nproc)
         options = self.state.model_options if model == self.state.model_spec else {}
         started = self.control.start(recipe, RunOptions(model=model, data=self.state.data_spec, device=device,
-                                                        arch=options.get("arch"), trust=bool(options.get("trust")),
+                                                        arch=options.get("arch"), trust=bool(options.get("trust")), runtime=recipe.runtime,
                                                         replace_head=bool(options.get("replace_head")), nproc=nproc),
                                   self.state.runs_dir)
         if started:
@@ -242,8 +242,8 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
     def _set_running(self, running: bool) -> None:
         self.acts["run"].setEnabled(not running)
         self.acts["stop"].setEnabled(running)
-        self.device_combo.setEnabled(not running)
-        self.process_count.setEnabled(not running)
+        for choice in (self.device_combo, self.runtime_combo, self.process_count):
+            choice.setEnabled(not running)
 
     def _run_ended(self, run_dir: str, ok: bool, status: str) -> None:
         self.plots.end_run()

@@ -14,6 +14,7 @@ from .widgets.curves import stage_names
 if TYPE_CHECKING:                      # the main window this mixin is part of, as the type checker sees it
     from PySide6.QtWidgets import QComboBox, QDockWidget, QMainWindow, QSpinBox
 
+    from .pipeline.runtime_choice import RuntimeChoice
     from .qthreading.run_control import RunControl
     from .state import AppState
     from .widgets.plots import PlotsPanel
@@ -34,6 +35,7 @@ class RunFrom(_Window):
     runs: RunsView
     docks: dict[str, QDockWidget]
     device_combo: QComboBox
+    runtime_combo: RuntimeChoice
     process_count: QSpinBox
     titles: dict[str, str]
     _stopped_at: str | None = None      # the last snapshot of a run ended by Stop
@@ -73,6 +75,7 @@ class RunFrom(_Window):
         self.docks["progress"].raise_()
         options = RunOptions(model=plan.resumed_from["snapshot"], data=self.state.data_spec,
                              device=self.device_combo.currentText(), nproc=self.process_count.value(),
+                             runtime=self.runtime_combo.runtime(),
                              resumed_from=plan.resumed_from)
         started = self.control.start(recipe, options, self.state.runs_dir)
         if started:

@@ -16,26 +16,13 @@ from ...core.run_folder import RunInfo, list_runs, read_run
 from .. import formatting as F
 from ..qthreading.tasks import TaskSlot, run_task
 from ..table_fit import ColumnFitter
+from .runs_columns import COLUMNS, RUNTIME_COL, TIPS, ColumnChooser, runtime_of, snapshot_cells
 
-COLUMNS = ("Run / snapshot", "Val acc", "Test acc", "Params", "Non-zeros", "Sparsity", "FLOPs", "Compressed", "Ratio",
-           "Latency")
-TIPS = ("The run (its folder under the runs folder) and its snapshots, one per stage that changed the model",
-        "Top-1 accuracy on the val split, where decisions are taken (– for a run without val, or from before val existed)",
-        "Top-1 accuracy on the test split, what is reported", "Parameters", "Non-zero parameters",
-        "Zeros among the prunable weights (Linear and convolution weights)", "FLOPs of one forward pass (batch 1)",
-        "The smallest file this snapshot was written to and read back from",
-        "Baseline fp32 bytes / compressed bytes", "Median CPU latency of one batch of size 1")
 PATH_ROLE = Qt.ItemDataRole.UserRole
 RUN_ROLE = Qt.ItemDataRole.UserRole + 1
 DEBRIS_ROLE = Qt.ItemDataRole.UserRole + 2   # True on the greyed rows naming a run's debris
 EXPORT_ROLE = Qt.ItemDataRole.UserRole + 3   # True on the rows naming a run's exported files
 TEST_COL, BYTES_COL = COLUMNS.index("Test acc"), COLUMNS.index("Compressed")
-
-
-def cells(row: dict) -> list[str]:
-    return [F.percent(row.get("val_accuracy"), 2), F.percent(row.get("accuracy"), 2), F.count(row.get("params")),
-            F.count(row.get("nonzero_params")), F.percent(row.get("sparsity")), F.human(row.get("flops")),
-            F.size(row.get("compressed_bytes")), F.ratio(row.get("compression_ratio")), F.ms(row.get("latency_ms"))]
 
 
 def children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
@@ -67,6 +54,8 @@ class RunsView(QWidget):
         for col, tip in enumerate(TIPS):
             self.tree.headerItem().setToolTip(col, tip)
         self.fitter = ColumnFitter(self.tree)
+        self.columns = ColumnChooser(self.tree)      # latency on the deploy runtime, agreement: while some row has them
+        self.columns.update([])
         self.tree.itemSelectionChanged.connect(self._selection_changed)
         self.buttons = {}
         row = QHBoxLayout()
@@ -228,10 +217,16 @@ class RunsView(QWidget):
         child.setData(0, PATH_ROLE, path)
         child.setData(0, RUN_ROLE, parent.data(0, RUN_ROLE))
         child.setToolTip(0, f"{child.text(0)}\n{path}")
-        for col, text in enumerate(cells(row), start=1):
-            child.setText(col, text)
-            child.setToolTip(col, f"{COLUMNS[col]}: {text}")
+        greyed = self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        for col, cell in enumerate(snapshot_cells(row), start=1):
+            child.setText(col, cell.text)
+            child.setToolTip(col, cell.tip)
             child.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            child.setForeground(col, greyed if cell.greyed else self.palette().brush(QPalette.ColorRole.Text))
+        if runtime := runtime_of(row):           # the run row names the runtime its snapshots were timed on
+            parent.setText(RUNTIME_COL, runtime)
+            parent.setToolTip(RUNTIME_COL, f"This run's snapshots were timed in eager and on {runtime}")
+            parent.setTextAlignment(RUNTIME_COL, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self._emit_points()
         self.fitter.fit()
         if select:
@@ -243,6 +238,7 @@ class RunsView(QWidget):
                    "run": str(Path(p).parent.parent), "label": f"{Path(p).parent.parent.name} / {Path(p).name}"}
                   for p, r in self.snapshots.items()]
         self.pointsChanged.emit(points)
+        self.columns.update(list(self.snapshots.values()))
 
     # --- selection --------------------------------------------------------------------------------------
     def selected_paths(self) -> list[str]:
