@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 
 import torch
+from peak_rss import PEAK_RSS_SOURCE
 from safetensors.torch import save_file
 
 from workbench.core.packed.container import write_container
@@ -96,19 +97,19 @@ def run_cli_batch(cases: list[list[str]], cwd: Path) -> list[tuple[object, str]]
     return [tuple(r) for r in json.loads(proc.stdout.strip().splitlines()[-1])]
 
 
-_PEAK = r"""
-import contextlib, io, json, resource, sys
+_PEAK = PEAK_RSS_SOURCE + r"""
+import contextlib, io, json, sys
 import safetensors.torch, torch, torchvision, yaml
 from workbench.cli import main
 from workbench.core import models, specs
 models.torchvision_names()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_rss_bytes()
 codes = []
 for argv in json.loads(sys.argv[1]):
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         codes.append(main(argv))
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"codes": codes, "growth_mb": (after - before) / 1024}))
+after = peak_rss_bytes()
+print(json.dumps({"codes": codes, "growth_mb": (after - before) / 2**20}))
 """
 
 

@@ -22,12 +22,14 @@ import sys
 import time
 from pathlib import Path
 
+from peak_rss import PEAK_RSS_SOURCE
+
 MEMORY_CAP = 3 << 30                  # RLIMIT_DATA of each child: private memory (heap, anonymous maps)
 BUDGET = "2G"                         # WORKBENCH_MEMORY_BUDGET: the tool must refuse what it estimates above
 FAILURES = ("payload", "outside", "traceback", "hang", "over-budget", "unexpected")
 OUTCOMES = ("refused", "ran") + FAILURES
 
-_CHILD = r"""
+_CHILD = PEAK_RSS_SOURCE + r"""
 import contextlib, io, json, os, resource, signal, stat, sys, time, traceback
 import warnings; warnings.simplefilter("ignore")
 class Hang(BaseException):
@@ -48,7 +50,7 @@ def fingerprint(folders):
                 seen[p] = (stat.S_IFMT(s.st_mode), s.st_size, s.st_mtime_ns)
     return seen
 def maxrss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_bytes() / 2**20
 from workbench.cli import main
 results = open(sys.argv[2], "a")
 for case in json.load(open(sys.argv[1])):

@@ -14,6 +14,7 @@ import pytest
 import torch
 from cli_helpers import ROOT, run_cli
 from hostile_inputs import image_folder
+from peak_rss import PEAK_RSS_SOURCE
 from torch import nn
 
 from workbench.core import memory_budget as mb
@@ -139,7 +140,7 @@ def test_sample_recipes_and_resnet18_at_224_fit_in_4g(tmp_path, monkeypatch):
     mb.check_run(loaded, data, "resnet18", 64)
 
 
-_CASES = r"""
+_CASES = PEAK_RSS_SOURCE + r"""
 import contextlib, io, json, sys
 from workbench.cli import main
 from workbench.core.run_handle import RunOptions
@@ -148,19 +149,19 @@ for argv in json.loads(sys.argv[1]):
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         results.append([main(argv), err.getvalue()])
-print(json.dumps(results))
+print(json.dumps([results, peak_rss_bytes()]))
 """
 
 
 def run_measured(cases: list[list[str]], cwd: Path) -> tuple[list, int]:
-    """[(exit status, stderr)] of `main(argv)` for each case in one child process, and its peak RSS in bytes."""
+    """[(exit status, stderr)] of `main(argv)` for each case in one child process, and its peak RSS in bytes
+    (peak_rss: the child's own, not the test session's)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-c", _CASES, json.dumps(cases)], stdout=out, stderr=err, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run([sys.executable, "-c", _CASES, json.dumps(cases)], stdout=out, stderr=err, cwd=cwd)
         out.seek(0), err.seek(0)
         assert proc.returncode == 0, err.read()[-3000:]
-        return json.loads(out.read().decode().strip().splitlines()[-1]), usage.ru_maxrss * 1024
+        results, peak = json.loads(out.read().decode().strip().splitlines()[-1])
+        return results, peak
 
 
 def _recipe(folder: Path, name: str, model: str, data: str) -> str:
