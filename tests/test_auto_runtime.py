@@ -129,3 +129,17 @@ def test_int8_on_a_runtime_without_a_flavour_is_refused_before_the_run(tmp_path)
     assert "stages[0].methods: int8 has no flavour on the runtime compile" in str(exc.value)
     assert "\n" not in str(exc.value)
     assert not (tmp_path / "run" / "report.json").exists()
+
+
+def test_a_runtime_that_gives_other_outputs_fails_the_stage_before_anything_is_timed(tmp_path, monkeypatch):
+    from workbench.core import runtimes
+    from workbench.core.events import StageFailed
+    timed = []
+    monkeypatch.setattr(runtimes, "verify", lambda name, *a: f"{name}'s outputs differ from eager by 3 (tolerance 0.0001)")
+    monkeypatch.setattr(_auto_runtime, "latency_ratio", lambda *a, **k: timed.append(a) or (1.0, 1.0, 1.0))
+    run, events = run_recipe(RECIPE.format(runtime="onnxruntime", target=0.5, methods="structured"), tmp_path)
+    failed = [e.message for e in events if isinstance(e, StageFailed)]
+    assert len(failed) == 1 and "\n" not in failed[0].strip()
+    assert failed[0].startswith("auto: onnxruntime's outputs differ from eager by 3")
+    assert timed == [] and run.report.data["status"] == "failed"
+    assert len(run.report.data["snapshots"]) == 1          # the baseline only: nothing unverified became a snapshot
