@@ -9,6 +9,7 @@ from the snapshot's tensors), so a snapshot folder or a workbench safetensors fi
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,29 @@ def register(op: str) -> Callable[[Replay], Replay]:
 
 def _where(fn: Replay) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
+
+
+# Replays that trace (int8, fold_bn) run in any thread: the GUI rebuilds snapshots while it measures a model.
+TRACE_LOCK = threading.RLock()   # torch.fx tracing patches nn.Module for the whole process: one trace at a time
+
+
+class OwnThreadTracer:
+    """A mixin for torch.fx tracers (before the Tracer class in the bases). While it traces, torch.fx sends every
+    thread's nn.Module calls and attribute reads through it; another thread's (the model panel measuring, a data
+    loader's torchvision transforms) then failed 'module is not installed as a submodule'. Here they run as usual:
+    only the tracing thread (torch.fx's tracing flag is per thread) is traced."""
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+        if not is_fx_symbolic_tracing():
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)  # type: ignore[misc]  # the Tracer after this mixin
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+        if not is_fx_symbolic_tracing():
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)  # type: ignore[misc]
 
 
 # The modules that register a replay when imported (one per kind of structural change). A new kind of

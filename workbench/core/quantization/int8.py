@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
-import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, cast
@@ -71,13 +70,30 @@ def convert_dynamic(model: nn.Module, keep_float: Iterable[str] = ()) -> nn.Modu
         return quantized
 
 
-_TRACE_LOCK = threading.RLock()   # FX graph work, one thread at a time (see _traced)
+_TRACE_LOCK = transforms.TRACE_LOCK   # FX graph work, one thread at a time (see _traced)
+
+
+@contextlib.contextmanager
+def _own_thread_tracer() -> Iterator[None]:
+    """prepare_fx's tracer traces its own thread only (transforms.OwnThreadTracer); under _TRACE_LOCK."""
+    from torch.ao.quantization import quantize_fx
+    from torch.ao.quantization.fx.tracer import QuantizationTracer
+
+    class OwnThreadQuantizationTracer(transforms.OwnThreadTracer, QuantizationTracer):
+        pass
+
+    original = quantize_fx.QuantizationTracer
+    quantize_fx.QuantizationTracer = OwnThreadQuantizationTracer  # type: ignore[misc]  # the name prepare_fx reads
+    try:
+        yield
+    finally:
+        quantize_fx.QuantizationTracer = original  # type: ignore[misc]
 
 
 def _traced(fn: Callable[..., GraphModule], model: nn.Module, mapping: QConfigMapping, example: tuple[torch.Tensor, ...],
             custom: PrepareCustomConfig | None = None) -> GraphModule:
     try:
-        with _TRACE_LOCK, ao_quiet():    # FX tracing patches torch globally: two threads tracing at once both fail
+        with _TRACE_LOCK, _own_thread_tracer(), ao_quiet():    # FX tracing patches torch for every thread
             return fn(model, mapping, example, prepare_custom_config=custom)
     except Exception as exc:  # noqa: BLE001 - FX tracing errors name the Python construct or op
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -22,7 +22,8 @@ def find_pairs(model: nn.Module) -> list[tuple[str, str]]:
     """(conv name, bn name) for each convolution whose only user is a batch norm."""
     import torch.fx
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        with transforms.TRACE_LOCK:     # traced in this thread only, one trace at a time (see OwnThreadTracer)
+            graph = type("OwnThreadTracer", (transforms.OwnThreadTracer, torch.fx.Tracer), {})().trace(model)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means we cannot tell the pairs apart
         raise BadInput(f"the model cannot be traced to find convolution + batch-norm pairs "
                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
