@@ -19,7 +19,9 @@ a model is timed ALTERNATELY in one process with the reference, eager fp32 of th
 (`latency.alternating_ms`), and the speed-up is the median of the per-round ratios with p10-p90.
 Agreement: top-1 agreement and relative output error ||y - y_float|| / ||y_float|| of every cell against its float
 model in eager (the original for `original`/`int8`, the pruned model for the pruned ones) on 64 fixed random
-inputs (seed 1) pushed through the same batch-norm-recalibrated models; random weights, so no accuracy.
+inputs (seed 1); the pruned model's batch norms are recalibrated too (a pruned random-weight CNN otherwise gives one
+class for every input). `classes`: how many distinct top-1 classes the float model gives on those 64 inputs (an
+agreement over few classes says little). Random weights, so no accuracy.
 
     python benchmarks/bench_deploy.py [--models resnet18 ...] [--repeats 30] [--runtimes eager onnxruntime ...]
     python benchmarks/bench_deploy.py --quick          # resnet18 only, 10 repeats: a few minutes on 2 cores
@@ -68,8 +70,14 @@ class Fn(nn.Module):
         return self.fn(x)
 
 
-def build(name: str) -> nn.Module:
-    """A model of the benchmark, random weights (seed 0), batch norms recalibrated on random inputs."""
+def bn_batches() -> list[torch.Tensor]:
+    """The random batches batch-norm statistics are recalibrated on (seed 3), before and after pruning."""
+    gen = torch.Generator().manual_seed(3)
+    return [torch.randn(16, 3, 224, 224, generator=gen) for _ in range(4)]
+
+
+def build(name: str, bn: list[torch.Tensor]) -> nn.Module:
+    """A model of the benchmark, random weights (seed 0), batch norms recalibrated on `bn`."""
     torch.manual_seed(0)
     if MODELS[name] == "timm":
         import timm
@@ -77,8 +85,7 @@ def build(name: str) -> nn.Module:
     else:
         import torchvision
         model = getattr(torchvision.models, name)(weights=None)
-    gen = torch.Generator().manual_seed(3)
-    recalibrate_bn(model, [torch.randn(16, 3, 224, 224, generator=gen) for _ in range(4)])
+    recalibrate_bn(model, bn)
     return model.eval()
 
 
@@ -220,10 +227,12 @@ def agreement_fields(got: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
 
 
 def measure(original: nn.Module, runtimes: list[str], repeats: int, example: torch.Tensor,
-            inputs: list[torch.Tensor], calib: list[torch.Tensor], log: Callable[[str], None] = print
-            ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            inputs: list[torch.Tensor], calib: list[torch.Tensor], bn: list[torch.Tensor],
+            log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every (variant, runtime) cell of one model: latency with spread, speed-up against eager fp32 of the original
-    timed alternately with it, agreement with its float model. Returns (rows, facts about the model)."""
+    timed alternately with it, agreement with its float model. The pruned model's batch norms are recalibrated on
+    `bn` (as after the original's: the pruned layers' inputs changed, and without it a pruned random-weight CNN
+    gives one class for every input). Returns (rows, facts about the model)."""
     from workbench.core.metrics import flops_per_module
     from workbench.core.pruning import structured
     original = original.eval()
@@ -231,7 +240,7 @@ def measure(original: nn.Module, runtimes: list[str], repeats: int, example: tor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structured.prune_once(pruned, example, 0.5, "l1")
-    pruned.eval()
+    recalibrate_bn(pruned, bn)
     macs = [flops_per_module(m, example)[0] // 2 for m in (original, pruned)]
     params = [sum(p.numel() for p in m.parameters()) for m in (original, pruned)]
     facts = {"gmacs": macs[0] / 1e9, "pruned_gmacs": macs[1] / 1e9, "mac_ratio": macs[0] / max(1, macs[1]),
@@ -255,6 +264,7 @@ def measure(original: nn.Module, runtimes: list[str], repeats: int, example: tor
                 log(f"  {variant} on {runtime}: ready in {time.perf_counter() - t0:.1f} s")
                 cells.append((variant, runtime, ready))
                 rows.append({"variant": variant, "runtime": runtime, "int8": quantized, "pruned": is_pruned,
+                             "float_classes": int(refs[is_pruned].argmax(1).unique().numel()),
                              **agreement_fields(outputs(ready, inputs), refs[is_pruned])})
         log(f"  timing {len(cells)} cells alternately, {repeats} rounds")
         times = alternating_ms([m for _, _, m in cells], example, repeats=repeats, max_seconds=3600.0)
@@ -277,7 +287,8 @@ def best_pruned_int8(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 COLUMNS = [("model", "model", ""), ("variant", "variant", ""), ("runtime", "runtime", ""),
            ("median_ms", "ms", ".2f"), ("p10_ms", "p10", ".2f"), ("p90_ms", "p90", ".2f"),
            ("speedup", "speed-up vs eager fp32", ".2f"), ("speedup_p10", "p10", ".2f"), ("speedup_p90", "p90", ".2f"),
-           ("repeats", "n", "d"), ("top1_agreement", "top-1 agree", ".3f"), ("rel_error", "rel. error", ".3f")]
+           ("repeats", "n", "d"), ("top1_agreement", "top-1 agree", ".3f"), ("rel_error", "rel. error", ".3f"),
+           ("float_classes", "classes", "d")]
 
 
 def _load() -> list[float]:
@@ -306,11 +317,12 @@ def main() -> None:
     calib_gen = torch.Generator().manual_seed(2)
     calib = [torch.randn(8, 3, 224, 224, generator=calib_gen) for _ in range(4)]
     example = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    bn = bn_batches()
     rows: list[dict[str, Any]] = []
     models: dict[str, Any] = {}
     for name in args.models:
         print(f"{name}:")
-        model_rows, facts = measure(build(name), runtimes, args.repeats, example, inputs, calib)
+        model_rows, facts = measure(build(name, bn), runtimes, args.repeats, example, inputs, calib, bn)
         best = best_pruned_int8(model_rows)
         facts["best_pruned_int8"] = {k: best[k] for k in ("runtime", "speedup", "speedup_p10", "speedup_p90")} \
             if best else None
@@ -335,7 +347,9 @@ def main() -> None:
     print(f"load average at end (1/5/15 min): {load_after}; {time.perf_counter() - started:.0f} s")
     path = write_result(args.out, {"batch": 1, "image": 224, "threads": LATENCY_THREADS, "repeats": args.repeats,
                                    "agreement_inputs": "64 random N(0,1) inputs (seed 1), batch-norm statistics "
-                                   "recalibrated on random inputs; random weights, so no accuracy",
+                                   "recalibrated on 4 random batches of 16 (seed 3), after pruning too; random "
+                                   "weights, so no accuracy; float_classes: distinct top-1 classes of the float "
+                                   "model on them",
                                    "calibration": "4 random batches of 8 (seed 2), same for torch.ao and onnx_int8",
                                    "runtimes": runtimes, "left_out": {k: v for k, v in available.items() if v},
                                    "load_start": load_before, "load_end": load_after, "models": models,

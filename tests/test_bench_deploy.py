@@ -41,7 +41,7 @@ def test_measure_gives_every_cell_its_ratio_and_agreement() -> None:
     gen = torch.Generator().manual_seed(1)
     inputs = [torch.randn(1, 3, 32, 32, generator=gen) for _ in range(16)]
     calib = [torch.randn(8, 3, 32, 32, generator=gen) for _ in range(2)]
-    rows, facts = bench_deploy.measure(tiny(), ["eager", "onnxruntime"], 5, inputs[0], inputs, calib,
+    rows, facts = bench_deploy.measure(tiny(), ["eager", "onnxruntime"], 5, inputs[0], inputs, calib, calib,
                                        log=lambda _: None)
     assert {(r["variant"], r["runtime"]) for r in rows} == \
         {(v, rt) for v, _, _ in bench_deploy.VARIANTS for rt in ("eager", "onnxruntime")}
@@ -52,6 +52,7 @@ def test_measure_gives_every_cell_its_ratio_and_agreement() -> None:
         assert 0 < r["speedup_p10"] <= r["speedup"] <= r["speedup_p90"] and math.isfinite(r["speedup_p90"])
         assert 0 < r["p10_ms"] <= r["median_ms"] <= r["p90_ms"]
         assert 0.0 <= r["top1_agreement"] <= 1.0 and r["rel_error"] >= 0.0
+        assert 1 <= r["float_classes"] <= 10
         if not r["int8"]:                                     # a float model on another runtime: the same outputs
             assert r["top1_agreement"] == 1.0 and r["rel_error"] < 1e-4
         else:                                                 # really int8: some error, but a sane one
