@@ -180,6 +180,7 @@ class RecipeFiles(_Window):
         except OSError as exc:
             errors.show_error(self, "Cannot save recipe", f"{path}: {exc.strerror or exc}")
             return
+        settings.set_value("recipe", str(Path(path).resolve()))   # a restart reopens it: its model and data settings
         settings.add_recent("recipes", str(Path(path).resolve()))
         self._refresh_menus()
         self._update_title()
