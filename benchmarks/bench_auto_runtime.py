@@ -75,7 +75,8 @@ def main() -> int:
                      "failure": failed, "seconds": round(seconds, 1), "base_val": snaps[0]["val_accuracy"],
                      "candidates": auto.get("candidates"), "int8": auto.get("int8")}
         logs = [e.text for e in events if isinstance(e, Log) and ("latency on onnxruntime" in e.text
-                                                                  or "alone" in e.text or "candidate" in e.text)]
+                                                                  or "alone" in e.text or "candidate" in e.text
+                                                                  or e.text.startswith("trial"))]
         if failed is None:
             claim = snaps[-1]["latency_ratio"]
             chosen = auto["candidates"][auto["chosen"]]
@@ -95,7 +96,7 @@ def main() -> int:
             c = row[key]
             print(f"{key}: {c['value']:.3f} (p10-p90 {c['p10']:.3f}-{c['p90']:.3f}, {c['repeats']} pairs)"
                   f"{' noisy' if c.get('noisy') else ''}")
-    path = write_result("auto_runtime", row)
+    path = write_result(f"auto_runtime_{args.model.split(':')[-1]}_{args.target:g}", row)
     print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
