@@ -26,7 +26,7 @@ agreement over few classes says little). Random weights, so no accuracy.
     python benchmarks/bench_deploy.py [--models resnet18 ...] [--repeats 30] [--runtimes eager onnxruntime ...]
     python benchmarks/bench_deploy.py --quick          # resnet18 only, 10 repeats: a few minutes on 2 cores
 
-Written: benchmarks/results/deploy.json (or --out NAME).
+Written: benchmarks/results/deploy.json (--quick: deploy_quick.json; --out NAME: NAME.json).
 """
 from __future__ import annotations
 
@@ -301,10 +301,11 @@ def main() -> None:
     ap.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="resnet18 only, 10 repeats")
-    ap.add_argument("--out", default="deploy", help="results file name under benchmarks/results (no .json)")
+    ap.add_argument("--out", help="results file under benchmarks/results, no .json (deploy; --quick: deploy_quick)")
     args = ap.parse_args()
     if args.quick:
         args.models, args.repeats = ["resnet18"], min(args.repeats, 10)
+    args.out = args.out or ("deploy_quick" if args.quick else "deploy")
     available = installed(args.runtimes)
     runtimes = [rt for rt, why in available.items() if why is None]
     if "eager" not in runtimes:
