@@ -243,8 +243,10 @@ def measure(original: nn.Module, runtimes: list[str], repeats: int, example: tor
     recalibrate_bn(pruned, bn)
     macs = [flops_per_module(m, example)[0] // 2 for m in (original, pruned)]
     params = [sum(p.numel() for p in m.parameters()) for m in (original, pruned)]
-    facts = {"gmacs": macs[0] / 1e9, "pruned_gmacs": macs[1] / 1e9, "mac_ratio": macs[0] / max(1, macs[1]),
-             "params_m": params[0] / 1e6, "pruned_params_m": params[1] / 1e6, "skipped": {}}
+    skipped: dict[str, str] = {}
+    facts: dict[str, Any] = {"gmacs": macs[0] / 1e9, "pruned_gmacs": macs[1] / 1e9,
+                             "mac_ratio": macs[0] / max(1, macs[1]), "params_m": params[0] / 1e6,
+                             "pruned_params_m": params[1] / 1e6, "skipped": skipped}
     refs = {False: outputs(original, inputs), True: outputs(pruned, inputs)}
     cells: list[tuple[str, str, nn.Module]] = []
     rows: list[dict[str, Any]] = []
@@ -257,9 +259,8 @@ def measure(original: nn.Module, runtimes: list[str], repeats: int, example: tor
                     ready = original if (runtime, variant) == ("eager", "original") else \
                         prepare(runtime, float_model, quantized, example, calib, Path(tmpdir))
                 except Exception as why:  # noqa: BLE001 - a cell that cannot be built is reported, never fatal
-                    facts["skipped"][f"{variant} / {runtime}"] = f"{type(why).__name__}: {why}"[:300]
-                    continue
-                    facts["skipped"][f"{variant} / {runtime}"] = str(why)
+                    skipped[f"{variant} / {runtime}"] = str(why) if isinstance(why, Skip) else \
+                        f"{type(why).__name__}: {why}"[:300]
                     continue
                 log(f"  {variant} on {runtime}: ready in {time.perf_counter() - t0:.1f} s")
                 cells.append((variant, runtime, ready))
