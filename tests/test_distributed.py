@@ -117,3 +117,88 @@ def test_a_command_run_is_followed_like_a_child_run(tmp_path):
     assert isinstance(events[-1], RunFinished) and events[-1].ok
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["environment"]["world_size"] == 2
+
+
+def _alive(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (a zombie waiting for its parent counts as ended)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+@pytest.mark.slow
+def test_a_killed_multi_process_run_leaves_no_process(tmp_path, monkeypatch):
+    """torchrun starts each rank in a session of its own: killing the launcher's process group left the ranks
+    training on. Kill reaches every process the run started."""
+    import time
+
+    from workbench.core.command_run import CommandRun
+    from workbench.core.events import SnapshotSaved
+    from workbench.core.recipe import Recipe
+    marker = f"WORKBENCH_TEST_MARK={tmp_path}"
+    monkeypatch.setenv("WORKBENCH_TEST_MARK", str(tmp_path))
+    recipe = Recipe.from_text(RECIPE.replace("epochs: 1}", "epochs: 50}"))
+    run = CommandRun(recipe, RunOptions(nproc=2, out_dir=str(tmp_path / "run"), device="cpu"))
+    events = run.events()
+    for event in events:
+        if isinstance(event, SnapshotSaved):
+            break
+    ranks = _pids_with(marker, "0") + _pids_with(marker, "1")
+    assert len(ranks) == 2, ranks
+    run.kill()
+    events.close()
+    deadline = time.monotonic() + WAIT_S
+    while _alive(ranks) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(ranks)
+    assert (tmp_path / "run" / "snapshots" / "00-baseline" / "snapshot.json").exists()   # the complete one stays
+
+
+def test_a_process_whose_parent_dies_ends(tmp_path):
+    """A rank whose torchrun was killed (nobody left to stop it) ends itself."""
+    import time
+    ready = tmp_path / "ready"
+    code = ("import subprocess, sys, time\n"
+            "subprocess.Popen([sys.executable, '-c', 'import os, sys, time; from workbench.core.process_tree import "
+            "die_with_parent; die_with_parent(0.05); open(sys.argv[1], \"w\").write(str(os.getpid())); time.sleep(600)', "
+            "sys.argv[1]])\n"
+            "time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(ready)], cwd=ROOT)
+    deadline = time.monotonic() + WAIT_S
+    while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    orphan = int(ready.read_text())                  # written once its parent is being watched
+    assert _alive([orphan])
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + WAIT_S
+    while _alive([orphan]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive([orphan])
+
+
+def test_kill_tree_reaches_a_child_in_a_session_of_its_own(tmp_path):
+    """What torchrun does with its ranks: a signal to the parent's process group would miss this child."""
+    import signal
+    import time
+
+    from workbench.core.process_tree import descendants, kill_tree
+    code = ("import subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    child = int(parent.stdout.readline())
+    assert descendants(parent.pid) == [child]
+    kill_tree(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + WAIT_S
+    while _alive([child]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive([child])

@@ -234,6 +234,9 @@ def _run(args: RunArgs, events: EventsFile | None) -> int:
     if args.tensorboard and main_rank():      # checked first: without TensorBoard installed, exit 2 before any work
         from ..reporting.tensorboard import TensorBoardLogger
         listeners.append(TensorBoardLogger(args.tensorboard))
+    if "TORCHELASTIC_RUN_ID" in os.environ:   # a rank: torchrun killed leaves it nobody to stop it
+        from ..core.process_tree import die_with_parent
+        die_with_parent()
     job = Run(recipe, run_options(args))
     previous = signal.getsignal(signal.SIGINT)
 

@@ -3,7 +3,8 @@
 The GUI starts local multi-process runs this way: `python -m workbench run RECIPE --out DIR --nproc N --events
 DIR/events.jsonl`. Rank 0 appends each event to that file as a JSON line; `CommandRun.events()` reads them back
 as they come, so the GUI shows the run like any other. `cancel()` sends SIGINT to the process group (every
-rank stops at the same step); `kill()` sends SIGKILL. `cluster_commands` gives the torchrun commands that run a
+rank stops at the same step); `kill()` sends SIGKILL to the group and to every process the run started (torchrun's
+ranks run in sessions of their own). `cluster_commands` gives the torchrun commands that run a
 saved recipe on one machine or several (the GUI's Run ▸ Cluster command… shows them).
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .errors import BadInput, ErrorInfo, ErrorKind, UnreadableFile, WorkbenchErr
 from .events import Event, RunError, RunFinished, from_json
 from .io import append_file, open_regular, parse_json
 from .limits import MAX_EVENTS_CHUNK
+from .process_tree import kill_tree
 from .recipe import Recipe
 from .run_handle import RUN_NICE, RunOptions, RunState
 
@@ -136,7 +138,7 @@ class CommandRun:
         """SIGKILL to every process of the run; waits up to KILL_WAIT_S for them: call it off the GUI thread."""
         if self._process and self._process.poll() is None:
             self._finish(RunState.KILLED)
-            os.killpg(self._process.pid, signal.SIGKILL)
+            kill_tree(self._process.pid, signal.SIGKILL)
             self._process.wait(self.KILL_WAIT_S)
 
     def events(self) -> Iterator[Event]:
