@@ -21,6 +21,12 @@ FIG = {"median_ms": 1.234, "p10_ms": 1.1, "p90_ms": 1.42, "repeats": 30, "thread
 NOISY = {"median_ms": 2.0, "p10_ms": 0.9, "p90_ms": 9.5, "repeats": 12, "threads": 1, "batch": 1, "noisy": True}
 
 
+def shown(fig: dict) -> str:
+    """What the table should say for a figure: median (p10–p90), in µs below 1 ms."""
+    scale, unit = (1000, "µs") if fig["median_ms"] < 1 else (1, "ms")
+    return f"{fig['median_ms'] * scale:.3g} {unit} ({fig['p10_ms'] * scale:.3g}–{fig['p90_ms'] * scale:.3g})"
+
+
 def combo_item(combo, name):
     return combo.model().item(combo.findText(name))
 
@@ -71,6 +77,8 @@ def test_runs_table_cells_say_median_and_spread_noisy_and_why_not():
     assert cells[LATENCY_COL - 1].text == "1.23 ms (1.1–1.42)"
     assert (cells[RUNTIME_COL - 1].text, cells[RUNTIME_COL - 1].tip) == ("—", f"onnxruntime: not measured: {why}")
     assert cells[AGREEMENT_COL - 1].text == ""
+    fast = snapshot_cells({"latency": {"eager": {**FIG, "median_ms": 0.0387, "p10_ms": 0.0381, "p90_ms": 0.0464}}})
+    assert fast[LATENCY_COL - 1].text == "38.7 µs (38.1–46.4)"                   # below 1 ms: in µs
     old = snapshot_cells({"latency_ms": 0.5})                       # from before latency had its spread
     assert [old[c - 1].text for c in (LATENCY_COL, RUNTIME_COL)] == ["0.5 ms", ""]
     hostile = snapshot_cells({"latency": {"eager": {"median_ms": "1"}, "x" * 5000: FIG}, "agreement": True})
@@ -134,7 +142,7 @@ def test_a_gui_run_on_onnxruntime_shows_the_runtimes_figures_from_report_json(ma
         assert fig["threads"] == snap["latency"]["eager"]["threads"] == LATENCY_THREADS and fig["batch"] == 1
         item = next(run.child(i) for i in range(run.childCount())
                     if run.child(i).data(0, PATH_ROLE) == str((Path(w.control.out_dir) / snap["path"]).resolve()))
-        want = "noisy" if fig.get("noisy") else f"{fig['median_ms']:.3g} ms ({fig['p10_ms']:.3g}–{fig['p90_ms']:.3g})"
+        want = "noisy" if fig.get("noisy") else shown(fig)
         assert item.text(RUNTIME_COL) == want
         assert f"median {fig['median_ms']:.4g} ms, p10 {fig['p10_ms']:.4g} ms" in item.toolTip(RUNTIME_COL)
         eager = snap["latency"]["eager"]
