@@ -82,3 +82,15 @@ def test_int8_then_state_dict_runs_through_prepare(tmp_path):
     with pytest.raises(BadInput, match=r"stages\[1\] \(export onnx\) cannot follow stages\[0\]"):
         prepare(refused, RunOptions(model="sample:digits_cnn", data="sample:digits", out_dir=tmp_path / "p"))
     assert not (tmp_path / "p").exists()
+
+
+def test_auto_int8_on_onnxruntime_leaves_the_float_model():
+    """On onnxruntime the auto stage's int8 is onnxruntime's own (made at export), so the float exports may follow;
+    the same stage in eager leaves a torch.ao int8 model, which they cannot take."""
+    steps = [(0, s.kind, s.params) for s in Recipe.from_text(
+        "stages:\n  - kind: auto\n    target: {latency: 0.5}\n    methods: [structured, int8]\n").stages]
+    steps.append((1, "export", Recipe.from_text("stages:\n  - kind: export\n    formats: [onnx_int8, onnx]\n")
+                  .stages[0].params))
+    stages.check_order(steps, runtime="onnxruntime")
+    with pytest.raises(BadInput, match=r"stages\[1\] \(export onnx_int8, onnx\) cannot follow stages\[0\] \(auto"):
+        stages.check_order(steps, runtime="eager")

@@ -62,7 +62,7 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
     precision.check(recipe.precision, device)
     runtime = runtimes.usable(o.runtime or recipe.runtime, "--runtime" if o.runtime else "runtime").name   # installed?
     steps = [(i, spec.kind, spec.params) for i, spec in enumerate(recipe.stages) if spec.enabled]
-    stages.check_order(steps)           # a stage that cannot follow an earlier one: refused before any loading
+    stages.check_order(steps, runtime=runtime)   # a stage that cannot follow an earlier one: refused before loading
     seed = recipe.seed if seed is None else seed
     seed_everything(seed)  # untrained architectures are initialised from it
     settings = data_settings(recipe.data, data, model_spec)
@@ -74,7 +74,7 @@ def prepare(recipe: Recipe, options: RunOptions | None = None, cancel: threading
     memory_budget.check_run(loaded, bundle, model_spec, train_batch)   # before stage 0 and before the model first runs
     check_fits(loaded.module, bundle, model_spec)
     if any(getattr(v, "is_quantized", False) for v in loaded.module.state_dict().values()):
-        stages.check_order(steps, stages.INT8)      # an int8 snapshot given as the model
+        stages.check_order(steps, stages.INT8, runtime)      # an int8 snapshot given as the model
     if out_dir is None:
         out_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{recipe.folder_name}"
     session = Session(loaded, bundle, device, seed, out_dir, (cancel.is_set if cancel else None), trust,

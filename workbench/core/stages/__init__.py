@@ -9,7 +9,8 @@
     changes_model=False                       (for stages that leave the model alone: no snapshot after them)
     takes(params, state) -> str | None        (why it cannot take a model in `state`, "float" or "int8", and the fix;
                                                default: float models only)
-    leaves(params, state) -> str              (the state it leaves the model in; default: as it came)
+    leaves(params, state, runtime) -> str     (the state it leaves the model in on the run's deploy runtime;
+                                               default: as it came)
 
 The registry finds the modules by name and checks each descriptor when its module is imported (its kind is the
 module's name, `params` is a dataclass of `param` fields, `run` is callable, a kind registers once), so a new kind
@@ -36,7 +37,7 @@ ORDER = ["train", "evaluate", "prune", "sensitivity", "distill", "quantize", "re
 StageRun = Callable[["Session", Any], Iterator["Event"]]
 Preflight = Callable[["Session", Any], None]
 Takes = Callable[[Any, str], "str | None"]     # (params, model state) -> why the stage cannot take it; None: it can
-Leaves = Callable[[Any, str], str]             # (params, model state in) -> model state out
+Leaves = Callable[[Any, str, str], str]        # (params, model state in, the run's runtime) -> model state out
 
 FLOAT, INT8 = "float", "int8"   # the model states the preflight's order check follows through a recipe
 
@@ -139,16 +140,17 @@ def label(kind: str, params: Any) -> str:
     return f"{kind} {first}" if isinstance(first, str) and first else kind
 
 
-def check_order(steps: list[tuple[int, str, Any]], state: str = FLOAT) -> None:
+def check_order(steps: list[tuple[int, str, Any]], state: str = FLOAT, runtime: str = "eager") -> None:
     """Refuse a stage that cannot follow an earlier one (`steps`: index, kind, params of each enabled stage), naming
-    both stages, why and the fix; `state` is the loaded model's (INT8 for an int8 snapshot)."""
+    both stages, why and the fix; `state` is the loaded model's (INT8 for an int8 snapshot); `runtime` the run's
+    deploy runtime (an `auto` stage's int8 on onnxruntime is onnxruntime's, at export: its model stays float)."""
     made_by = "the loaded model (torch.ao int8)" if state == INT8 else "the model"
     for i, kind, params in steps:
         desc = get(kind)
         why = desc.takes(params, state)
         if why:
             raise RecipeError(f"stages[{i}] ({label(kind, params)}) cannot follow {made_by}: {why}")
-        after = desc.leaves(params, state) if desc.leaves is not None else state
+        after = desc.leaves(params, state, runtime) if desc.leaves is not None else state
         if after != state:
             state, made_by = after, f"stages[{i}] ({label(kind, params)})"
 

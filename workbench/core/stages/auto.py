@@ -325,9 +325,10 @@ def _search(session: Session, p: Params, host: _Host) -> Iterator[Event]:
                       f"{chosen.val_accuracy:.2%} (drop {chosen.drop * 100:.2f} points), {out.spent} epochs used")
 
 
-def leaves(p: Params, state: str) -> str:
-    """The order check: with int8 among its methods the stage may leave a torch.ao int8 model."""
-    return INT8 if "int8" in p.methods else state
+def leaves(p: Params, state: str, runtime: str = "eager") -> str:
+    """The order check: with int8 among its methods the stage may leave a torch.ao int8 model, in eager; on
+    onnxruntime its int8 is onnxruntime's own, made at export, and the model stays float."""
+    return INT8 if "int8" in p.methods and runtime == "eager" else state
 
 
 STAGE = register(StageKind(kind="auto", title="Compress to a budget", description=DESCRIPTION, params=Params,

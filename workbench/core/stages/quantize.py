@@ -229,7 +229,7 @@ def run(session: Session, p: Params) -> Iterator[Event]:
         yield from _float16(session, p)
 
 
-def leaves(p: Params, state: str) -> str:
+def leaves(p: Params, state: str, runtime: str = "eager") -> str:
     """The order check: the int8 methods leave a torch.ao int8 model."""
     return INT8_STATE if p.method in INT8 else state
 
