@@ -27,6 +27,10 @@ def shown(fig: dict) -> str:
     return f"{fig['median_ms'] * scale:.3g} {unit} ({fig['p10_ms'] * scale:.3g}–{fig['p90_ms'] * scale:.3g})"
 
 
+def cell(fig: dict) -> str:
+    return "noisy" if fig.get("noisy") else shown(fig)
+
+
 def combo_item(combo, name):
     return combo.model().item(combo.findText(name))
 
@@ -142,8 +146,16 @@ def test_a_gui_run_on_onnxruntime_shows_the_runtimes_figures_from_report_json(ma
         assert fig["threads"] == snap["latency"]["eager"]["threads"] == LATENCY_THREADS and fig["batch"] == 1
         item = next(run.child(i) for i in range(run.childCount())
                     if run.child(i).data(0, PATH_ROLE) == str((Path(w.control.out_dir) / snap["path"]).resolve()))
-        want = "noisy" if fig.get("noisy") else shown(fig)
+        want = cell(fig)
         assert item.text(RUNTIME_COL) == want
         assert f"median {fig['median_ms']:.4g} ms, p10 {fig['p10_ms']:.4g} ms" in item.toolTip(RUNTIME_COL)
         eager = snap["latency"]["eager"]
         assert f"median {eager['median_ms']:.4g} ms" in item.toolTip(LATENCY_COL)
+    first, last = sorted(w.runs.snapshots)[0], sorted(w.runs.snapshots)[-1]        # Compare: both, with spread
+    dialog = w.compare(first, last)
+    table = dialog.totals_table
+    totals = {table.item(r, 0).text(): [table.item(r, c).text() for c in (1, 2)] for r in range(table.rowCount())}
+    a, b = report["snapshots"][0]["latency"], report["snapshots"][-1]["latency"]
+    assert totals["latency on eager (batch 1)"] == [cell(a["eager"]), cell(b["eager"])]
+    assert totals["latency on onnxruntime (batch 1)"] == [cell(a["onnxruntime"]), cell(b["onnxruntime"])]
+    dialog.close()
