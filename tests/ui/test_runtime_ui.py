@@ -4,10 +4,12 @@ eager and on the runtime ("noisy" and "—" where a number would pretend), int8 
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from PySide6.QtCore import Qt
 from waits import WAIT_MS
 
+from workbench.core import runtimes
 from workbench.core.latency import LATENCY_THREADS
 from workbench.core.runtimes import Runtime
 from workbench.ui.dialogs.compare import latency_rows
@@ -159,3 +161,18 @@ def test_a_gui_run_on_onnxruntime_shows_the_runtimes_figures_from_report_json(ma
     assert totals["latency on eager (batch 1)"] == [cell(a["eager"]), cell(b["eager"])]
     assert totals["latency on onnxruntime (batch 1)"] == [cell(a["onnxruntime"]), cell(b["onnxruntime"])]
     dialog.close()
+
+
+def test_a_run_on_a_runtime_missing_here_is_refused_in_one_line(make_window, qtbot, messages):
+    why = runtimes.get("openvino").missing()
+    if not why:
+        pytest.skip("OpenVINO is installed here")
+    w = make_window(stages=[{"kind": "train", "epochs": 1}])
+    w.doc.set_top("runtime", "openvino")                            # as a recipe naming it would
+    assert w.runtime_combo.currentText() == "openvino" and why in w.runtime_combo.toolTip()
+    assert w.start_run()
+    wait_run(qtbot, w)
+    assert [(t, m.count("\n")) for t, m, _ in messages] == [("Cannot run", 0)]
+    assert messages[0][1].endswith(f"openvino: cannot be used here: {why}") and "workbench[openvino]" in messages[0][1]
+    assert str(Path(w.control.out_dir).resolve()) not in w.runs.runs                   # no row for a run that never ran
+    assert not (Path(w.control.out_dir) / "snapshots").exists()
