@@ -33,8 +33,8 @@ from typing import Any
 
 import torch
 
-from .errors import BadInput, CheckpointError, NeedsTrust
-from .io import read_json
+from .errors import BadInput, CheckpointError, NeedsTrust, clip
+from .io import open_regular, read_json
 from .limits import MAX_REPORT_BYTES
 
 # A zip member may expand this much beyond the archive's size before it is refused as a zip bomb.
@@ -282,17 +282,37 @@ def load_pickle(path: str | Path, trust: bool) -> Any:
         zf.close()
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "GLOBAL" not in str(exc) and "global" not in str(exc):
+    except pickle.UnpicklingError:
+        unsafe = unsafe_globals(path)
+        if unsafe == []:
             raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint") from None
         if not trust:
-            raise refuse(path, "it holds pickled Python objects (not only tensors)") from None
+            named = f": {clip(', '.join(unsafe[:3]), 120)}" if unsafe else " (an old-format checkpoint, not listed)"
+            raise refuse(path, f"it holds pickled Python objects (not only tensors){named}") from None
     except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable program
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({_first_line(exc)})") from None
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any failure here means the file is not a readable program
         raise CheckpointError(f"{path}: cannot be unpickled ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+_LEGACY_MAGIC = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)[2:]   # an old torch.save file's start
+
+
+def unsafe_globals(path: str | Path) -> list[str] | None:
+    """What a `torch.save` file would unpickle beyond weights: the globals torch's weights-only reader refuses, as
+    torch lists them (`get_unsafe_globals_in_checkpoint`); [] when there are none (a weights-only failure is then
+    corruption) or the file is no checkpoint at all; None for an old-format (pre-1.6) checkpoint, which torch
+    cannot list."""
+    if zipfile.is_zipfile(path):
+        try:
+            return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+        except Exception:  # noqa: BLE001 - an archive torch cannot list is corrupt
+            return []
+    with open_regular(path, follow_links=True) as fh:       # torch.load has just read it
+        head = fh.read(2 + len(_LEGACY_MAGIC))
+    return None if head[:1] == b"\x80" and head[2:] == _LEGACY_MAGIC else []
 
 
 def _first_line(exc: BaseException) -> str:
