@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 
 import pytest
@@ -107,6 +108,23 @@ def test_uniform_planner_calibration_and_pareto():
     cal.update(option_cost=-4.0, measured=8.0)           # savings were half what the table said
     assert cal.scale == pytest.approx(0.5)
     assert pareto([(3, 0.9), (1, 0.8), (2, 0.85), (2, 0.7), (4, 0.88)]) == [(1, 0.8), (2, 0.85), (3, 0.9)]
+
+
+def test_scale_calibration_steps_from_the_latest_measurement():
+    """Latency flattens as a model shrinks (per-operator overhead): a line anchored at the unpruned model keeps
+    predicting too low; trials planned from the latest measurement reach the target (the old one: 7 % above)."""
+    def latency(saving: float) -> float:          # 10 unpruned, never below 2
+        return 2 + 8 * math.exp(saving / 8)
+    cal = Calibration(offset=10.0, mode="scale")
+    cal.update(option_cost=-6.0, measured=latency(-6.0))
+    assert cal.predicted(-6.0) == pytest.approx(latency(-6.0))       # through the measurement
+    assert cal.budget(4.0) == pytest.approx(-6.0 + (4.0 - latency(-6.0)) / cal.scale)
+    measured = []
+    for _ in range(5):
+        saving = cal.budget(4.0)
+        measured.append(latency(saving))
+        cal.update(saving, measured[-1])
+    assert measured == sorted(measured, reverse=True) and measured[-1] == pytest.approx(4.0, rel=0.02)
 
 
 @pytest.mark.parametrize("stage,needle", [

@@ -122,18 +122,27 @@ PLANNERS = {"knapsack": knapsack, "uniform": uniform}
 
 @dataclass
 class Calibration:
-    """predicted total = offset + scale x (sum of option costs); `mode` says which one a measurement moves."""
+    """predicted total = offset + scale x (sum of option costs); `mode` says which one a measurement moves.
+
+    In "scale" mode the line goes through the latest measurement (a Newton step with the median slope): latency
+    flattens as a model shrinks (per-operator overhead, int8's quantize/dequantize), so a line anchored at the
+    unpruned model alone keeps predicting too low near the target and the trials stall above it."""
     offset: float
     scale: float = 1.0
     mode: str = "offset"                 # "offset" | "scale"
     history: list[tuple[float, float]] = field(default_factory=list)   # (predicted, measured)
     scales: list[float] = field(default_factory=list)
+    last: tuple[float, float] | None = None     # scale mode: (option cost, measured) of the latest measurement
 
     def predicted(self, option_cost: float) -> float:
+        if self.last is not None:
+            return self.last[1] + self.scale * (option_cost - self.last[0])
         return self.offset + self.scale * option_cost
 
     def budget(self, target: float) -> float:
         """The option-cost budget that the calibrated model predicts meets `target`."""
+        if self.last is not None:
+            return self.last[0] + (target - self.last[1]) / self.scale
         return (target - self.offset) / self.scale
 
     def update(self, option_cost: float, measured: float) -> None:
@@ -145,6 +154,7 @@ class Calibration:
         else:
             self.scales.append(min(5.0, max(0.2, (measured - self.offset) / option_cost)))
             self.scale = float(np.median(self.scales))
+            self.last = (option_cost, measured)
 
 
 @dataclass
