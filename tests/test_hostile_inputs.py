@@ -239,3 +239,24 @@ def test_a_corrupt_image_met_while_training_names_the_file(tmp_path):
             pass
     assert exc.value.message == f"{tmp_path / 'c1' / '05.png'}: not a readable image (unknown format or corrupt)"
 
+
+
+def test_an_image_of_another_size_with_preprocess_none_is_named_from_a_worker(tmp_path):
+    """With `preprocess: none` every image must have the size the folder's images have; one that differs, among
+    those not opened when the folder is loaded, is named when a loader's worker meets it (typed across the worker:
+    the batch comes back as a BadImage, raised as ImageFileError here)."""
+    import io
+
+    from PIL import Image
+
+    from workbench.core.data import ImageFileError, load_data
+    files: dict = {f"c{i % 2}/{i:02d}.png": None for i in range(20)}
+    wide = io.BytesIO()
+    Image.new("RGB", (16, 12), (10, 200, 30)).save(wide, format="PNG")
+    files["c1/05.png"] = wide.getvalue()                   # not among the images checked at load time
+    data = load_data({"spec": f"imagefolder:{H.image_folder(tmp_path, files)}", "preprocess": "none", "workers": 2})
+    with pytest.raises(ImageFileError) as exc:
+        for _ in data.train:
+            pass
+    assert exc.value.message == (f"{tmp_path / 'c1' / '05.png'}: 16x12 pixels; with preprocess none every image "
+                                 "must be 12x12 (or set preprocess's resize and crop)")

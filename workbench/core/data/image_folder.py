@@ -15,6 +15,7 @@ count is checked from its header before it is decoded.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import sys
@@ -49,13 +50,42 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 
 class ImageFileError(SpecError):
-    """An image file that cannot be read. Stays one line when a DataLoader worker re-raises it (the worker
-    passes the message "Caught ImageFileError in DataLoader worker ...\\n<traceback>"; the last line is ours)."""
+    """An image file that cannot be read."""
 
-    def __init__(self, message: str, details: str = "") -> None:
-        if message.startswith("Caught ") and "\n" in message:
-            details, message = message, message.rstrip().splitlines()[-1].partition(": ")[2]
-        super().__init__(message, details)
+
+@dataclasses.dataclass(frozen=True)
+class BadImage:
+    """An image that could not be read, as a loader's worker hands it back: a sample (and then a whole batch) in
+    place of raising, since a worker's exception reaches the loader's process only as the text of its traceback.
+    `ImageLoader` raises it there again as the ImageFileError it was."""
+    message: str
+
+
+def collate(samples: list[Any]) -> Any:
+    """torch's default collation, or the first BadImage of the batch."""
+    from torch.utils.data import default_collate
+    bad = next((s[0] for s in samples if isinstance(s[0], BadImage)), None)
+    return bad if bad is not None else default_collate(samples)
+
+
+class ImageLoader:
+    """A DataLoader of ImageFiles whose batches may be a BadImage: raised as ImageFileError when met. Everything
+    else (len, sampler, dataset, ...) is the loader's."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            if isinstance(batch, BadImage):
+                raise ImageFileError(batch.message)
+            yield batch
 
 
 def read_image(path: str) -> PILImage:
@@ -189,10 +219,13 @@ class ImageFiles(Dataset[tuple[Any, int]]):
 
     def __getitem__(self, i: int) -> tuple[Any, int]:        # (the transformed image, else the image; its class)
         path, label = self.samples[i]
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except ImageFileError as exc:
+            return BadImage(exc.message), label         # raised again, typed, where the batch arrives
         if self.expect and (image.height, image.width) != self.expect:
-            raise ImageFileError(f"{path}: {image.width}x{image.height} pixels; with preprocess none every image must be "
-                                 f"{self.expect[1]}x{self.expect[0]} (or set preprocess's resize and crop)")
+            return BadImage(f"{path}: {image.width}x{image.height} pixels; with preprocess none every image must be "
+                            f"{self.expect[1]}x{self.expect[0]} (or set preprocess's resize and crop)"), label
         return (self.transform(image) if self.transform else image), label
 
 
@@ -333,10 +366,10 @@ def imagefolder(settings: DataSettings, rest: str, seed: int, preprocess: dict[s
             DistributedSampler(subset, shard[1], shard[0], shuffle=shuffle, seed=seed) if shard else None)
         gen = torch.Generator().manual_seed(seed)
         n_workers = 0 if split == "calib" else workers
-        return DataLoader(subset, batch_size, shuffle=shuffle and sampler is None, sampler=sampler, generator=gen,
-                          num_workers=n_workers, pin_memory=pin, persistent_workers=n_workers > 0,
-                          prefetch_factor=4 if n_workers else None,
-                          multiprocessing_context=loader_context() if n_workers else None)
+        return ImageLoader(DataLoader(subset, batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                                      generator=gen, num_workers=n_workers, pin_memory=pin, collate_fn=collate,
+                                      persistent_workers=n_workers > 0, prefetch_factor=4 if n_workers else None,
+                                      multiprocessing_context=loader_context() if n_workers else None))
 
     sizes = {k: len(v[1]) for k, v in parts.items()}
     indices = {} if "test" in pools else {k: parts[k][1] for k in ("train", "val", "test")}
