@@ -191,3 +191,12 @@ def test_what_this_fuzzer_found_stays_fixed():
     for kind, name, value in (("prune", "rewind", 2**63), ("distill", "teacher", 10**12), ("restructure", "rank", 10**400)):
         with pytest.raises(RecipeError, match=rf"^stages\[0\]\.{name}: must be"):             # were accepted
             parse_stage({"kind": kind, name: value}, "stages[0]")
+
+
+def test_a_hostile_mapping_key_is_escaped_in_the_message():
+    """Found by the fuzzer above: a key of a mapping field went into the error's path as it was (an ANSI escape)."""
+    from workbench.core.errors import RecipeError
+    from workbench.core.recipe import Recipe
+    with pytest.raises(RecipeError) as exc:
+        Recipe.from_dict({"stages": [{"kind": "distill", "teacher": "input", "losses": {"\x1b[2J\n": None}}]})
+    assert exc.value.message == "stages[0].losses.\\x1b[2J\\n: expected a number, got None"

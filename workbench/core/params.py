@@ -14,8 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, field, fields
 from typing import Any
 
-from .errors import RecipeError
+from .errors import RecipeError, clip
 from .limits import MAX_ITEMS, MAX_TEXT_CHARS, short
+
+
+def _at(path: str, key: Any) -> str:
+    """`path.key` for an error message, the key one printable line however hostile (a recipe's mapping keys)."""
+    return f"{path}.{clip(str(key), 60)}"
 
 
 def param(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
@@ -91,7 +96,7 @@ def _finite_everywhere(value: Any, path: str) -> None:
         raise _Mismatch(path, f"must be a finite number, got {value}")
     if isinstance(value, dict):
         for k, v in value.items():
-            _finite_everywhere(v, f"{path}.{k}")
+            _finite_everywhere(v, _at(path, k))
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             _finite_everywhere(v, f"{path}[{i}]")
@@ -156,14 +161,14 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         key_tp, val_tp = typing.get_args(tp) or (Any, Any)
         if not isinstance(value, dict):
             raise _Mismatch(path, f"expected a mapping, got {short(value)}")
-        return {_coerce(k, key_tp, f"{path}"): _coerce(v, val_tp, f"{path}.{k}") for k, v in value.items()}
+        return {_coerce(k, key_tp, f"{path}"): _coerce(v, val_tp, _at(path, k)) for k, v in value.items()}
     raise _Mismatch(path, f"unsupported type {tp}")
 
 
 def _check_numbers(value: Any, meta: Mapping[str, Any], path: str) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
-            _check_numbers(v, meta, f"{path}.{k}")
+            _check_numbers(v, meta, _at(path, k))
         return
     if isinstance(value, list):
         for i, v in enumerate(value):
@@ -233,7 +238,7 @@ def build(cls: type, raw: dict[str, Any], path: str, kind: str = "") -> Any:
             import difflib
             close = difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(sorted(names))})"
-            raise RecipeError(f"{path}.{key}: unknown field for {kind or cls.__qualname__}{hint}")
+            raise RecipeError(f"{_at(path, key)}: unknown field for {kind or cls.__qualname__}{hint}")
     values = {}
     for f, tp in known:
         values[f.name] = check_value(f, tp, raw[f.name], f"{path}.{f.name}") if f.name in raw else default_of(f)
