@@ -165,7 +165,8 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
     def open_data_dialog(self) -> OpenDataDialog:
         """The data and its settings, pre-filled from the recipe's `data:` (with the open data's spec)."""
         current = self.doc.data_settings(self.state.data_spec)
-        self._data_dialog = dialog = OpenDataDialog(self, current or "", settings.recent("data"))
+        self._data_dialog = dialog = OpenDataDialog(self, current or "", settings.recent("data"),
+                                                    settings.remembered_data)
         dialog.accepted.connect(lambda: self.set_data_settings(dialog.settings(), current))
         dialog.open()
         return dialog
@@ -183,10 +184,7 @@ class MainWindow(RecipeFiles, RunFrom, QMainWindow):
 
     def _data_changed(self, spec: str) -> None:
         pending, self._pending_data = self._pending_data, None
-        if pending is not None and pending.spec == spec:
-            self.doc.set_data_settings(pending)
-        settings.set_value("data", spec)
-        settings.add_recent("data", spec)
+        self.data_opened(spec, pending if pending is not None and pending.spec == spec else None)   # + remembered
         self._update_title()
 
     def fork(self, snapshot: str) -> None:

@@ -6,6 +6,9 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from ..core.data.settings import DataSettings, parse_settings
+from ..core.errors import RecipeError
+
 ORG, APP = "workbench", "workbench"
 MAX_RECENT = 10
 
@@ -54,6 +57,63 @@ def remember_model(spec: str, options: dict | None = None) -> None:
 
 
 REMEMBERED = ("arch", "replace_head")
+MAX_OPTIONS_TEXT = 1_000_000       # a remembered-options value longer than this is not read at all
+
+
+def _options(key: str) -> dict:
+    """The JSON mapping spec -> options kept under `key`; {} when it is missing, too long, or not a mapping."""
+    text = value(key, "{}")
+    if not isinstance(text, str) or len(text) > MAX_OPTIONS_TEXT:
+        return {}
+    try:
+        known = json.loads(text)
+    except (ValueError, RecursionError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def data_options(spec: str) -> dict:
+    """The data settings `spec` was last used with (workers, image size, preprocessing, ...), so Open data's recent
+    list and a restart reopen it the same way (see _checked_data: hostile values are dropped)."""
+    return _checked_data(spec, _options("recent/data_options").get(spec))
+
+
+def _checked_data(spec: str, stored) -> dict:
+    """Only known settings, each one the recipe's parser accepts (a wrong type, an out-of-range number or an
+    unknown key is dropped), at their non-default values, never the spec itself."""
+    if not isinstance(stored, dict):
+        return {}
+    names = {f for f in DataSettings.__dataclass_fields__ if f != "spec"}
+    kept = {}
+    for key, val in stored.items():
+        try:
+            if key in names and val is not None:
+                parse_settings({"spec": spec, key: val})
+                kept[key] = val
+        except (RecipeError, TypeError, ValueError, RecursionError):
+            continue
+    try:
+        checked = parse_settings({"spec": spec, **kept}).to_dict()
+    except (RecipeError, TypeError, ValueError):      # settings that do not go together (a crop larger than the size)
+        return {}
+    return {k: v for k, v in checked.items() if k != "spec"}
+
+
+def remembered_data(spec: str) -> DataSettings | None:
+    """`spec` with its remembered data settings (a DataSettings), or None when none are remembered."""
+    options = data_options(spec)
+    return parse_settings({"spec": spec, **options}) if options else None
+
+
+def remember_data(spec: str, options: dict | None = None) -> None:
+    """`spec` at the top of the recent data, with the settings the recipe now has for it (see data_options); the
+    remembered settings are bounded to the recent list."""
+    add_recent("data", spec)
+    known = {k: v for k, v in _options("recent/data_options").items() if k in recent("data") and k != spec}
+    kept = _checked_data(spec, options or {})
+    if kept:
+        known[spec] = kept
+    set_value("recent/data_options", json.dumps(known))
 
 
 def value(key: str, default=None):

@@ -4,6 +4,8 @@ model's own or the default, set here, or none). The result is a `DataSettings`, 
 `parse_settings` (the recipe's parser); an invalid one is said under the fields and OK stays disabled."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
@@ -66,8 +68,10 @@ def _spin(name: str, special: str) -> QSpinBox:
 class OpenDataDialog(QDialog):
     """A data spec and its settings; `settings()` is the result (None while they are invalid)."""
 
-    def __init__(self, parent=None, current: str | DataSettings = "", recent: list[str] | None = None) -> None:
+    def __init__(self, parent=None, current: str | DataSettings = "", recent: list[str] | None = None,
+                 remembered: Callable[[str], DataSettings | None] | None = None) -> None:
         super().__init__(parent)
+        self.remembered = remembered       # a recent spec picked from the list -> the settings it was last used with
         self.setWindowTitle("Open data")
         self.setMinimumWidth(560)
         self.combo = QComboBox(editable=True)
@@ -116,6 +120,7 @@ class OpenDataDialog(QDialog):
         layout.addWidget(self.buttons)
         self.set_settings(current if isinstance(current, DataSettings) else DataSettings(current or "sample:digits"))
         self.combo.currentTextChanged.connect(self._validate)
+        self.combo.textActivated.connect(self._picked)
         self.val_fraction.valueChanged.connect(self._validate)
         self.augment.currentIndexChanged.connect(self._validate)
         for box in (*self.spins.values(), self.resize_side, self.crop):
@@ -158,6 +163,12 @@ class OpenDataDialog(QDialog):
         if folder:
             prefix = self.combo.currentText().partition(":")[0] or "imagefolder"
             self.combo.setCurrentText(f"{prefix}:{folder}")
+
+    def _picked(self, spec: str) -> None:
+        """A spec picked from the list: the fields take the settings it was last used with, when remembered."""
+        chosen = self.remembered(spec) if self.remembered else None
+        if chosen is not None:
+            self.set_settings(chosen)
 
     # --- the settings <-> the fields ---------------------------------------------------------------------
     def set_settings(self, settings: DataSettings) -> None:

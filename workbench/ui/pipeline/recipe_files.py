@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog
 
+from ...core.data.settings import DataSettings
 from ...core.errors import RecipeError
 from ...core.resources import in_package, recipe_path
 from .. import settings
@@ -52,6 +53,32 @@ class RecipeFiles(_Window):
             self.doc.set_value(0, "epochs", 1)
             self.doc.add_stage("export")
             self.doc.undo_stack.clear()
+        if self.apply_remembered_data(self.state.data_spec, other_spec=not path):   # not an edit to undo
+            self.doc.undo_stack.clear()
+
+    def apply_remembered_data(self, spec: str | None, other_spec: bool = True) -> bool:
+        """The data `spec` is reopened (a restart, a plain spec opened): its remembered settings (workers, image
+        size, preprocessing, ...) become the recipe's `data:` unless the recipe has settings of its own for that
+        spec (those win; with `other_spec` False, its settings for any spec win: a recipe asked for by name, whose
+        data the window asks about). True when they were applied."""
+        own = self.doc.data_settings()
+        remembered = settings.remembered_data(spec) if spec else None
+        if remembered is None or (own is not None and not own.plain() and (own.spec == spec or not other_spec)):
+            return False
+        self.doc.set_data_settings(remembered)
+        return True
+
+    def data_opened(self, spec: str, chosen: DataSettings | None = None) -> None:
+        """The data `spec` was opened: the settings chosen for it (Open data) become the recipe's `data:`, else its
+        remembered ones (apply_remembered_data); what the recipe then has for it is remembered for Recent and a
+        restart."""
+        if chosen is not None:
+            self.doc.set_data_settings(chosen)
+        else:
+            self.apply_remembered_data(spec)
+        settings.set_value("data", spec)
+        current = self.doc.data_settings(spec)
+        settings.remember_data(spec, current.to_dict() if current else {})
 
     def _start_model(self, model: str | None, arch: str | None) -> tuple[str, str | None, bool, bool]:
         """The model asked for (with its architecture), else the recipe's, else the last one open, as it was opened
