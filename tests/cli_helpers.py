@@ -58,19 +58,21 @@ def _context():
     return ctx
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """`workbench ARGS...`; returns a CompletedProcess (stdout, stderr, returncode)."""
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = WAIT_S) -> subprocess.CompletedProcess:
+    """`workbench ARGS...` (with `env` instead of this process's environment when given); returns a CompletedProcess
+    (stdout, stderr, returncode); a command still going after `timeout` seconds is killed (TimeoutExpired)."""
     argv = ["workbench", *args]
     with tempfile.TemporaryDirectory(prefix="wb-cli-") as tmp:
         out, err = Path(tmp) / "out", Path(tmp) / "err"
         out.touch(), err.touch()
-        process = _context().Process(target=_command, args=(list(args), str(cwd or ROOT), dict(os.environ),
+        process = _context().Process(target=_command, args=(list(args), str(cwd or ROOT), dict(os.environ if env is None else env),
                                                             str(out), str(err)))
         process.start()
-        process.join(WAIT_S)
+        process.join(timeout)
         if process.exitcode is None:
             process.kill()
             process.join()
-            raise subprocess.TimeoutExpired(argv, WAIT_S)
-        return subprocess.CompletedProcess(argv, process.exitcode, out.read_text(errors="replace"),
-                                           err.read_text(errors="replace"))
+            raise subprocess.TimeoutExpired(argv, timeout)
+        return subprocess.CompletedProcess(argv, process.exitcode, out.read_text(errors="backslashreplace"),
+                                           err.read_text(errors="backslashreplace"))

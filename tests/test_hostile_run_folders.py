@@ -9,11 +9,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import ROOT
+from cli_helpers import run_cli
 from prune_helpers import assert_ok, run_recipe
 
 from workbench.core import io, limits
@@ -33,9 +32,8 @@ DEEP = "[" * 100_000 + "]" * 100_000
 
 
 def cli(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
-    """`workbench ARGS` in a subprocess; a hang fails the test at `timeout` instead of blocking the suite."""
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, errors="backslashreplace")
+    """`workbench ARGS` in a process of its own; a hang fails the test at `timeout` instead of blocking the suite."""
+    return run_cli(*args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import os
 import pytest
 import torch
 from safetensors.torch import save_file
-from waits import WAIT_S
 
 from workbench.core import zoo
 from workbench.core.errors import CheckpointError, SpecError
@@ -28,11 +27,8 @@ def offline(monkeypatch, tmp_path):
 
 def _cli(*args, tmp_path):
     env = {**os.environ, **OFFLINE, "TORCH_HOME": str(tmp_path / "torch"), "HF_HOME": str(tmp_path / "hf")}
-    import subprocess
-    import sys
-
-    from cli_helpers import ROOT
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=WAIT_S)
+    from cli_helpers import run_cli
+    return run_cli(*args, env=env)
 
 
 @pytest.mark.parametrize("name, params", [("resnet50", 25_557_032), ("vit_small_patch16_224", 22_050_664)])
